@@ -1,0 +1,65 @@
+package schema
+
+import (
+	"entgo.io/contrib/entgql"
+	"entgo.io/ent"
+	"entgo.io/ent/privacy"
+	"entgo.io/ent/schema"
+	"entgo.io/ent/schema/edge"
+	"entgo.io/ent/schema/field"
+
+	"github.com/wagate/wagate/internal/rule"
+)
+
+// Organization owns WhatsApp sessions, API keys and webhooks; people reach them as members.
+type Organization struct{ ent.Schema }
+
+func (Organization) Mixin() []ent.Mixin { return []ent.Mixin{withID("org"), timeMixin{}} }
+
+func (Organization) Fields() []ent.Field {
+	return []ent.Field{
+		field.String("name").MaxLen(100).NotEmpty().
+			Annotations(entgql.OrderField("NAME")),
+		field.String("slug").MaxLen(64).NotEmpty().Unique(),
+		// Settings are exposed together as Organization.settings.
+		field.String("timezone").Default("UTC").
+			Annotations(entgql.Skip(entgql.SkipAll)),
+		field.String("date_format").Default("YYYY-MM-DD").
+			Annotations(entgql.Skip(entgql.SkipAll)),
+		field.Bool("mask_phone_numbers").Default(false).
+			Annotations(entgql.Skip(entgql.SkipAll)),
+		// Personal marks the organization created at sign-up.
+		field.Bool("personal").Default(false).Immutable(),
+	}
+}
+
+func (Organization) Edges() []ent.Edge {
+	return []ent.Edge{
+		edge.To("members", Membership.Type).
+			Annotations(entgql.RelayConnection(), entgql.Skip(entgql.SkipWhereInput|entgql.SkipMutationCreateInput|entgql.SkipMutationUpdateInput)),
+		edge.To("sessions", Session.Type).
+			Annotations(entgql.RelayConnection(), entgql.Skip(entgql.SkipWhereInput|entgql.SkipMutationCreateInput|entgql.SkipMutationUpdateInput)),
+		edge.From("selected_by", User.Type).Ref("selected_organization").
+			Annotations(entgql.Skip(entgql.SkipAll)),
+	}
+}
+
+func (Organization) Annotations() []schema.Annotation {
+	return []schema.Annotation{entgql.RelayConnection()}
+}
+
+func (Organization) Policy() ent.Policy {
+	return privacy.Policy{
+		Query: privacy.QueryPolicy{
+			rule.AllowSystem(),
+			rule.DenyAnonymous(),
+			rule.AllowOversight(),
+			rule.FilterMemberOrgs(rule.FieldID),
+		},
+		Mutation: privacy.MutationPolicy{
+			rule.AllowSystem(),
+			rule.DenyAnonymous(),
+			rule.OrganizationMutation(),
+		},
+	}
+}

@@ -1,0 +1,64 @@
+package schema
+
+import (
+	"entgo.io/contrib/entgql"
+	"entgo.io/ent"
+	"entgo.io/ent/privacy"
+	"entgo.io/ent/schema"
+	"entgo.io/ent/schema/edge"
+	"entgo.io/ent/schema/field"
+
+	"github.com/wagate/wagate/internal/gid"
+	"github.com/wagate/wagate/internal/rule"
+)
+
+// User is a person with an account. Users belong to organizations through memberships.
+type User struct{ ent.Schema }
+
+func (User) Mixin() []ent.Mixin { return []ent.Mixin{withID("usr"), timeMixin{}} }
+
+func (User) Fields() []ent.Field {
+	return []ent.Field{
+		// Stored lower-cased, so the unique index makes addresses unique case-insensitively.
+		field.String("email").MaxLen(254).NotEmpty().Unique().
+			Annotations(entgql.OrderField("EMAIL")),
+		field.String("name").MaxLen(200).Default(""),
+		field.String("password_hash").Sensitive().NotEmpty().
+			Annotations(entgql.Skip(entgql.SkipAll)),
+		field.Bool("is_super_admin").Default(false),
+		field.Bool("disabled").Default(false),
+		field.String("selected_organization_id").GoType(gid.ID("")).Optional().Nillable().
+			Annotations(entgql.Skip(entgql.SkipAll)),
+	}
+}
+
+func (User) Edges() []ent.Edge {
+	return []ent.Edge{
+		edge.To("memberships", Membership.Type).
+			Annotations(entgql.Skip(entgql.SkipAll)),
+		edge.To("auth_tokens", AuthToken.Type).
+			Annotations(entgql.Skip(entgql.SkipAll)),
+		edge.To("selected_organization", Organization.Type).Unique().Field("selected_organization_id").
+			Annotations(entgql.Skip(entgql.SkipAll)),
+	}
+}
+
+func (User) Annotations() []schema.Annotation {
+	return []schema.Annotation{entgql.RelayConnection()}
+}
+
+func (User) Policy() ent.Policy {
+	return privacy.Policy{
+		Query: privacy.QueryPolicy{
+			rule.AllowSystem(),
+			rule.DenyAnonymous(),
+			rule.AllowOversight(),
+			rule.FilterVisibleUsers(),
+		},
+		Mutation: privacy.MutationPolicy{
+			rule.AllowSystem(),
+			rule.DenyAnonymous(),
+			rule.UserMutation(),
+		},
+	}
+}

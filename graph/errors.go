@@ -1,0 +1,87 @@
+package graph
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"entgo.io/ent/privacy"
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/99designs/gqlgen/graphql/errcode"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/wagate/wagate/ent"
+	"github.com/wagate/wagate/internal/apperr"
+)
+
+// errorPresenter gives every error one of the API's codes in extensions.code. Only errors
+// made for the caller (apperr, privacy, ent's not-found/validation/constraint, malformed
+// input) keep their message; anything else is logged and shown as INTERNAL.
+func errorPresenter(log *slog.Logger) graphql.ErrorPresenterFunc {
+	return func(ctx context.Context, err error) *gqlerror.Error {
+		gqlErr := graphql.DefaultErrorPresenter(ctx, err)
+		code, msg, field := classify(ctx, err, gqlErr)
+		if code == apperr.Internal {
+			log.ErrorContext(ctx, "graphql request failed", "err", err, "path", gqlErr.Path.String())
+			msg = "internal error"
+		}
+		gqlErr.Message = msg
+		if gqlErr.Extensions == nil {
+			gqlErr.Extensions = map[string]any{}
+		}
+		if prev, ok := gqlErr.Extensions["code"]; ok && prev != code {
+			gqlErr.Extensions["reason"] = prev
+		}
+		gqlErr.Extensions["code"] = code
+		if field != "" {
+			gqlErr.Extensions["field"] = field
+		}
+		return gqlErr
+	}
+}
+
+func classify(ctx context.Context, err error, gqlErr *gqlerror.Error) (apperr.Code, string, string) {
+	var ae *apperr.Error
+	var nf *ent.NotFoundError
+	var ve *ent.ValidationError
+	switch {
+	case errors.As(err, &ae):
+		return ae.Code, ae.Message, ae.Field
+	case errors.Is(err, privacy.Deny):
+		return apperr.Forbidden, "your role does not allow this", ""
+	case errors.As(err, &nf):
+		return apperr.NotFound, "not found", ""
+	case errors.As(err, &ve):
+		return apperr.BadUserInput, fmt.Sprintf("invalid value for %s", ve.Name), ve.Name
+	case ent.IsConstraintError(err):
+		return apperr.Conflict, "this conflicts with existing data", ""
+	}
+	switch gqlErr.Extensions["code"] {
+	case errcode.ValidationFailed, errcode.ParseFailed:
+		return apperr.BadUserInput, gqlErr.Message, ""
+	}
+	if inputError(ctx, gqlErr) {
+		return apperr.BadUserInput, gqlErr.Message, ""
+	}
+	return apperr.Internal, "", ""
+}
+
+// inputError reports whether gqlErr was raised while decoding an argument of the current
+// field: gqlgen reports those on a path that extends the field's own path with the
+// argument's name, whereas resolver errors sit on the field's path.
+func inputError(ctx context.Context, gqlErr *gqlerror.Error) bool {
+	fc := graphql.GetFieldContext(ctx)
+	if fc == nil {
+		return false
+	}
+	return len(gqlErr.Path) > len(fc.Path())
+}
+
+// recoverFunc turns a panic in a resolver into an INTERNAL error instead of a crash.
+func recoverFunc(log *slog.Logger) graphql.RecoverFunc {
+	return func(ctx context.Context, p any) error {
+		log.ErrorContext(ctx, "panic in resolver", "panic", p)
+		return apperr.New(apperr.Internal, "internal error")
+	}
+}

@@ -1,0 +1,275 @@
+// Package auth authenticates callers: passwords, session tokens, and the HTTP middleware
+// that turns a request's credentials into the viewer every privacy rule reads.
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/mail"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/wagate/wagate/ent"
+	"github.com/wagate/wagate/ent/authtoken"
+	"github.com/wagate/wagate/ent/membership"
+	"github.com/wagate/wagate/ent/user"
+	"github.com/wagate/wagate/internal/apperr"
+	"github.com/wagate/wagate/internal/database"
+	"github.com/wagate/wagate/internal/gid"
+	"github.com/wagate/wagate/internal/viewer"
+)
+
+// Config tunes authentication.
+type Config struct {
+	// TokenTTL is how long a session token stays valid; 0 means 30 days.
+	TokenTTL time.Duration
+	// Hash sets the argon2id cost of new password hashes; zero means DefaultHashParams.
+	Hash HashParams
+}
+
+// Service authenticates users.
+type Service struct {
+	client *ent.Client
+	ttl    time.Duration
+	hash   HashParams
+	// dummyHash is checked for unknown e-mail addresses, so an unknown address takes as
+	// long to refuse as a wrong password.
+	dummyHash string
+	now       func() time.Time
+}
+
+// New returns a Service.
+func New(client *ent.Client, cfg Config) (*Service, error) {
+	s := &Service{client: client, ttl: cfg.TokenTTL, hash: cfg.Hash, now: time.Now}
+	if s.ttl <= 0 {
+		s.ttl = 30 * 24 * time.Hour
+	}
+	if s.hash == (HashParams{}) {
+		s.hash = DefaultHashParams
+	}
+	h, err := HashPassword("wagate-dummy-password", s.hash)
+	if err != nil {
+		return nil, err
+	}
+	s.dummyHash = h
+	return s, nil
+}
+
+// Password limits: the floor keeps guessable passwords out; the ceiling bounds hashing work.
+const (
+	minPasswordLen = 10
+	maxPasswordLen = 256
+)
+
+// errBadCredentials is the one answer for an unknown e-mail, a wrong password and a disabled
+// account, so log-in does not tell which addresses have accounts.
+var errBadCredentials = apperr.New(apperr.Unauthenticated, "wrong e-mail or password")
+
+// NormalizeEmail validates an e-mail address and returns its canonical (lower-case) form.
+func NormalizeEmail(field, email string) (string, error) {
+	email = strings.TrimSpace(email)
+	addr, err := mail.ParseAddress(email)
+	if err != nil || addr.Address != email || len(email) > 254 || !strings.Contains(email, "@") {
+		return "", apperr.Invalid(field, "%q is not a valid e-mail address", truncate(email, 80))
+	}
+	return strings.ToLower(email), nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+// HashNewPassword checks the password policy and hashes password.
+func (s *Service) HashNewPassword(field, password string) (string, error) {
+	n := utf8.RuneCountInString(password)
+	if n < minPasswordLen {
+		return "", apperr.Invalid(field, "the password must have at least %d characters", minPasswordLen)
+	}
+	if len(password) > maxPasswordLen {
+		return "", apperr.Invalid(field, "the password must have at most %d bytes", maxPasswordLen)
+	}
+	h, err := HashPassword(password, s.hash)
+	if err != nil {
+		return "", fmt.Errorf("hashing password: %w", err)
+	}
+	return h, nil
+}
+
+// Session is a freshly issued session token.
+type Session struct {
+	Token     string
+	ExpiresAt time.Time
+	User      *ent.User
+}
+
+// IssueToken creates a session token for u.
+func (s *Service) IssueToken(ctx context.Context, u *ent.User) (*Session, error) {
+	token, hash := newSessionToken()
+	expires := s.now().Add(s.ttl)
+	err := database.Client(ctx, s.client).AuthToken.Create().
+		SetUserID(u.ID).
+		SetTokenHash(hash).
+		SetExpiresAt(expires).
+		SetUserAgent(truncate(userAgent(ctx), 250)).
+		Exec(viewer.System(ctx, "issue-token"))
+	if err != nil {
+		return nil, fmt.Errorf("storing session token: %w", err)
+	}
+	// The rest of this request acts as u, so `signUp { user { memberships } }` and
+	// `logIn { organization { … } }` answer for the new session.
+	v, err := s.userViewer(ctx, u, "")
+	if err != nil {
+		return nil, err
+	}
+	*viewer.FromContext(ctx) = *v
+	return &Session{Token: token, ExpiresAt: expires, User: u}, nil
+}
+
+// LogIn checks an e-mail and password and issues a session token.
+func (s *Service) LogIn(ctx context.Context, email, password string) (*Session, error) {
+	sys := viewer.System(ctx, "log-in")
+	email = strings.ToLower(strings.TrimSpace(email))
+	u, err := database.Client(ctx, s.client).User.Query().Where(user.Email(email)).Only(sys)
+	switch {
+	case ent.IsNotFound(err):
+		_, _ = CheckPassword(s.dummyHash, password)
+		return nil, errBadCredentials
+	case err != nil:
+		return nil, fmt.Errorf("looking up user: %w", err)
+	}
+	ok, err := CheckPassword(u.PasswordHash, password)
+	if err != nil {
+		return nil, fmt.Errorf("checking password of %s: %w", u.ID, err)
+	}
+	if !ok || u.Disabled {
+		return nil, errBadCredentials
+	}
+	return s.IssueToken(ctx, u)
+}
+
+// LogOut revokes the token the request was made with.
+func (s *Service) LogOut(ctx context.Context) error {
+	hash, ok := ctx.Value(tokenHashKey{}).([]byte)
+	if !ok {
+		return apperr.New(apperr.Unauthenticated, "log-out needs a session token")
+	}
+	_, err := database.Client(ctx, s.client).AuthToken.Delete().
+		Where(authtoken.TokenHash(hash)).Exec(viewer.System(ctx, "log-out"))
+	if err != nil {
+		return fmt.Errorf("revoking token: %w", err)
+	}
+	return nil
+}
+
+type (
+	tokenHashKey struct{}
+	userAgentKey struct{}
+)
+
+func userAgent(ctx context.Context) string {
+	ua, _ := ctx.Value(userAgentKey{}).(string)
+	return ua
+}
+
+// errInvalidToken covers unknown, expired and revoked tokens alike.
+var errInvalidToken = apperr.New(apperr.Unauthenticated, "invalid or expired token: log in again")
+
+// Resolve turns a bearer credential and an optional organization override into a viewer.
+// An empty credential gives the anonymous viewer.
+func (s *Service) Resolve(ctx context.Context, credential string, orgOverride string) (context.Context, *viewer.Viewer, error) {
+	if credential == "" {
+		return ctx, &viewer.Viewer{}, nil
+	}
+	if !strings.HasPrefix(credential, SessionTokenPrefix) {
+		return ctx, nil, errInvalidToken
+	}
+	sys := viewer.System(ctx, "authenticate")
+	hash := HashToken(credential)
+	tok, err := s.client.AuthToken.Query().Where(authtoken.TokenHash(hash)).WithUser().Only(sys)
+	switch {
+	case ent.IsNotFound(err):
+		return ctx, nil, errInvalidToken
+	case err != nil:
+		return ctx, nil, fmt.Errorf("looking up token: %w", err)
+	}
+	if !tok.ExpiresAt.After(s.now()) {
+		return ctx, nil, errInvalidToken
+	}
+	u := tok.Edges.User
+	if u.Disabled {
+		return ctx, nil, apperr.New(apperr.Unauthenticated, "this account is disabled")
+	}
+	v, err := s.userViewer(ctx, u, orgOverride)
+	if err != nil {
+		return ctx, nil, err
+	}
+	return context.WithValue(ctx, tokenHashKey{}, hash), v, nil
+}
+
+// userViewer loads u's memberships and picks the organization the request acts in: the
+// override, else the user's selection, else their oldest membership.
+func (s *Service) userViewer(ctx context.Context, u *ent.User, orgOverride string) (*viewer.Viewer, error) {
+	mems, err := database.Client(ctx, s.client).Membership.Query().Where(membership.UserID(u.ID)).
+		Order(ent.Asc(membership.FieldCreatedAt), ent.Asc(membership.FieldID)).All(viewer.System(ctx, "authenticate"))
+	if err != nil {
+		return nil, fmt.Errorf("loading memberships: %w", err)
+	}
+	v := &viewer.Viewer{
+		Kind:       viewer.KindUser,
+		UserID:     u.ID,
+		Email:      u.Email,
+		SuperAdmin: u.IsSuperAdmin,
+		Orgs:       make(map[gid.ID]viewer.Role, len(mems)),
+	}
+	for _, m := range mems {
+		v.Orgs[m.OrganizationID] = m.Role
+	}
+	switch {
+	case orgOverride != "":
+		id, err := gid.Parse(orgOverride)
+		if err != nil || v.Orgs[id] == "" {
+			return nil, apperr.New(apperr.NotFound, "organization %q not found", truncate(orgOverride, 40))
+		}
+		v.OrgID = id
+	case u.SelectedOrganizationID != nil && v.Orgs[*u.SelectedOrganizationID] != "":
+		v.OrgID = *u.SelectedOrganizationID
+	case len(mems) > 0:
+		v.OrgID = mems[0].OrganizationID
+	}
+	v.Role = v.Orgs[v.OrgID]
+	return v, nil
+}
+
+// PurgeExpired deletes expired session tokens.
+func (s *Service) PurgeExpired(ctx context.Context) (int, error) {
+	n, err := s.client.AuthToken.Delete().Where(authtoken.ExpiresAtLT(s.now())).
+		Exec(viewer.System(ctx, "purge-tokens"))
+	if err != nil {
+		return 0, fmt.Errorf("purging expired tokens: %w", err)
+	}
+	return n, nil
+}
+
+// RunPurger deletes expired tokens every interval until ctx ends.
+func (s *Service) RunPurger(ctx context.Context, interval time.Duration, log *slog.Logger) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if n, err := s.PurgeExpired(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				log.Warn("purging expired tokens", "err", err)
+			} else if n > 0 {
+				log.Info("purged expired tokens", "count", n)
+			}
+		}
+	}
+}

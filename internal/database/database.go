@@ -1,0 +1,184 @@
+// Package database opens wagate's database (PostgreSQL through lib/pq, or an embedded
+// SQLite file), migrates its schema, and runs work in transactions.
+package database
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"entgo.io/ent/dialect"
+	entsql "entgo.io/ent/dialect/sql"
+	_ "github.com/lib/pq"  // PostgreSQL driver "postgres"
+	_ "modernc.org/sqlite" // pure-Go SQLite driver "sqlite"
+
+	"github.com/wagate/wagate/ent"
+	_ "github.com/wagate/wagate/ent/runtime" // registers the privacy policies and hooks
+)
+
+// DB is an open database.
+type DB struct {
+	// Client is the ent client; every query through it passes the privacy policies.
+	Client *ent.Client
+	// SQL is the underlying pool, shared with ent.
+	SQL *sql.DB
+	// Dialect is dialect.Postgres or dialect.SQLite.
+	Dialect string
+}
+
+// Options tune the connection pool.
+type Options struct {
+	// MaxOpenConns bounds the pool (PostgreSQL); 0 means 20.
+	MaxOpenConns int
+}
+
+// SQLiteDSN returns the DSN of the embedded database under dir. Foreign keys are required by
+// both ent and the WhatsApp store; WAL lets readers run beside the single writer; an
+// immediate transaction lock and a busy timeout make concurrent writers wait instead of
+// failing with SQLITE_BUSY.
+func SQLiteDSN(dir string) string {
+	return "file:" + filepath.ToSlash(filepath.Join(dir, "wagate.db")) +
+		"?_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)" +
+		"&_pragma=synchronous(NORMAL)&_txlock=immediate"
+}
+
+// IsPostgres reports whether dsn names a PostgreSQL database.
+func IsPostgres(dsn string) bool {
+	return strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://")
+}
+
+// Open connects to dsn: a postgres:// URL, or a SQLite "file:" DSN (see SQLiteDSN).
+func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
+	driver, dia := "sqlite", dialect.SQLite
+	if IsPostgres(dsn) {
+		driver, dia = "postgres", dialect.Postgres
+	} else if !strings.HasPrefix(dsn, "file:") {
+		return nil, fmt.Errorf("unsupported database URL %q: want postgres://… or file:…", redact(dsn))
+	}
+	if dia == dialect.SQLite {
+		if err := ensureDir(dsn); err != nil {
+			return nil, err
+		}
+	}
+	db, err := sql.Open(driver, dsn)
+	if err != nil {
+		return nil, fmt.Errorf("opening database: %w", err)
+	}
+	if dia == dialect.Postgres {
+		n := opts.MaxOpenConns
+		if n <= 0 {
+			n = 20
+		}
+		db.SetMaxOpenConns(n)
+		db.SetMaxIdleConns(n)
+		db.SetConnMaxIdleTime(5 * time.Minute)
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := db.PingContext(pingCtx); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("connecting to database %s: %w", redact(dsn), err)
+	}
+	client := ent.NewClient(ent.Driver(entsql.OpenDB(dia, db)))
+	return &DB{Client: client, SQL: db, Dialect: dia}, nil
+}
+
+func ensureDir(dsn string) error {
+	path := strings.TrimPrefix(dsn, "file:")
+	if i := strings.IndexByte(path, '?'); i >= 0 {
+		path = path[:i]
+	}
+	if path == "" || strings.HasPrefix(path, ":memory:") {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("creating data directory: %w", err)
+	}
+	return nil
+}
+
+// redact hides the password of a URL-style DSN in messages.
+func redact(dsn string) string {
+	scheme, rest, ok := strings.Cut(dsn, "://")
+	if !ok {
+		return dsn
+	}
+	at := strings.LastIndexByte(rest, '@')
+	if at < 0 {
+		return dsn
+	}
+	user, _, _ := strings.Cut(rest[:at], ":")
+	return scheme + "://" + user + ":***@" + rest[at+1:]
+}
+
+// Close closes the client and the pool.
+func (d *DB) Close() error { return d.Client.Close() }
+
+// migrationLock is the advisory-lock key that serializes schema migration across replicas.
+const migrationLock = 0x7761_6761_7465 // "wagate"
+
+// Migrate brings the schema up to date. On PostgreSQL it holds an advisory lock meanwhile,
+// so replicas starting together migrate one after the other.
+func (d *DB) Migrate(ctx context.Context) error {
+	if d.Dialect != dialect.Postgres {
+		return d.createSchema(ctx)
+	}
+	conn, err := d.SQL.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("migration lock connection: %w", err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "SELECT pg_advisory_lock($1)", migrationLock); err != nil {
+		return fmt.Errorf("taking migration lock: %w", err)
+	}
+	// The unlock must run on the same connection, even if ctx is already cancelled.
+	defer func() {
+		_, _ = conn.ExecContext(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", migrationLock)
+	}()
+	return d.createSchema(ctx)
+}
+
+func (d *DB) createSchema(ctx context.Context) error {
+	if err := d.Client.Schema.Create(ctx); err != nil {
+		return fmt.Errorf("migrating schema: %w", err)
+	}
+	return nil
+}
+
+// Client returns the transactional client in ctx (set by InTx or by the GraphQL layer for
+// mutations), or fallback. Services use it so that all writes of one operation commit or
+// roll back together, and so SQLite never waits on a lock its own request holds.
+func Client(ctx context.Context, fallback *ent.Client) *ent.Client {
+	if c := ent.FromContext(ctx); c != nil {
+		return c
+	}
+	return fallback
+}
+
+// InTx runs fn in a transaction: the one already in ctx, or a new one that commits when fn
+// returns nil and rolls back otherwise.
+func InTx(ctx context.Context, client *ent.Client, fn func(ctx context.Context, tx *ent.Client) error) error {
+	if tx := ent.TxFromContext(ctx); tx != nil {
+		return fn(ctx, tx.Client())
+	}
+	tx, err := client.Tx(ctx)
+	if err != nil {
+		return fmt.Errorf("starting transaction: %w", err)
+	}
+	txCtx := ent.NewContext(ent.NewTxContext(ctx, tx), tx.Client())
+	if err := fn(txCtx, tx.Client()); err != nil {
+		if rerr := tx.Rollback(); rerr != nil {
+			return errors.Join(err, fmt.Errorf("rolling back: %w", rerr))
+		}
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("committing transaction: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,283 @@
+// Command wagate is a multi-tenant WhatsApp gateway with a GraphQL API.
+//
+//	wagate                       serve the API (configured by flags or WAGATE_* variables)
+//	wagate admin grant <email>   make an existing account a platform super admin
+//	wagate admin revoke <email>  take the super admin flag away again
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/wagate/wagate/ent/user"
+	"github.com/wagate/wagate/internal/auth"
+	"github.com/wagate/wagate/internal/database"
+	"github.com/wagate/wagate/internal/httpapi"
+	"github.com/wagate/wagate/internal/viewer"
+)
+
+// config is every setting; each flag has a WAGATE_* (or DATABASE_URL) variable twin, and
+// the README lists them all.
+type config struct {
+	addr            string
+	databaseURL     string
+	dataDir         string
+	superAdmins     string
+	tokenTTL        time.Duration
+	introspection   bool
+	logLevel        string
+	logFormat       string
+	shutdownTimeout time.Duration
+	dbMaxConns      int
+}
+
+func parseConfig(args []string) (config, []string, error) {
+	var c config
+	fs := flag.NewFlagSet("wagate", flag.ContinueOnError)
+	fs.StringVar(&c.addr, "addr", env("WAGATE_ADDR", ":8080"), "listen address (WAGATE_ADDR)")
+	fs.StringVar(&c.databaseURL, "database-url", env("DATABASE_URL", ""), "postgres://… URL; empty means SQLite under -data-dir (DATABASE_URL)")
+	fs.StringVar(&c.dataDir, "data-dir", env("WAGATE_DATA_DIR", "data"), "directory of the embedded SQLite database (WAGATE_DATA_DIR)")
+	fs.StringVar(&c.superAdmins, "super-admins", env("WAGATE_SUPER_ADMINS", ""), "comma-separated e-mails of existing accounts made super admins at start-up (WAGATE_SUPER_ADMINS)")
+	fs.DurationVar(&c.tokenTTL, "token-ttl", envDuration("WAGATE_TOKEN_TTL", 30*24*time.Hour), "lifetime of session tokens (WAGATE_TOKEN_TTL)")
+	fs.BoolVar(&c.introspection, "introspection", envBool("WAGATE_INTROSPECTION", true), "serve GraphiQL and allow schema introspection (WAGATE_INTROSPECTION)")
+	fs.StringVar(&c.logLevel, "log-level", env("WAGATE_LOG_LEVEL", "info"), "debug, info, warn or error (WAGATE_LOG_LEVEL)")
+	fs.StringVar(&c.logFormat, "log-format", env("WAGATE_LOG_FORMAT", "text"), "text or json (WAGATE_LOG_FORMAT)")
+	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", envDuration("WAGATE_SHUTDOWN_TIMEOUT", 15*time.Second), "how long to drain requests on SIGINT/SIGTERM (WAGATE_SHUTDOWN_TIMEOUT)")
+	fs.IntVar(&c.dbMaxConns, "db-max-conns", envInt("WAGATE_DB_MAX_CONNS", 20), "PostgreSQL connection pool size (WAGATE_DB_MAX_CONNS)")
+	if err := fs.Parse(args); err != nil {
+		return c, nil, err
+	}
+	if c.tokenTTL <= 0 {
+		return c, nil, fmt.Errorf("token TTL must be positive, got %s", c.tokenTTL)
+	}
+	return c, fs.Args(), nil
+}
+
+func (c config) dsn() string {
+	if c.databaseURL != "" {
+		return c.databaseURL
+	}
+	return database.SQLiteDSN(c.dataDir)
+}
+
+func env(key, def string) string {
+	if v, ok := os.LookupEnv(key); ok && v != "" {
+		return v
+	}
+	return def
+}
+
+// The typed readers fall back to the default on malformed values, and flag parsing then
+// reports nothing: so they are validated here, loudly, at start-up.
+func envDuration(key string, def time.Duration) time.Duration {
+	v := env(key, "")
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		fatalf("%s: %v", key, err)
+	}
+	return d
+}
+
+func envBool(key string, def bool) bool {
+	v := env(key, "")
+	if v == "" {
+		return def
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		fatalf("%s: %v", key, err)
+	}
+	return b
+}
+
+func envInt(key string, def int) int {
+	v := env(key, "")
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		fatalf("%s: %v", key, err)
+	}
+	return n
+}
+
+func fatalf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "wagate: "+format+"\n", args...)
+	os.Exit(2)
+}
+
+func newLogger(c config) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.logLevel)); err != nil {
+		return nil, fmt.Errorf("log level: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch c.logFormat {
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("log format must be text or json, got %q", c.logFormat)
+}
+
+func main() {
+	cfg, args, err := parseConfig(os.Args[1:])
+	if errors.Is(err, flag.ErrHelp) {
+		return
+	}
+	if err != nil {
+		fatalf("%v", err)
+	}
+	log, err := newLogger(cfg)
+	if err != nil {
+		fatalf("%v", err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	switch {
+	case len(args) == 0:
+		err = serve(ctx, cfg, log)
+	case args[0] == "admin":
+		err = adminCommand(ctx, cfg, args[1:])
+	default:
+		err = fmt.Errorf("unknown command %q (want: admin grant|revoke <email>)", args[0])
+	}
+	if err != nil {
+		log.Error("wagate failed", "err", err)
+		os.Exit(1)
+	}
+}
+
+func openDB(ctx context.Context, cfg config) (*database.DB, error) {
+	db, err := database.Open(ctx, cfg.dsn(), database.Options{MaxOpenConns: cfg.dbMaxConns})
+	if err != nil {
+		return nil, err
+	}
+	if err := db.Migrate(ctx); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+func serve(ctx context.Context, cfg config, log *slog.Logger) error {
+	db, err := openDB(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	log.Info("database ready", "dialect", db.Dialect)
+
+	if err := grantConfiguredSuperAdmins(ctx, db, cfg.superAdmins, log); err != nil {
+		return err
+	}
+	authn, err := auth.New(db.Client, auth.Config{TokenTTL: cfg.tokenTTL})
+	if err != nil {
+		return err
+	}
+	go authn.RunPurger(ctx, time.Hour, log)
+
+	handler := httpapi.New(httpapi.Config{Introspection: cfg.introspection},
+		httpapi.Deps{Client: db.Client, SQL: db.SQL, Auth: authn, Log: log})
+
+	// Long-lived connections (subscriptions) derive from baseCtx, so cancelling it after
+	// Shutdown ends them: http.Server.Shutdown does not close hijacked connections.
+	baseCtx, cancelBase := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelBase()
+	srv := &http.Server{
+		Addr:              cfg.addr,
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		BaseContext:       func(net.Listener) context.Context { return baseCtx },
+	}
+	ln, err := net.Listen("tcp", cfg.addr)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", cfg.addr, err)
+	}
+	log.Info("wagate listening", "addr", ln.Addr().String(), "graphiql", cfg.introspection)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serving: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down", "timeout", cfg.shutdownTimeout)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.shutdownTimeout)
+	defer cancel()
+	err = srv.Shutdown(shutdownCtx)
+	cancelBase()
+	if err != nil {
+		return fmt.Errorf("shutting down: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// grantConfiguredSuperAdmins applies WAGATE_SUPER_ADMINS to accounts that exist. It never
+// creates accounts: an address nobody has signed up with yet gets nothing, so signing up
+// with a listed address later does not make anyone an admin before the next start-up.
+func grantConfiguredSuperAdmins(ctx context.Context, db *database.DB, list string, log *slog.Logger) error {
+	for _, email := range strings.Split(list, ",") {
+		email = strings.ToLower(strings.TrimSpace(email))
+		if email == "" {
+			continue
+		}
+		n, err := setSuperAdmin(ctx, db, email, true)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			log.Warn("WAGATE_SUPER_ADMINS names an e-mail with no account; sign up first", "email", email)
+		}
+	}
+	return nil
+}
+
+func setSuperAdmin(ctx context.Context, db *database.DB, email string, on bool) (int, error) {
+	n, err := db.Client.User.Update().Where(user.Email(strings.ToLower(email))).
+		SetIsSuperAdmin(on).Save(viewer.System(ctx, "operator"))
+	if err != nil {
+		return 0, fmt.Errorf("updating %s: %w", email, err)
+	}
+	return n, nil
+}
+
+func adminCommand(ctx context.Context, cfg config, args []string) error {
+	if len(args) != 2 || (args[0] != "grant" && args[0] != "revoke") {
+		return errors.New("usage: wagate admin grant|revoke <email>")
+	}
+	db, err := openDB(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	n, err := setSuperAdmin(ctx, db, args[1], args[0] == "grant")
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return fmt.Errorf("no account with e-mail %s", args[1])
+	}
+	fmt.Printf("%s: super admin %s\n", args[1], map[bool]string{true: "granted", false: "revoked"}[args[0] == "grant"])
+	return nil
+}
