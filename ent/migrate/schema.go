@@ -28,7 +28,7 @@ var (
 				Symbol:     "auth_tokens_users_auth_tokens",
 				Columns:    []*schema.Column{AuthTokensColumns[6]},
 				RefColumns: []*schema.Column{UsersColumns[0]},
-				OnDelete:   schema.NoAction,
+				OnDelete:   schema.Cascade,
 			},
 		},
 		Indexes: []*schema.Index{
@@ -63,13 +63,13 @@ var (
 				Symbol:     "memberships_organizations_members",
 				Columns:    []*schema.Column{MembershipsColumns[4]},
 				RefColumns: []*schema.Column{OrganizationsColumns[0]},
-				OnDelete:   schema.NoAction,
+				OnDelete:   schema.Cascade,
 			},
 			{
 				Symbol:     "memberships_users_memberships",
 				Columns:    []*schema.Column{MembershipsColumns[5]},
 				RefColumns: []*schema.Column{UsersColumns[0]},
-				OnDelete:   schema.NoAction,
+				OnDelete:   schema.Cascade,
 			},
 		},
 		Indexes: []*schema.Index{
@@ -127,7 +127,7 @@ var (
 				Symbol:     "sessions_organizations_sessions",
 				Columns:    []*schema.Column{SessionsColumns[10]},
 				RefColumns: []*schema.Column{OrganizationsColumns[0]},
-				OnDelete:   schema.NoAction,
+				OnDelete:   schema.Cascade,
 			},
 		},
 		Indexes: []*schema.Index{

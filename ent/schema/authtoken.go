@@ -3,7 +3,6 @@ package schema
 import (
 	"entgo.io/contrib/entgql"
 	"entgo.io/ent"
-	"entgo.io/ent/dialect/entsql"
 	"entgo.io/ent/privacy"
 	"entgo.io/ent/schema"
 	"entgo.io/ent/schema/edge"
@@ -31,8 +30,7 @@ func (AuthToken) Fields() []ent.Field {
 
 func (AuthToken) Edges() []ent.Edge {
 	return []ent.Edge{
-		edge.From("user", User.Type).Ref("auth_tokens").Field("user_id").Unique().Required().Immutable().
-			Annotations(entsql.OnDelete(entsql.Cascade)),
+		edge.From("user", User.Type).Ref("auth_tokens").Field("user_id").Unique().Required().Immutable(),
 	}
 }
 

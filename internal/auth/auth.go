@@ -28,6 +28,8 @@ type Config struct {
 	TokenTTL time.Duration
 	// Hash sets the argon2id cost of new password hashes; zero means DefaultHashParams.
 	Hash HashParams
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
 }
 
 // Service authenticates users.
@@ -43,7 +45,10 @@ type Service struct {
 
 // New returns a Service.
 func New(client *ent.Client, cfg Config) (*Service, error) {
-	s := &Service{client: client, ttl: cfg.TokenTTL, hash: cfg.Hash, now: time.Now}
+	s := &Service{client: client, ttl: cfg.TokenTTL, hash: cfg.Hash, now: cfg.Now}
+	if s.now == nil {
+		s.now = time.Now
+	}
 	if s.ttl <= 0 {
 		s.ttl = 30 * 24 * time.Hour
 	}

@@ -101,8 +101,13 @@ func (id ID) MarshalGQL(w io.Writer) { _, _ = io.WriteString(w, strconv.Quote(st
 
 // UnmarshalGQL implements graphql.Unmarshaler; malformed input is a user error, not a lookup.
 func (id *ID) UnmarshalGQL(v any) error {
-	s, ok := v.(string)
-	if !ok {
+	var s string
+	switch v := v.(type) {
+	case string:
+		s = v
+	case ID: // entgql's node resolvers re-decode IDs they already hold
+		s = string(v)
+	default:
 		return fmt.Errorf("%w: want a string, got %T", ErrMalformed, v)
 	}
 	parsed, err := Parse(s)

@@ -22,7 +22,7 @@ const (
 
 // Fields a user may change on their own account, and the one a super admin may change on any.
 var (
-	SelfServiceUserFields = []string{"name", "password_hash", "selected_organization_id", "updated_at"}
+	SelfServiceUserFields = []string{"name", "password_hash", "selected_organization_id", "selected_organization", "updated_at"}
 	SuperAdminUserFields  = []string{"disabled", "updated_at"}
 )
 

@@ -9,6 +9,7 @@ package rule
 import (
 	"context"
 	"errors"
+	"slices"
 
 	"entgo.io/ent"
 	"entgo.io/ent/entql"
@@ -31,6 +32,19 @@ var (
 	// ErrForbidden denies callers whose role does not allow the operation.
 	ErrForbidden = deny(apperr.Forbidden, "your role does not allow this")
 )
+
+// Require returns nil when the viewer has permission p in its current organization, and
+// otherwise the error to show: UNAUTHENTICATED for anonymous callers, FORBIDDEN for the rest.
+// Services use it to refuse early where even looking something up would reveal too much.
+func Require(v *viewer.Viewer, p viewer.Permission) error {
+	switch {
+	case v.Kind == viewer.KindAnonymous:
+		return ErrUnauthenticated
+	case !v.Can(p):
+		return ErrForbidden
+	}
+	return nil
+}
 
 // QueryRuleFunc adapts a function to privacy.QueryRule.
 type QueryRuleFunc func(context.Context, ent.Query) error
@@ -152,22 +166,16 @@ func stringField[T ~string](m ent.Mutation, name string) (T, bool) {
 	return "", false
 }
 
-// onlyFields reports whether m sets or clears nothing but the allowed fields.
+// onlyFields reports whether m sets, clears, adds or removes nothing but the allowed fields
+// and edges (an edge field such as selected_organization_id changes its edge too).
 func onlyFields(m ent.Mutation, allowed ...string) bool {
-	ok := func(f string) bool {
-		for _, a := range allowed {
-			if a == f {
-				return true
-			}
-		}
-		return false
-	}
-	for _, f := range append(m.Fields(), m.ClearedFields()...) {
-		if !ok(f) {
+	changed := slices.Concat(m.Fields(), m.ClearedFields(), m.AddedEdges(), m.RemovedEdges(), m.ClearedEdges())
+	for _, f := range changed {
+		if !slices.Contains(allowed, f) {
 			return false
 		}
 	}
-	return len(m.AddedEdges()) == 0 && len(m.RemovedEdges()) == 0 && len(m.ClearedEdges()) == 0
+	return true
 }
 
 // IsDenied reports whether err is a privacy denial.

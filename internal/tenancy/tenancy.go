@@ -139,6 +139,9 @@ func (s *Service) CreateOrganization(ctx context.Context, name string) (*ent.Org
 // Current returns the organization the caller acts in, or nil.
 func (s *Service) Current(ctx context.Context) (*ent.Organization, error) {
 	v := viewer.FromContext(ctx)
+	if v.Kind == viewer.KindAnonymous {
+		return nil, rule.ErrUnauthenticated
+	}
 	if v.OrgID == "" {
 		return nil, nil
 	}
@@ -216,8 +219,8 @@ type AddMemberInput struct {
 func (s *Service) AddMember(ctx context.Context, in AddMemberInput) (*ent.Membership, error) {
 	v := viewer.FromContext(ctx)
 	// Only callers who may add members get to learn whether an account exists.
-	if !v.Can(viewer.PermInviteMembers) {
-		return nil, rule.ErrForbidden
+	if err := rule.Require(v, viewer.PermInviteMembers); err != nil {
+		return nil, err
 	}
 	if (in.Email == nil) == (in.UserID == nil) {
 		return nil, apperr.Invalid("email", "give either email or userID")
@@ -299,8 +302,8 @@ func (s *Service) LeaveOrganization(ctx context.Context, org gid.ID) (gid.ID, er
 // ADMIN.
 func (s *Service) TransferOwnership(ctx context.Context, membershipID gid.ID) (*ent.Organization, error) {
 	v := viewer.FromContext(ctx)
-	if !v.Can(viewer.PermOwnOrganization) {
-		return nil, rule.ErrForbidden
+	if err := rule.Require(v, viewer.PermOwnOrganization); err != nil {
+		return nil, err
 	}
 	var org *ent.Organization
 	err := s.tx(ctx, func(ctx context.Context, c *ent.Client) error {
@@ -337,7 +340,10 @@ func (s *Service) TransferOwnership(ctx context.Context, membershipID gid.ID) (*
 // it acts from now on.
 func (s *Service) SwitchOrganization(ctx context.Context, org gid.ID) (*viewer.Viewer, error) {
 	v := viewer.FromContext(ctx)
-	if !v.IsUser() {
+	switch {
+	case v.Kind == viewer.KindAnonymous:
+		return nil, rule.ErrUnauthenticated
+	case !v.IsUser():
 		return nil, apperr.New(apperr.Forbidden, "only users select organizations")
 	}
 	if v.RoleIn(org) == "" {

@@ -1,0 +1,213 @@
+// Package apitest runs wagate's HTTP API on a real database behind an httptest server and
+// talks GraphQL to it, the way dashboards and integrators do.
+package apitest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/wagate/wagate/internal/auth"
+	"github.com/wagate/wagate/internal/database"
+	"github.com/wagate/wagate/internal/gid"
+	"github.com/wagate/wagate/internal/httpapi"
+	"github.com/wagate/wagate/internal/viewer"
+)
+
+// Server is a running API.
+type Server struct {
+	URL  string
+	DB   *database.DB
+	Auth *auth.Service
+	// Clock is the time the auth service sees; tests move it to expire tokens.
+	Clock *Clock
+	seq   atomic.Int64
+}
+
+// Clock is a settable clock.
+type Clock struct{ offset atomic.Int64 }
+
+// Now returns the wall clock moved by the offset.
+func (c *Clock) Now() time.Time { return time.Now().Add(time.Duration(c.offset.Load())) }
+
+// Advance moves the clock forward.
+func (c *Clock) Advance(d time.Duration) { c.offset.Add(int64(d)) }
+
+// cheapHash keeps argon2id honest but fast enough for hundreds of sign-ups per test.
+var cheapHash = auth.HashParams{MemoryKiB: 64, Time: 1, Threads: 1}
+
+// New starts the API on db.
+func New(t testing.TB, db *database.DB) *Server {
+	t.Helper()
+	clock := &Clock{}
+	authn, err := auth.New(db.Client, auth.Config{Hash: cheapHash, Now: clock.Now})
+	if err != nil {
+		t.Fatalf("auth: %v", err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		log = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	h := httpapi.New(httpapi.Config{Introspection: true}, httpapi.Deps{Client: db.Client, SQL: db.SQL, Auth: authn, Log: log})
+	ts := httptest.NewServer(h)
+	t.Cleanup(ts.Close)
+	return &Server{URL: ts.URL, DB: db, Auth: authn, Clock: clock}
+}
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+// Request is one GraphQL request.
+type Request struct {
+	Token string
+	// Org is sent as X-Organization-ID.
+	Org   string
+	Query string
+	Vars  map[string]any
+}
+
+// Error is a GraphQL error.
+type Error struct {
+	Message    string         `json:"message"`
+	Path       []any          `json:"path"`
+	Extensions map[string]any `json:"extensions"`
+}
+
+// Response is a decoded GraphQL response.
+type Response struct {
+	Status int
+	Data   json.RawMessage `json:"data"`
+	Errors []Error         `json:"errors"`
+}
+
+// Code returns the first error's extensions.code, or "" when there is no error.
+func (r *Response) Code() string {
+	if len(r.Errors) == 0 {
+		return ""
+	}
+	c, _ := r.Errors[0].Extensions["code"].(string)
+	return c
+}
+
+// Decode unmarshals data into v.
+func (r *Response) Decode(t testing.TB, v any) {
+	t.Helper()
+	if err := json.Unmarshal(r.Data, v); err != nil {
+		t.Fatalf("decoding %s: %v", r.Data, err)
+	}
+}
+
+// Do sends req and decodes the answer.
+func (s *Server) Do(t testing.TB, req Request) *Response {
+	t.Helper()
+	body, _ := json.Marshal(map[string]any{"query": req.Query, "variables": req.Vars})
+	hreq, err := http.NewRequest(http.MethodPost, s.URL+"/query", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hreq.Header.Set("Content-Type", "application/json")
+	if req.Token != "" {
+		hreq.Header.Set("Authorization", "Bearer "+req.Token)
+	}
+	if req.Org != "" {
+		hreq.Header.Set("X-Organization-ID", req.Org)
+	}
+	resp, err := http.DefaultClient.Do(hreq)
+	if err != nil {
+		t.Fatalf("POST /query: %v", err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	out := &Response{Status: resp.StatusCode}
+	if err := json.Unmarshal(raw, out); err != nil {
+		t.Fatalf("decoding response (%d) %s: %v", resp.StatusCode, raw, err)
+	}
+	if resp.StatusCode >= 500 {
+		t.Fatalf("server error %d: %s", resp.StatusCode, raw)
+	}
+	for _, e := range out.Errors {
+		if e.Extensions["code"] == "INTERNAL" {
+			t.Fatalf("internal error: %s", raw)
+		}
+	}
+	return out
+}
+
+// OK sends req and fails the test on any error.
+func (s *Server) OK(t testing.TB, req Request, v any) {
+	t.Helper()
+	r := s.Do(t, req)
+	if len(r.Errors) > 0 {
+		t.Fatalf("unexpected errors for %s: %+v", req.Query, r.Errors)
+	}
+	if v != nil {
+		r.Decode(t, v)
+	}
+}
+
+// User is a signed-up account.
+type User struct {
+	ID, Email, Token string
+	// OrgID is the user's personal organization.
+	OrgID string
+}
+
+// Password is every test user's password.
+const Password = "correct horse battery staple"
+
+// UniqueEmail returns an address no other test user of s has.
+func UniqueEmail(s *Server, name string) string {
+	return fmt.Sprintf("%s-%d@example.test", strings.ToLower(name), s.seq.Add(1))
+}
+
+// SignUp creates a user with a unique e-mail derived from name.
+func (s *Server) SignUp(t testing.TB, name string) *User {
+	t.Helper()
+	email := UniqueEmail(s, name)
+	var out struct {
+		SignUp struct {
+			Token        string
+			User         struct{ ID string }
+			Organization struct{ ID string }
+		}
+	}
+	s.OK(t, Request{
+		Query: `mutation($in: SignUpInput!) { signUp(input: $in) { token user { id } organization { id } } }`,
+		Vars:  map[string]any{"in": map[string]any{"email": email, "password": Password, "name": name}},
+	}, &out)
+	return &User{ID: out.SignUp.User.ID, Email: email, Token: out.SignUp.Token, OrgID: out.SignUp.Organization.ID}
+}
+
+// AddMember adds u to org with role, acting as by; it returns the membership id.
+func (s *Server) AddMember(t testing.TB, by *User, org string, u *User, role string) string {
+	t.Helper()
+	var out struct{ AddMember struct{ ID string } }
+	s.OK(t, Request{Token: by.Token, Org: org,
+		Query: `mutation($in: AddMemberInput!) { addMember(input: $in) { id } }`,
+		Vars:  map[string]any{"in": map[string]any{"email": u.Email, "role": role}},
+	}, &out)
+	return out.AddMember.ID
+}
+
+// MakeSuperAdmin sets the platform flag as the operator would.
+func (s *Server) MakeSuperAdmin(t testing.TB, u *User) {
+	t.Helper()
+	err := s.DB.Client.User.UpdateOneID(gid.ID(u.ID)).SetIsSuperAdmin(true).
+		Exec(viewer.System(context.Background(), "test-operator"))
+	if err != nil {
+		t.Fatalf("granting super admin: %v", err)
+	}
+}
