@@ -141,13 +141,17 @@ var operations = []operation{
 		vars: orgVar, want: want{anon: unauth, other: nf, member: ok, admin: ok, owner: ok, super: nf}},
 	{name: "logOut", query: `mutation { logOut }`, mutates: true, want: readers},
 	{name: "User.memberships", query: `query($id: ID!) { node(id: $id) { ... on User { memberships { id } } } }`,
-		vars: func(_ *testing.T, _ *apitest.Server, f *fixture) map[string]any { return map[string]any{"id": f.member.ID} },
+		vars: func(_ *testing.T, _ *apitest.Server, f *fixture) map[string]any {
+			return map[string]any{"id": f.member.ID}
+		},
 		want: want{anon: unauth, other: nf, member: ok, admin: forbid, owner: forbid, super: nf}},
 	{name: "admin.users", query: `{ admin { users { totalCount edges { node { email memberships { id } } } } } }`, want: superOnly},
 	{name: "admin.organizations", query: `{ admin { organizations(search: "") { totalCount } } }`, want: superOnly},
 	{name: "admin.sessions", query: `{ admin { sessions(status: CONNECTED) { totalCount } } }`, want: superOnly},
 	{name: "adminSetUserDisabled", query: `mutation($id: ID!) { adminSetUserDisabled(userID: $id, disabled: true) { disabled } }`,
-		vars:    func(_ *testing.T, _ *apitest.Server, f *fixture) map[string]any { return map[string]any{"id": f.member.ID} },
+		vars: func(_ *testing.T, _ *apitest.Server, f *fixture) map[string]any {
+			return map[string]any{"id": f.member.ID}
+		},
 		mutates: true, want: superOnly},
 	{name: "signUp", query: `mutation($in: SignUpInput!) { signUp(input: $in) { token } }`,
 		vars: func(_ *testing.T, s *apitest.Server, _ *fixture) map[string]any {
