@@ -35,6 +35,8 @@ type DB struct {
 type Options struct {
 	// MaxOpenConns bounds the pool (PostgreSQL); 0 means 20.
 	MaxOpenConns int
+	// WrapDriver, when set, wraps ent's driver (tests count queries with it).
+	WrapDriver func(dialect.Driver) dialect.Driver
 }
 
 // SQLiteDSN returns the DSN of the embedded database under dir. Foreign keys are required by
@@ -84,7 +86,11 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("connecting to database %s: %w", redact(dsn), err)
 	}
-	client := ent.NewClient(ent.Driver(entsql.OpenDB(dia, db)))
+	var drv dialect.Driver = entsql.OpenDB(dia, db)
+	if opts.WrapDriver != nil {
+		drv = opts.WrapDriver(drv)
+	}
+	client := ent.NewClient(ent.Driver(drv))
 	return &DB{Client: client, SQL: db, Dialect: dia}, nil
 }
 

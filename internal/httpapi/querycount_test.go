@@ -1,0 +1,96 @@
+package httpapi_test
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+
+	"entgo.io/ent/dialect"
+
+	"github.com/wagate/wagate/internal/apitest"
+	"github.com/wagate/wagate/internal/database"
+	"github.com/wagate/wagate/internal/testdb"
+)
+
+// recorder is an ent driver that remembers the statements it runs.
+type recorder struct {
+	dialect.Driver
+	mu    sync.Mutex
+	stmts []string
+}
+
+func (r *recorder) Query(ctx context.Context, query string, args, v any) error {
+	r.record(query)
+	return r.Driver.Query(ctx, query, args, v)
+}
+
+func (r *recorder) Exec(ctx context.Context, query string, args, v any) error {
+	r.record(query)
+	return r.Driver.Exec(ctx, query, args, v)
+}
+
+func (r *recorder) record(q string) {
+	r.mu.Lock()
+	r.stmts = append(r.stmts, q)
+	r.mu.Unlock()
+}
+
+func (r *recorder) reset() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := r.stmts
+	r.stmts = nil
+	return out
+}
+
+// The organization switcher with its members and their users costs the same number of
+// queries for two organizations as for six: field collection loads each level in one query.
+func TestOrganizationsMembersUsersIsNotNPlusOne(t *testing.T) {
+	for _, d := range testdb.Dialects {
+		t.Run(d, func(t *testing.T) {
+			rec := &recorder{}
+			db := testdb.Open(t, d, database.Options{WrapDriver: func(drv dialect.Driver) dialect.Driver {
+				rec.Driver = drv
+				return rec
+			}})
+			s := apitest.New(t, db)
+			ann := s.SignUp(t, "Ann")
+			query := `{ organizations(first: 50) { edges { node { name members(first: 20) { edges { node { role user { email name } } } } } } } }`
+			count := func() []string {
+				rec.reset()
+				var out struct {
+					Organizations struct{ Edges []struct{ Node struct{ Members struct{ Edges []any } } } }
+				}
+				s.OK(t, q(ann, "", query, nil), &out)
+				return rec.reset()
+			}
+			addOrgs := func(n int) {
+				for range n {
+					var out struct{ CreateOrganization struct{ ID string } }
+					s.OK(t, q(ann, "", `mutation { createOrganization(input: {name: "Org"}) { id } }`, nil), &out)
+					for range 3 {
+						s.AddMember(t, ann, out.CreateOrganization.ID, s.SignUp(t, "M"), "MEMBER")
+					}
+				}
+			}
+			addOrgs(1)
+			small := count()
+			addOrgs(4)
+			large := count()
+			if len(small) != len(large) {
+				t.Fatalf("queries grow with organizations: %d for 2, %d for 6:\n%s", len(small), len(large), strings.Join(large, "\n"))
+			}
+			// token, its user, the caller's memberships (auth); organizations; members; users.
+			if len(large) != 6 {
+				t.Fatalf("%d queries, want 6:\n%s", len(large), strings.Join(large, "\n"))
+			}
+			// Privacy filtered every tenant-scoped statement.
+			for _, stmt := range large[3:] {
+				if !strings.Contains(stmt, "IN (") {
+					t.Errorf("statement without a tenant filter: %s", stmt)
+				}
+			}
+		})
+	}
+}
