@@ -60,7 +60,11 @@ func TestOrganizationsMembersUsersIsNotNPlusOne(t *testing.T) {
 			count := func() []string {
 				rec.reset()
 				var out struct {
-					Organizations struct{ Edges []struct{ Node struct{ Members struct{ Edges []any } } } }
+					Organizations struct {
+						Edges []struct {
+							Node struct{ Members struct{ Edges []any } }
+						}
+					}
 				}
 				s.OK(t, q(ann, "", query, nil), &out)
 				return rec.reset()

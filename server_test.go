@@ -1,0 +1,128 @@
+package main
+
+import (
+	"bytes"
+	"io"
+	"net"
+	"net/http"
+	"context"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/wagate/wagate/ent/user"
+	"github.com/wagate/wagate/internal/viewer"
+)
+
+func TestParseConfig(t *testing.T) {
+	t.Setenv("WAGATE_ADDR", "127.0.0.1:9999")
+	t.Setenv("WAGATE_TOKEN_TTL", "2h")
+	cfg, args, err := parseConfig([]string{"-data-dir", "/tmp/x", "admin", "grant", "a@b.c"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.addr != "127.0.0.1:9999" || cfg.tokenTTL != 2*time.Hour || cfg.dataDir != "/tmp/x" || !cfg.introspection {
+		t.Fatalf("config: %+v", cfg)
+	}
+	if len(args) != 3 || args[0] != "admin" {
+		t.Fatalf("args: %q", args)
+	}
+	if cfg.dsn() != "file:/tmp/x/wagate.db?_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=synchronous(NORMAL)&_txlock=immediate" {
+		t.Fatalf("dsn: %s", cfg.dsn())
+	}
+	if _, _, err := parseConfig([]string{"-token-ttl", "-1h"}); err == nil {
+		t.Fatal("accepted a negative token TTL")
+	}
+}
+
+// The operator appoints super admins with the admin subcommand or WAGATE_SUPER_ADMINS,
+// and only for accounts that exist.
+func TestSuperAdminAppointment(t *testing.T) {
+	ctx := context.Background()
+	cfg, _, err := parseConfig([]string{"-data-dir", t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := openDB(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	sys := viewer.System(ctx, "test")
+	for _, email := range []string{"ann@example.test", "bob@example.test"} {
+		if err := db.Client.User.Create().SetEmail(email).SetPasswordHash("x").Exec(sys); err != nil {
+			t.Fatal(err)
+		}
+	}
+	isAdmin := func(email string) bool {
+		return db.Client.User.Query().Where(user.Email(email)).OnlyX(sys).IsSuperAdmin
+	}
+
+	if err := adminCommand(ctx, cfg, []string{"grant", "ANN@example.test"}); err != nil || !isAdmin("ann@example.test") {
+		t.Fatalf("grant: %v", err)
+	}
+	if err := adminCommand(ctx, cfg, []string{"revoke", "ann@example.test"}); err != nil || isAdmin("ann@example.test") {
+		t.Fatalf("revoke: %v", err)
+	}
+	if err := adminCommand(ctx, cfg, []string{"grant", "nobody@example.test"}); err == nil {
+		t.Fatal("granted a missing account")
+	}
+	if err := adminCommand(ctx, cfg, []string{"promote", "ann@example.test"}); err == nil {
+		t.Fatal("accepted an unknown subcommand")
+	}
+
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	if err := grantConfiguredSuperAdmins(ctx, db, " bob@example.test, carl@example.test ,", log); err != nil {
+		t.Fatal(err)
+	}
+	if !isAdmin("bob@example.test") {
+		t.Fatal("WAGATE_SUPER_ADMINS did not grant bob")
+	}
+	if !bytes.Contains(logs.Bytes(), []byte("carl@example.test")) {
+		t.Fatalf("missing account not reported: %s", logs.String())
+	}
+	if n := db.Client.User.Query().CountX(sys); n != 2 {
+		t.Fatalf("%d users: the setting must not create accounts", n)
+	}
+}
+
+// serve answers requests, and returns cleanly once its context is cancelled (SIGINT/SIGTERM).
+func TestServeShutsDownGracefully(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	cfg, _, err := parseConfig([]string{"-data-dir", t.TempDir(), "-addr", addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil))) }()
+
+	var resp *http.Response
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if resp, err = http.Get("http://" + addr + "/readyz"); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatalf("server never answered: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("/readyz: %d", resp.StatusCode)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("serve: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("serve did not return after cancellation")
+	}
+}
