@@ -2,11 +2,11 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
-	"context"
-	"log/slog"
 	"testing"
 	"time"
 
