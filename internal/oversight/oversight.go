@@ -35,13 +35,20 @@ func Guard(ctx context.Context) (context.Context, error) {
 	return viewer.WithOversight(ctx), nil
 }
 
-// Users lists every account, optionally matching search against e-mail and name.
-func (s *Service) Users(ctx context.Context, p page.Args, search *string) (*ent.UserConnection, error) {
+// listing guards an oversight list and bounds its page.
+func listing(ctx context.Context, p page.Args) (context.Context, page.Args, error) {
 	ctx, err := Guard(ctx)
 	if err != nil {
-		return nil, err
+		return ctx, p, err
 	}
-	if p, err = p.Bounded(); err != nil {
+	p, err = p.Bounded()
+	return ctx, p, err
+}
+
+// Users lists every account, optionally matching search against e-mail and name.
+func (s *Service) Users(ctx context.Context, p page.Args, search *string) (*ent.UserConnection, error) {
+	ctx, p, err := listing(ctx, p)
+	if err != nil {
 		return nil, err
 	}
 	q := s.client.User.Query()
@@ -53,11 +60,8 @@ func (s *Service) Users(ctx context.Context, p page.Args, search *string) (*ent.
 
 // Organizations lists every organization, optionally matching search against name and slug.
 func (s *Service) Organizations(ctx context.Context, p page.Args, search *string) (*ent.OrganizationConnection, error) {
-	ctx, err := Guard(ctx)
+	ctx, p, err := listing(ctx, p)
 	if err != nil {
-		return nil, err
-	}
-	if p, err = p.Bounded(); err != nil {
 		return nil, err
 	}
 	q := s.client.Organization.Query()
@@ -69,11 +73,8 @@ func (s *Service) Organizations(ctx context.Context, p page.Args, search *string
 
 // Sessions lists every organization's WhatsApp sessions, optionally by status.
 func (s *Service) Sessions(ctx context.Context, p page.Args, status *session.Status) (*ent.SessionConnection, error) {
-	ctx, err := Guard(ctx)
+	ctx, p, err := listing(ctx, p)
 	if err != nil {
-		return nil, err
-	}
-	if p, err = p.Bounded(); err != nil {
 		return nil, err
 	}
 	q := s.client.Session.Query()
