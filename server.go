@@ -24,6 +24,8 @@ import (
 	"github.com/wagate/wagate/internal/auth"
 	"github.com/wagate/wagate/internal/database"
 	"github.com/wagate/wagate/internal/httpapi"
+	"github.com/wagate/wagate/internal/mail"
+	"github.com/wagate/wagate/internal/tenancy"
 	"github.com/wagate/wagate/internal/viewer"
 )
 
@@ -40,6 +42,9 @@ type config struct {
 	logFormat       string
 	shutdownTimeout time.Duration
 	dbMaxConns      int
+	smtpURL         string
+	invitationTTL   time.Duration
+	invitationURL   string
 }
 
 func parseConfig(args []string) (config, []string, error) {
@@ -55,11 +60,17 @@ func parseConfig(args []string) (config, []string, error) {
 	fs.StringVar(&c.logFormat, "log-format", env("WAGATE_LOG_FORMAT", "text"), "text or json (WAGATE_LOG_FORMAT)")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", envDuration("WAGATE_SHUTDOWN_TIMEOUT", 15*time.Second), "how long to drain requests on SIGINT/SIGTERM (WAGATE_SHUTDOWN_TIMEOUT)")
 	fs.IntVar(&c.dbMaxConns, "db-max-conns", envInt("WAGATE_DB_MAX_CONNS", 20), "PostgreSQL connection pool size (WAGATE_DB_MAX_CONNS)")
+	fs.StringVar(&c.smtpURL, "smtp-url", env("WAGATE_SMTP_URL", ""), "smtp://user:pass@host:587?from=… or smtps://…; empty logs e-mails instead (WAGATE_SMTP_URL)")
+	fs.DurationVar(&c.invitationTTL, "invitation-ttl", envDuration("WAGATE_INVITATION_TTL", 7*24*time.Hour), "how long an invitation stays valid (WAGATE_INVITATION_TTL)")
+	fs.StringVar(&c.invitationURL, "invitation-url", env("WAGATE_INVITATION_URL", tenancy.DefaultInvitationURL), "link e-mailed to invitees; {token} is replaced (WAGATE_INVITATION_URL)")
 	if err := fs.Parse(args); err != nil {
 		return c, nil, err
 	}
-	if c.tokenTTL <= 0 {
-		return c, nil, fmt.Errorf("token TTL must be positive, got %s", c.tokenTTL)
+	if c.tokenTTL <= 0 || c.invitationTTL <= 0 {
+		return c, nil, fmt.Errorf("token and invitation TTLs must be positive, got %s and %s", c.tokenTTL, c.invitationTTL)
+	}
+	if !strings.Contains(c.invitationURL, "{token}") {
+		return c, nil, fmt.Errorf("the invitation URL must contain {token}, got %q", c.invitationURL)
 	}
 	return c, fs.Args(), nil
 }
@@ -191,10 +202,26 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	go authn.RunPurger(ctx, time.Hour, log)
+	// Maintenance stops when serve returns, and writes API key usage one last time before the
+	// database closes.
+	maintenanceCtx, stopMaintenance := context.WithCancel(ctx)
+	maintenance := make(chan struct{})
+	go func() { defer close(maintenance); authn.RunMaintenance(maintenanceCtx, 30*time.Second, log) }()
+	defer func() { stopMaintenance(); <-maintenance }()
 
-	handler := httpapi.New(httpapi.Config{Introspection: cfg.introspection},
-		httpapi.Deps{Client: db.Client, SQL: db.SQL, Auth: authn, Log: log})
+	var sender mail.Sender = mail.Log{Logger: log}
+	if cfg.smtpURL != "" {
+		if sender, err = mail.ParseSMTPURL(cfg.smtpURL); err != nil {
+			return err
+		}
+	}
+	outbox := mail.NewOutbox(sender, log)
+	defer outbox.Close()
+
+	handler := httpapi.New(httpapi.Config{
+		Introspection: cfg.introspection,
+		Tenancy:       tenancy.Options{InvitationTTL: cfg.invitationTTL, InvitationURL: cfg.invitationURL, Mail: outbox, Log: log},
+	}, httpapi.Deps{Client: db.Client, SQL: db.SQL, Auth: authn, Log: log})
 
 	// Long-lived connections (subscriptions) derive from baseCtx, so cancelling it after
 	// Shutdown ends them: http.Server.Shutdown does not close hijacked connections.

@@ -5,6 +5,9 @@ package ent
 import (
 	"context"
 
+	"github.com/wagate/wagate/ent/apikey"
+	"github.com/wagate/wagate/ent/auditentry"
+	"github.com/wagate/wagate/ent/invitation"
 	"github.com/wagate/wagate/ent/membership"
 	"github.com/wagate/wagate/ent/organization"
 	"github.com/wagate/wagate/ent/session"
@@ -13,6 +16,9 @@ import (
 )
 
 var prefixTable = map[string]string{
+	"key": apikey.Table,
+	"aud": auditentry.Table,
+	"inv": invitation.Table,
 	"mem": membership.Table,
 	"org": organization.Table,
 	"ses": session.Table,

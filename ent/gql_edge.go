@@ -8,6 +8,46 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 )
 
+func (_m *APIKey) CreatedBy(ctx context.Context) (*User, error) {
+	result, err := _m.Edges.CreatedByOrErr()
+	if IsNotLoaded(err) {
+		result, err = _m.QueryCreatedBy().Only(ctx)
+	}
+	return result, MaskNotFound(err)
+}
+
+func (_m *AuditEntry) ActorUser(ctx context.Context) (*User, error) {
+	result, err := _m.Edges.ActorUserOrErr()
+	if IsNotLoaded(err) {
+		result, err = _m.QueryActorUser().Only(ctx)
+	}
+	return result, MaskNotFound(err)
+}
+
+func (_m *AuditEntry) ActorAPIKey(ctx context.Context) (*APIKey, error) {
+	result, err := _m.Edges.ActorAPIKeyOrErr()
+	if IsNotLoaded(err) {
+		result, err = _m.QueryActorAPIKey().Only(ctx)
+	}
+	return result, MaskNotFound(err)
+}
+
+func (_m *Invitation) Organization(ctx context.Context) (*Organization, error) {
+	result, err := _m.Edges.OrganizationOrErr()
+	if IsNotLoaded(err) {
+		result, err = _m.QueryOrganization().Only(ctx)
+	}
+	return result, err
+}
+
+func (_m *Invitation) InvitedBy(ctx context.Context) (*User, error) {
+	result, err := _m.Edges.InvitedByOrErr()
+	if IsNotLoaded(err) {
+		result, err = _m.QueryInvitedBy().Only(ctx)
+	}
+	return result, MaskNotFound(err)
+}
+
 func (_m *Membership) User(ctx context.Context) (*User, error) {
 	result, err := _m.Edges.UserOrErr()
 	if IsNotLoaded(err) {

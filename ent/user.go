@@ -47,14 +47,23 @@ type UserEdges struct {
 	Memberships []*Membership `json:"memberships,omitempty"`
 	// AuthTokens holds the value of the auth_tokens edge.
 	AuthTokens []*AuthToken `json:"auth_tokens,omitempty"`
+	// SentInvitations holds the value of the sent_invitations edge.
+	SentInvitations []*Invitation `json:"sent_invitations,omitempty"`
+	// CreatedAPIKeys holds the value of the created_api_keys edge.
+	CreatedAPIKeys []*APIKey `json:"created_api_keys,omitempty"`
+	// AuditEntries holds the value of the audit_entries edge.
+	AuditEntries []*AuditEntry `json:"audit_entries,omitempty"`
 	// SelectedOrganization holds the value of the selected_organization edge.
 	SelectedOrganization *Organization `json:"selected_organization,omitempty"`
 	// loadedTypes holds the information for reporting if a
 	// type was loaded (or requested) in eager-loading or not.
-	loadedTypes [3]bool
+	loadedTypes [6]bool
 
-	namedMemberships map[string][]*Membership
-	namedAuthTokens  map[string][]*AuthToken
+	namedMemberships     map[string][]*Membership
+	namedAuthTokens      map[string][]*AuthToken
+	namedSentInvitations map[string][]*Invitation
+	namedCreatedAPIKeys  map[string][]*APIKey
+	namedAuditEntries    map[string][]*AuditEntry
 }
 
 // MembershipsOrErr returns the Memberships value or an error if the edge
@@ -75,12 +84,39 @@ func (e UserEdges) AuthTokensOrErr() ([]*AuthToken, error) {
 	return nil, &NotLoadedError{edge: "auth_tokens"}
 }
 
+// SentInvitationsOrErr returns the SentInvitations value or an error if the edge
+// was not loaded in eager-loading.
+func (e UserEdges) SentInvitationsOrErr() ([]*Invitation, error) {
+	if e.loadedTypes[2] {
+		return e.SentInvitations, nil
+	}
+	return nil, &NotLoadedError{edge: "sent_invitations"}
+}
+
+// CreatedAPIKeysOrErr returns the CreatedAPIKeys value or an error if the edge
+// was not loaded in eager-loading.
+func (e UserEdges) CreatedAPIKeysOrErr() ([]*APIKey, error) {
+	if e.loadedTypes[3] {
+		return e.CreatedAPIKeys, nil
+	}
+	return nil, &NotLoadedError{edge: "created_api_keys"}
+}
+
+// AuditEntriesOrErr returns the AuditEntries value or an error if the edge
+// was not loaded in eager-loading.
+func (e UserEdges) AuditEntriesOrErr() ([]*AuditEntry, error) {
+	if e.loadedTypes[4] {
+		return e.AuditEntries, nil
+	}
+	return nil, &NotLoadedError{edge: "audit_entries"}
+}
+
 // SelectedOrganizationOrErr returns the SelectedOrganization value or an error if the edge
 // was not loaded in eager-loading, or loaded but was not found.
 func (e UserEdges) SelectedOrganizationOrErr() (*Organization, error) {
 	if e.SelectedOrganization != nil {
 		return e.SelectedOrganization, nil
-	} else if e.loadedTypes[2] {
+	} else if e.loadedTypes[5] {
 		return nil, &NotFoundError{label: organization.Label}
 	}
 	return nil, &NotLoadedError{edge: "selected_organization"}
@@ -194,6 +230,21 @@ func (_m *User) QueryAuthTokens() *AuthTokenQuery {
 	return NewUserClient(_m.config).QueryAuthTokens(_m)
 }
 
+// QuerySentInvitations queries the "sent_invitations" edge of the User entity.
+func (_m *User) QuerySentInvitations() *InvitationQuery {
+	return NewUserClient(_m.config).QuerySentInvitations(_m)
+}
+
+// QueryCreatedAPIKeys queries the "created_api_keys" edge of the User entity.
+func (_m *User) QueryCreatedAPIKeys() *APIKeyQuery {
+	return NewUserClient(_m.config).QueryCreatedAPIKeys(_m)
+}
+
+// QueryAuditEntries queries the "audit_entries" edge of the User entity.
+func (_m *User) QueryAuditEntries() *AuditEntryQuery {
+	return NewUserClient(_m.config).QueryAuditEntries(_m)
+}
+
 // QuerySelectedOrganization queries the "selected_organization" edge of the User entity.
 func (_m *User) QuerySelectedOrganization() *OrganizationQuery {
 	return NewUserClient(_m.config).QuerySelectedOrganization(_m)
@@ -295,6 +346,78 @@ func (_m *User) appendNamedAuthTokens(name string, edges ...*AuthToken) {
 		_m.Edges.namedAuthTokens[name] = []*AuthToken{}
 	} else {
 		_m.Edges.namedAuthTokens[name] = append(_m.Edges.namedAuthTokens[name], edges...)
+	}
+}
+
+// NamedSentInvitations returns the SentInvitations named value or an error if the edge was not
+// loaded in eager-loading with this name.
+func (_m *User) NamedSentInvitations(name string) ([]*Invitation, error) {
+	if _m.Edges.namedSentInvitations == nil {
+		return nil, &NotLoadedError{edge: name}
+	}
+	nodes, ok := _m.Edges.namedSentInvitations[name]
+	if !ok {
+		return nil, &NotLoadedError{edge: name}
+	}
+	return nodes, nil
+}
+
+func (_m *User) appendNamedSentInvitations(name string, edges ...*Invitation) {
+	if _m.Edges.namedSentInvitations == nil {
+		_m.Edges.namedSentInvitations = make(map[string][]*Invitation)
+	}
+	if len(edges) == 0 {
+		_m.Edges.namedSentInvitations[name] = []*Invitation{}
+	} else {
+		_m.Edges.namedSentInvitations[name] = append(_m.Edges.namedSentInvitations[name], edges...)
+	}
+}
+
+// NamedCreatedAPIKeys returns the CreatedAPIKeys named value or an error if the edge was not
+// loaded in eager-loading with this name.
+func (_m *User) NamedCreatedAPIKeys(name string) ([]*APIKey, error) {
+	if _m.Edges.namedCreatedAPIKeys == nil {
+		return nil, &NotLoadedError{edge: name}
+	}
+	nodes, ok := _m.Edges.namedCreatedAPIKeys[name]
+	if !ok {
+		return nil, &NotLoadedError{edge: name}
+	}
+	return nodes, nil
+}
+
+func (_m *User) appendNamedCreatedAPIKeys(name string, edges ...*APIKey) {
+	if _m.Edges.namedCreatedAPIKeys == nil {
+		_m.Edges.namedCreatedAPIKeys = make(map[string][]*APIKey)
+	}
+	if len(edges) == 0 {
+		_m.Edges.namedCreatedAPIKeys[name] = []*APIKey{}
+	} else {
+		_m.Edges.namedCreatedAPIKeys[name] = append(_m.Edges.namedCreatedAPIKeys[name], edges...)
+	}
+}
+
+// NamedAuditEntries returns the AuditEntries named value or an error if the edge was not
+// loaded in eager-loading with this name.
+func (_m *User) NamedAuditEntries(name string) ([]*AuditEntry, error) {
+	if _m.Edges.namedAuditEntries == nil {
+		return nil, &NotLoadedError{edge: name}
+	}
+	nodes, ok := _m.Edges.namedAuditEntries[name]
+	if !ok {
+		return nil, &NotLoadedError{edge: name}
+	}
+	return nodes, nil
+}
+
+func (_m *User) appendNamedAuditEntries(name string, edges ...*AuditEntry) {
+	if _m.Edges.namedAuditEntries == nil {
+		_m.Edges.namedAuditEntries = make(map[string][]*AuditEntry)
+	}
+	if len(edges) == 0 {
+		_m.Edges.namedAuditEntries[name] = []*AuditEntry{}
+	} else {
+		_m.Edges.namedAuditEntries[name] = append(_m.Edges.namedAuditEntries[name], edges...)
 	}
 }
 

@@ -14,7 +14,10 @@ import (
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
 	"entgo.io/ent/schema/field"
+	"github.com/wagate/wagate/ent/apikey"
+	"github.com/wagate/wagate/ent/auditentry"
 	"github.com/wagate/wagate/ent/authtoken"
+	"github.com/wagate/wagate/ent/invitation"
 	"github.com/wagate/wagate/ent/membership"
 	"github.com/wagate/wagate/ent/organization"
 	"github.com/wagate/wagate/ent/predicate"
@@ -31,11 +34,17 @@ type UserQuery struct {
 	predicates               []predicate.User
 	withMemberships          *MembershipQuery
 	withAuthTokens           *AuthTokenQuery
+	withSentInvitations      *InvitationQuery
+	withCreatedAPIKeys       *APIKeyQuery
+	withAuditEntries         *AuditEntryQuery
 	withSelectedOrganization *OrganizationQuery
 	loadTotal                []func(context.Context, []*User) error
 	modifiers                []func(*sql.Selector)
 	withNamedMemberships     map[string]*MembershipQuery
 	withNamedAuthTokens      map[string]*AuthTokenQuery
+	withNamedSentInvitations map[string]*InvitationQuery
+	withNamedCreatedAPIKeys  map[string]*APIKeyQuery
+	withNamedAuditEntries    map[string]*AuditEntryQuery
 	// intermediate query (i.e. traversal path).
 	sql  *sql.Selector
 	path func(context.Context) (*sql.Selector, error)
@@ -109,6 +118,72 @@ func (_q *UserQuery) QueryAuthTokens() *AuthTokenQuery {
 			sqlgraph.From(user.Table, user.FieldID, selector),
 			sqlgraph.To(authtoken.Table, authtoken.FieldID),
 			sqlgraph.Edge(sqlgraph.O2M, false, user.AuthTokensTable, user.AuthTokensColumn),
+		)
+		fromU = sqlgraph.SetNeighbors(_q.driver.Dialect(), step)
+		return fromU, nil
+	}
+	return query
+}
+
+// QuerySentInvitations chains the current query on the "sent_invitations" edge.
+func (_q *UserQuery) QuerySentInvitations() *InvitationQuery {
+	query := (&InvitationClient{config: _q.config}).Query()
+	query.path = func(ctx context.Context) (fromU *sql.Selector, err error) {
+		if err := _q.prepareQuery(ctx); err != nil {
+			return nil, err
+		}
+		selector := _q.sqlQuery(ctx)
+		if err := selector.Err(); err != nil {
+			return nil, err
+		}
+		step := sqlgraph.NewStep(
+			sqlgraph.From(user.Table, user.FieldID, selector),
+			sqlgraph.To(invitation.Table, invitation.FieldID),
+			sqlgraph.Edge(sqlgraph.O2M, false, user.SentInvitationsTable, user.SentInvitationsColumn),
+		)
+		fromU = sqlgraph.SetNeighbors(_q.driver.Dialect(), step)
+		return fromU, nil
+	}
+	return query
+}
+
+// QueryCreatedAPIKeys chains the current query on the "created_api_keys" edge.
+func (_q *UserQuery) QueryCreatedAPIKeys() *APIKeyQuery {
+	query := (&APIKeyClient{config: _q.config}).Query()
+	query.path = func(ctx context.Context) (fromU *sql.Selector, err error) {
+		if err := _q.prepareQuery(ctx); err != nil {
+			return nil, err
+		}
+		selector := _q.sqlQuery(ctx)
+		if err := selector.Err(); err != nil {
+			return nil, err
+		}
+		step := sqlgraph.NewStep(
+			sqlgraph.From(user.Table, user.FieldID, selector),
+			sqlgraph.To(apikey.Table, apikey.FieldID),
+			sqlgraph.Edge(sqlgraph.O2M, false, user.CreatedAPIKeysTable, user.CreatedAPIKeysColumn),
+		)
+		fromU = sqlgraph.SetNeighbors(_q.driver.Dialect(), step)
+		return fromU, nil
+	}
+	return query
+}
+
+// QueryAuditEntries chains the current query on the "audit_entries" edge.
+func (_q *UserQuery) QueryAuditEntries() *AuditEntryQuery {
+	query := (&AuditEntryClient{config: _q.config}).Query()
+	query.path = func(ctx context.Context) (fromU *sql.Selector, err error) {
+		if err := _q.prepareQuery(ctx); err != nil {
+			return nil, err
+		}
+		selector := _q.sqlQuery(ctx)
+		if err := selector.Err(); err != nil {
+			return nil, err
+		}
+		step := sqlgraph.NewStep(
+			sqlgraph.From(user.Table, user.FieldID, selector),
+			sqlgraph.To(auditentry.Table, auditentry.FieldID),
+			sqlgraph.Edge(sqlgraph.O2M, false, user.AuditEntriesTable, user.AuditEntriesColumn),
 		)
 		fromU = sqlgraph.SetNeighbors(_q.driver.Dialect(), step)
 		return fromU, nil
@@ -332,6 +407,9 @@ func (_q *UserQuery) Clone() *UserQuery {
 		predicates:               append([]predicate.User{}, _q.predicates...),
 		withMemberships:          _q.withMemberships.Clone(),
 		withAuthTokens:           _q.withAuthTokens.Clone(),
+		withSentInvitations:      _q.withSentInvitations.Clone(),
+		withCreatedAPIKeys:       _q.withCreatedAPIKeys.Clone(),
+		withAuditEntries:         _q.withAuditEntries.Clone(),
 		withSelectedOrganization: _q.withSelectedOrganization.Clone(),
 		// clone intermediate query.
 		sql:  _q.sql.Clone(),
@@ -358,6 +436,39 @@ func (_q *UserQuery) WithAuthTokens(opts ...func(*AuthTokenQuery)) *UserQuery {
 		opt(query)
 	}
 	_q.withAuthTokens = query
+	return _q
+}
+
+// WithSentInvitations tells the query-builder to eager-load the nodes that are connected to
+// the "sent_invitations" edge. The optional arguments are used to configure the query builder of the edge.
+func (_q *UserQuery) WithSentInvitations(opts ...func(*InvitationQuery)) *UserQuery {
+	query := (&InvitationClient{config: _q.config}).Query()
+	for _, opt := range opts {
+		opt(query)
+	}
+	_q.withSentInvitations = query
+	return _q
+}
+
+// WithCreatedAPIKeys tells the query-builder to eager-load the nodes that are connected to
+// the "created_api_keys" edge. The optional arguments are used to configure the query builder of the edge.
+func (_q *UserQuery) WithCreatedAPIKeys(opts ...func(*APIKeyQuery)) *UserQuery {
+	query := (&APIKeyClient{config: _q.config}).Query()
+	for _, opt := range opts {
+		opt(query)
+	}
+	_q.withCreatedAPIKeys = query
+	return _q
+}
+
+// WithAuditEntries tells the query-builder to eager-load the nodes that are connected to
+// the "audit_entries" edge. The optional arguments are used to configure the query builder of the edge.
+func (_q *UserQuery) WithAuditEntries(opts ...func(*AuditEntryQuery)) *UserQuery {
+	query := (&AuditEntryClient{config: _q.config}).Query()
+	for _, opt := range opts {
+		opt(query)
+	}
+	_q.withAuditEntries = query
 	return _q
 }
 
@@ -456,9 +567,12 @@ func (_q *UserQuery) sqlAll(ctx context.Context, hooks ...queryHook) ([]*User, e
 	var (
 		nodes       = []*User{}
 		_spec       = _q.querySpec()
-		loadedTypes = [3]bool{
+		loadedTypes = [6]bool{
 			_q.withMemberships != nil,
 			_q.withAuthTokens != nil,
+			_q.withSentInvitations != nil,
+			_q.withCreatedAPIKeys != nil,
+			_q.withAuditEntries != nil,
 			_q.withSelectedOrganization != nil,
 		}
 	)
@@ -497,6 +611,27 @@ func (_q *UserQuery) sqlAll(ctx context.Context, hooks ...queryHook) ([]*User, e
 			return nil, err
 		}
 	}
+	if query := _q.withSentInvitations; query != nil {
+		if err := _q.loadSentInvitations(ctx, query, nodes,
+			func(n *User) { n.Edges.SentInvitations = []*Invitation{} },
+			func(n *User, e *Invitation) { n.Edges.SentInvitations = append(n.Edges.SentInvitations, e) }); err != nil {
+			return nil, err
+		}
+	}
+	if query := _q.withCreatedAPIKeys; query != nil {
+		if err := _q.loadCreatedAPIKeys(ctx, query, nodes,
+			func(n *User) { n.Edges.CreatedAPIKeys = []*APIKey{} },
+			func(n *User, e *APIKey) { n.Edges.CreatedAPIKeys = append(n.Edges.CreatedAPIKeys, e) }); err != nil {
+			return nil, err
+		}
+	}
+	if query := _q.withAuditEntries; query != nil {
+		if err := _q.loadAuditEntries(ctx, query, nodes,
+			func(n *User) { n.Edges.AuditEntries = []*AuditEntry{} },
+			func(n *User, e *AuditEntry) { n.Edges.AuditEntries = append(n.Edges.AuditEntries, e) }); err != nil {
+			return nil, err
+		}
+	}
 	if query := _q.withSelectedOrganization; query != nil {
 		if err := _q.loadSelectedOrganization(ctx, query, nodes, nil,
 			func(n *User, e *Organization) { n.Edges.SelectedOrganization = e }); err != nil {
@@ -514,6 +649,27 @@ func (_q *UserQuery) sqlAll(ctx context.Context, hooks ...queryHook) ([]*User, e
 		if err := _q.loadAuthTokens(ctx, query, nodes,
 			func(n *User) { n.appendNamedAuthTokens(name) },
 			func(n *User, e *AuthToken) { n.appendNamedAuthTokens(name, e) }); err != nil {
+			return nil, err
+		}
+	}
+	for name, query := range _q.withNamedSentInvitations {
+		if err := _q.loadSentInvitations(ctx, query, nodes,
+			func(n *User) { n.appendNamedSentInvitations(name) },
+			func(n *User, e *Invitation) { n.appendNamedSentInvitations(name, e) }); err != nil {
+			return nil, err
+		}
+	}
+	for name, query := range _q.withNamedCreatedAPIKeys {
+		if err := _q.loadCreatedAPIKeys(ctx, query, nodes,
+			func(n *User) { n.appendNamedCreatedAPIKeys(name) },
+			func(n *User, e *APIKey) { n.appendNamedCreatedAPIKeys(name, e) }); err != nil {
+			return nil, err
+		}
+	}
+	for name, query := range _q.withNamedAuditEntries {
+		if err := _q.loadAuditEntries(ctx, query, nodes,
+			func(n *User) { n.appendNamedAuditEntries(name) },
+			func(n *User, e *AuditEntry) { n.appendNamedAuditEntries(name, e) }); err != nil {
 			return nil, err
 		}
 	}
@@ -580,6 +736,105 @@ func (_q *UserQuery) loadAuthTokens(ctx context.Context, query *AuthTokenQuery, 
 		node, ok := nodeids[fk]
 		if !ok {
 			return fmt.Errorf(`unexpected referenced foreign-key "user_id" returned %v for node %v`, fk, n.ID)
+		}
+		assign(node, n)
+	}
+	return nil
+}
+func (_q *UserQuery) loadSentInvitations(ctx context.Context, query *InvitationQuery, nodes []*User, init func(*User), assign func(*User, *Invitation)) error {
+	fks := make([]driver.Value, 0, len(nodes))
+	nodeids := make(map[gid.ID]*User)
+	for i := range nodes {
+		fks = append(fks, nodes[i].ID)
+		nodeids[nodes[i].ID] = nodes[i]
+		if init != nil {
+			init(nodes[i])
+		}
+	}
+	if len(query.ctx.Fields) > 0 {
+		query.ctx.AppendFieldOnce(invitation.FieldInvitedByID)
+	}
+	query.Where(predicate.Invitation(func(s *sql.Selector) {
+		s.Where(sql.InValues(s.C(user.SentInvitationsColumn), fks...))
+	}))
+	neighbors, err := query.All(ctx)
+	if err != nil {
+		return err
+	}
+	for _, n := range neighbors {
+		fk := n.InvitedByID
+		if fk == nil {
+			return fmt.Errorf(`foreign-key "invited_by_id" is nil for node %v`, n.ID)
+		}
+		node, ok := nodeids[*fk]
+		if !ok {
+			return fmt.Errorf(`unexpected referenced foreign-key "invited_by_id" returned %v for node %v`, *fk, n.ID)
+		}
+		assign(node, n)
+	}
+	return nil
+}
+func (_q *UserQuery) loadCreatedAPIKeys(ctx context.Context, query *APIKeyQuery, nodes []*User, init func(*User), assign func(*User, *APIKey)) error {
+	fks := make([]driver.Value, 0, len(nodes))
+	nodeids := make(map[gid.ID]*User)
+	for i := range nodes {
+		fks = append(fks, nodes[i].ID)
+		nodeids[nodes[i].ID] = nodes[i]
+		if init != nil {
+			init(nodes[i])
+		}
+	}
+	if len(query.ctx.Fields) > 0 {
+		query.ctx.AppendFieldOnce(apikey.FieldCreatedByID)
+	}
+	query.Where(predicate.APIKey(func(s *sql.Selector) {
+		s.Where(sql.InValues(s.C(user.CreatedAPIKeysColumn), fks...))
+	}))
+	neighbors, err := query.All(ctx)
+	if err != nil {
+		return err
+	}
+	for _, n := range neighbors {
+		fk := n.CreatedByID
+		if fk == nil {
+			return fmt.Errorf(`foreign-key "created_by_id" is nil for node %v`, n.ID)
+		}
+		node, ok := nodeids[*fk]
+		if !ok {
+			return fmt.Errorf(`unexpected referenced foreign-key "created_by_id" returned %v for node %v`, *fk, n.ID)
+		}
+		assign(node, n)
+	}
+	return nil
+}
+func (_q *UserQuery) loadAuditEntries(ctx context.Context, query *AuditEntryQuery, nodes []*User, init func(*User), assign func(*User, *AuditEntry)) error {
+	fks := make([]driver.Value, 0, len(nodes))
+	nodeids := make(map[gid.ID]*User)
+	for i := range nodes {
+		fks = append(fks, nodes[i].ID)
+		nodeids[nodes[i].ID] = nodes[i]
+		if init != nil {
+			init(nodes[i])
+		}
+	}
+	if len(query.ctx.Fields) > 0 {
+		query.ctx.AppendFieldOnce(auditentry.FieldActorUserID)
+	}
+	query.Where(predicate.AuditEntry(func(s *sql.Selector) {
+		s.Where(sql.InValues(s.C(user.AuditEntriesColumn), fks...))
+	}))
+	neighbors, err := query.All(ctx)
+	if err != nil {
+		return err
+	}
+	for _, n := range neighbors {
+		fk := n.ActorUserID
+		if fk == nil {
+			return fmt.Errorf(`foreign-key "actor_user_id" is nil for node %v`, n.ID)
+		}
+		node, ok := nodeids[*fk]
+		if !ok {
+			return fmt.Errorf(`unexpected referenced foreign-key "actor_user_id" returned %v for node %v`, *fk, n.ID)
 		}
 		assign(node, n)
 	}
@@ -759,6 +1014,48 @@ func (_q *UserQuery) WithNamedAuthTokens(name string, opts ...func(*AuthTokenQue
 		_q.withNamedAuthTokens = make(map[string]*AuthTokenQuery)
 	}
 	_q.withNamedAuthTokens[name] = query
+	return _q
+}
+
+// WithNamedSentInvitations tells the query-builder to eager-load the nodes that are connected to the "sent_invitations"
+// edge with the given name. The optional arguments are used to configure the query builder of the edge.
+func (_q *UserQuery) WithNamedSentInvitations(name string, opts ...func(*InvitationQuery)) *UserQuery {
+	query := (&InvitationClient{config: _q.config}).Query()
+	for _, opt := range opts {
+		opt(query)
+	}
+	if _q.withNamedSentInvitations == nil {
+		_q.withNamedSentInvitations = make(map[string]*InvitationQuery)
+	}
+	_q.withNamedSentInvitations[name] = query
+	return _q
+}
+
+// WithNamedCreatedAPIKeys tells the query-builder to eager-load the nodes that are connected to the "created_api_keys"
+// edge with the given name. The optional arguments are used to configure the query builder of the edge.
+func (_q *UserQuery) WithNamedCreatedAPIKeys(name string, opts ...func(*APIKeyQuery)) *UserQuery {
+	query := (&APIKeyClient{config: _q.config}).Query()
+	for _, opt := range opts {
+		opt(query)
+	}
+	if _q.withNamedCreatedAPIKeys == nil {
+		_q.withNamedCreatedAPIKeys = make(map[string]*APIKeyQuery)
+	}
+	_q.withNamedCreatedAPIKeys[name] = query
+	return _q
+}
+
+// WithNamedAuditEntries tells the query-builder to eager-load the nodes that are connected to the "audit_entries"
+// edge with the given name. The optional arguments are used to configure the query builder of the edge.
+func (_q *UserQuery) WithNamedAuditEntries(name string, opts ...func(*AuditEntryQuery)) *UserQuery {
+	query := (&AuditEntryClient{config: _q.config}).Query()
+	for _, opt := range opts {
+		opt(query)
+	}
+	if _q.withNamedAuditEntries == nil {
+		_q.withNamedAuditEntries = make(map[string]*AuditEntryQuery)
+	}
+	_q.withNamedAuditEntries[name] = query
 	return _q
 }
 

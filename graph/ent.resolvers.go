@@ -7,12 +7,24 @@ package graph
 
 import (
 	"context"
+	"time"
 
 	"entgo.io/contrib/entgql"
 	"github.com/wagate/wagate/ent"
+	"github.com/wagate/wagate/ent/invitation"
 	"github.com/wagate/wagate/internal/gid"
 	"github.com/wagate/wagate/internal/page"
 )
+
+// LastUsedAt is the resolver for the lastUsedAt field.
+func (r *aPIKeyResolver) LastUsedAt(ctx context.Context, obj *ent.APIKey) (*time.Time, error) {
+	return r.auth.LastUsedAt(obj), nil
+}
+
+// Status is the resolver for the status field.
+func (r *invitationResolver) Status(ctx context.Context, obj *ent.Invitation) (invitation.Status, error) {
+	return r.tenancy.Status(obj), nil
+}
 
 // Members is the resolver for the members field.
 func (r *organizationResolver) Members(ctx context.Context, obj *ent.Organization, after *entgql.Cursor[gid.ID], first *int, before *entgql.Cursor[gid.ID], last *int, orderBy *ent.MembershipOrder, search *string) (*ent.MembershipConnection, error) {
@@ -29,6 +41,12 @@ func (r *queryResolver) Nodes(ctx context.Context, ids []gid.ID) ([]ent.Noder, e
 	return r.client.Noders(ctx, ids, ent.WithNodeType(ent.IDToType))
 }
 
+// APIKey returns APIKeyResolver implementation.
+func (r *Resolver) APIKey() APIKeyResolver { return &aPIKeyResolver{r} }
+
+// Invitation returns InvitationResolver implementation.
+func (r *Resolver) Invitation() InvitationResolver { return &invitationResolver{r} }
+
 // Organization returns OrganizationResolver implementation.
 func (r *Resolver) Organization() OrganizationResolver { return &organizationResolver{r} }
 
@@ -42,6 +60,8 @@ func (r *Resolver) Session() SessionResolver { return &sessionResolver{r} }
 func (r *Resolver) User() UserResolver { return &userResolver{r} }
 
 type (
+	aPIKeyResolver       struct{ *Resolver }
+	invitationResolver   struct{ *Resolver }
 	organizationResolver struct{ *Resolver }
 	queryResolver        struct{ *Resolver }
 	sessionResolver      struct{ *Resolver }

@@ -40,6 +40,12 @@ func (Organization) Edges() []ent.Edge {
 			Annotations(entsql.OnDelete(entsql.Cascade), entgql.RelayConnection(), entgql.Skip(entgql.SkipWhereInput|entgql.SkipMutationCreateInput|entgql.SkipMutationUpdateInput)),
 		edge.To("sessions", Session.Type).
 			Annotations(entsql.OnDelete(entsql.Cascade), entgql.RelayConnection(), entgql.Skip(entgql.SkipWhereInput|entgql.SkipMutationCreateInput|entgql.SkipMutationUpdateInput)),
+		edge.To("invitations", Invitation.Type).
+			Annotations(entsql.OnDelete(entsql.Cascade), entgql.Skip(entgql.SkipAll)),
+		edge.To("api_keys", APIKey.Type).
+			Annotations(entsql.OnDelete(entsql.Cascade), entgql.Skip(entgql.SkipAll)),
+		edge.To("audit_entries", AuditEntry.Type).
+			Annotations(entsql.OnDelete(entsql.Cascade), entgql.Skip(entgql.SkipAll)),
 		edge.From("selected_by", User.Type).Ref("selected_organization").
 			Annotations(entgql.Skip(entgql.SkipAll)),
 	}
@@ -55,7 +61,7 @@ func (Organization) Policy() ent.Policy {
 			rule.AllowSystem(),
 			rule.DenyAnonymous(),
 			rule.AllowOversight(),
-			rule.FilterMemberOrgs(rule.FieldID),
+			rule.FilterVisibleOrganizations(),
 		},
 		Mutation: privacy.MutationPolicy{
 			rule.AllowSystem(),

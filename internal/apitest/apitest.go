@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -20,6 +21,8 @@ import (
 	"github.com/wagate/wagate/internal/database"
 	"github.com/wagate/wagate/internal/gid"
 	"github.com/wagate/wagate/internal/httpapi"
+	"github.com/wagate/wagate/internal/mail"
+	"github.com/wagate/wagate/internal/tenancy"
 	"github.com/wagate/wagate/internal/viewer"
 )
 
@@ -28,9 +31,38 @@ type Server struct {
 	URL  string
 	DB   *database.DB
 	Auth *auth.Service
-	// Clock is the time the auth service sees; tests move it to expire tokens.
+	// Clock is the time the services see; tests move it to expire tokens and invitations.
 	Clock *Clock
-	seq   atomic.Int64
+	// Mail holds every e-mail the server sent.
+	Mail *Mailbox
+	seq  atomic.Int64
+}
+
+// Mailbox records e-mails instead of sending them.
+type Mailbox struct {
+	mu   sync.Mutex
+	sent []mail.Message
+}
+
+// Send records m.
+func (b *Mailbox) Send(_ context.Context, m mail.Message) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.sent = append(b.sent, m)
+	return nil
+}
+
+// To returns the messages sent to addr, oldest first.
+func (b *Mailbox) To(addr string) []mail.Message {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []mail.Message
+	for _, m := range b.sent {
+		if m.To == addr {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 // Clock is a settable clock.
@@ -57,10 +89,14 @@ func New(t testing.TB, db *database.DB) *Server {
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
-	h := httpapi.New(httpapi.Config{Introspection: true}, httpapi.Deps{Client: db.Client, SQL: db.SQL, Auth: authn, Log: log})
+	box := &Mailbox{}
+	h := httpapi.New(httpapi.Config{
+		Introspection: true,
+		Tenancy:       tenancy.Options{Mail: box, Log: log, Now: clock.Now, InvitationURL: "https://app.example.test/accept?token={token}"},
+	}, httpapi.Deps{Client: db.Client, SQL: db.SQL, Auth: authn, Log: log})
 	ts := httptest.NewServer(h)
 	t.Cleanup(ts.Close)
-	return &Server{URL: ts.URL, DB: db, Auth: authn, Clock: clock}
+	return &Server{URL: ts.URL, DB: db, Auth: authn, Clock: clock, Mail: box}
 }
 
 type testWriter struct{ t testing.TB }

@@ -41,6 +41,7 @@ type Service struct {
 	// long to refuse as a wrong password.
 	dummyHash string
 	now       func() time.Time
+	usage     usage
 }
 
 // New returns a Service.
@@ -136,8 +137,14 @@ func (s *Service) IssueToken(ctx context.Context, u *ent.User) (*Session, error)
 	return &Session{Token: token, ExpiresAt: expires, User: u}, nil
 }
 
+// errNotForKeys refuses account operations to API keys.
+var errNotForKeys = apperr.New(apperr.Forbidden, "API keys cannot do this: it needs a user")
+
 // LogIn checks an e-mail and password and issues a session token.
 func (s *Service) LogIn(ctx context.Context, email, password string) (*Session, error) {
+	if viewer.FromContext(ctx).Kind == viewer.KindAPIKey {
+		return nil, errNotForKeys
+	}
 	sys := viewer.System(ctx, "log-in")
 	email = strings.ToLower(strings.TrimSpace(email))
 	u, err := database.Client(ctx, s.client).User.Query().Where(user.Email(email)).Only(sys)
@@ -160,6 +167,9 @@ func (s *Service) LogIn(ctx context.Context, email, password string) (*Session, 
 
 // LogOut revokes the token the request was made with.
 func (s *Service) LogOut(ctx context.Context) error {
+	if viewer.FromContext(ctx).Kind == viewer.KindAPIKey {
+		return apperr.New(apperr.Forbidden, "API keys are revoked with revokeAPIKey, not logged out")
+	}
 	hash, ok := ctx.Value(tokenHashKey{}).([]byte)
 	if !ok {
 		return apperr.New(apperr.Unauthenticated, "log-out needs a session token")
@@ -188,10 +198,14 @@ var errInvalidToken = apperr.New(apperr.Unauthenticated, "invalid or expired tok
 // Resolve turns a bearer credential and an optional organization override into a viewer.
 // An empty credential gives the anonymous viewer.
 func (s *Service) Resolve(ctx context.Context, credential string, orgOverride string) (context.Context, *viewer.Viewer, error) {
-	if credential == "" {
+	switch {
+	case credential == "":
 		return ctx, &viewer.Viewer{}, nil
-	}
-	if !strings.HasPrefix(credential, SessionTokenPrefix) {
+	case strings.HasPrefix(credential, APIKeyPrefix):
+		// A key always acts in its own organization: the override is ignored.
+		v, err := s.resolveAPIKey(ctx, credential)
+		return ctx, v, err
+	case !strings.HasPrefix(credential, SessionTokenPrefix):
 		return ctx, nil, errInvalidToken
 	}
 	sys := viewer.System(ctx, "authenticate")
@@ -261,15 +275,25 @@ func (s *Service) PurgeExpired(ctx context.Context) (int, error) {
 	return n, nil
 }
 
-// RunPurger deletes expired tokens every interval until ctx ends.
-func (s *Service) RunPurger(ctx context.Context, interval time.Duration, log *slog.Logger) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
+// RunMaintenance deletes expired tokens every hour and writes API key usage every
+// flushEvery, until ctx ends; then it writes the usage one last time.
+func (s *Service) RunMaintenance(ctx context.Context, flushEvery time.Duration, log *slog.Logger) {
+	purge := time.NewTicker(time.Hour)
+	defer purge.Stop()
+	flush := time.NewTicker(flushEvery)
+	defer flush.Stop()
 	for {
 		select {
 		case <-ctx.Done():
+			if err := s.FlushKeyUsage(context.WithoutCancel(ctx)); err != nil {
+				log.Warn("writing API key usage at shutdown", "err", err)
+			}
 			return
-		case <-t.C:
+		case <-flush.C:
+			if err := s.FlushKeyUsage(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				log.Warn("writing API key usage", "err", err)
+			}
+		case <-purge.C:
 			if n, err := s.PurgeExpired(ctx); err != nil && !errors.Is(err, context.Canceled) {
 				log.Warn("purging expired tokens", "err", err)
 			} else if n > 0 {

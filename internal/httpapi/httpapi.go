@@ -24,6 +24,8 @@ type Config struct {
 	Introspection bool
 	// MaxBodyBytes bounds a request body; 0 means 1 MiB.
 	MaxBodyBytes int64
+	// Tenancy configures invitations.
+	Tenancy tenancy.Options
 }
 
 // Deps are the services the API serves.
@@ -42,7 +44,7 @@ func New(cfg Config, d Deps) http.Handler {
 	resolver := graph.NewResolver(graph.Services{
 		Client:    d.Client,
 		Auth:      d.Auth,
-		Tenancy:   tenancy.New(d.Client, d.Auth),
+		Tenancy:   tenancy.New(d.Client, d.Auth, cfg.Tenancy),
 		Oversight: oversight.New(d.Client),
 	})
 	gql := graph.NewServer(resolver, graph.ServerConfig{Introspection: cfg.Introspection, Log: d.Log})

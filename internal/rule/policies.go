@@ -26,15 +26,18 @@ var (
 	SuperAdminUserFields  = []string{"disabled", "updated_at"}
 )
 
-// FilterVisibleUsers lets a caller see itself and the people it shares an organization with.
+// FilterVisibleUsers lets a caller see itself, the people it shares an organization with, and
+// those who invited it.
 func FilterVisibleUsers() privacy.QueryRule {
 	return QueryRuleFunc(func(ctx context.Context, q ent.Query) error {
 		v := viewer.FromContext(ctx)
 		shared := entql.HasEdgeWith("memberships", entql.FieldIn(FieldOrganizationID, idsAny(v.OrgIDs())...))
-		if v.IsUser() {
-			return where(ctx, q, entql.Or(entql.FieldEQ(FieldID, v.UserID), shared))
+		if !v.IsUser() {
+			return where(ctx, q, shared)
 		}
-		return where(ctx, q, shared)
+		// Whoever invited the caller is visible to them, so an invitation can say who sent it.
+		inviters := entql.HasEdgeWith("sent_invitations", pendingFor(v.Email))
+		return where(ctx, q, entql.Or(entql.FieldEQ(FieldID, v.UserID), shared, inviters))
 	})
 }
 
@@ -91,8 +94,8 @@ func denyUnlessMember(v *viewer.Viewer, org gid.ID) error {
 }
 
 // MembershipMutation enforces the membership rows of the role table:
-//   - create: the founder of a new organization, or PermInviteMembers there with a role no
-//     higher than the caller's own;
+//   - create: the founder of a new organization, the invitee accepting an invitation (with
+//     its role), or PermInviteMembers there with a role no higher than the caller's own;
 //   - update one (role change) and delete one (removal): PermManageMembers in the current
 //     organization;
 //   - bulk delete is how a person leaves: it is always narrowed to the caller's own rows.
@@ -106,6 +109,10 @@ func MembershipMutation() privacy.MutationRule {
 			role, _ := stringField[viewer.Role](m, FieldRole)
 			if founded, ok := viewer.Founder(ctx); ok && founded == org && v.IsUser() &&
 				user == v.UserID && role == viewer.RoleOwner {
+				return privacy.Allow
+			}
+			if inv, ok := viewer.InviteeOf(ctx); ok && inv.OrgID == org && v.IsUser() &&
+				user == v.UserID && role == inv.Role {
 				return privacy.Allow
 			}
 			if !v.CanIn(org, viewer.PermInviteMembers) {
@@ -154,5 +161,18 @@ func OrgOwnedMutation(perm viewer.Permission) privacy.MutationRule {
 			return privacy.Allow
 		}
 		return where(ctx, m, entql.FieldEQ(FieldOrganizationID, v.OrgID))
+	})
+}
+
+// FilterVisibleOrganizations shows the caller's organizations, and those that invited it (so
+// a pending invitation can name its organization).
+func FilterVisibleOrganizations() privacy.QueryRule {
+	return QueryRuleFunc(func(ctx context.Context, q ent.Query) error {
+		v := viewer.FromContext(ctx)
+		member := entql.FieldIn(FieldID, idsAny(v.OrgIDs())...)
+		if !v.IsUser() {
+			return where(ctx, q, member)
+		}
+		return where(ctx, q, entql.Or(member, entql.HasEdgeWith("invitations", pendingFor(v.Email))))
 	})
 }

@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"log/slog"
 	"regexp"
 	"strings"
 	"time"
@@ -19,22 +20,58 @@ import (
 	"github.com/wagate/wagate/ent/organization"
 	"github.com/wagate/wagate/ent/user"
 	"github.com/wagate/wagate/internal/apperr"
+	"github.com/wagate/wagate/internal/audit"
 	"github.com/wagate/wagate/internal/auth"
 	"github.com/wagate/wagate/internal/database"
 	"github.com/wagate/wagate/internal/gid"
+	"github.com/wagate/wagate/internal/mail"
 	"github.com/wagate/wagate/internal/rule"
 	"github.com/wagate/wagate/internal/viewer"
 )
+
+// Options configure the service.
+type Options struct {
+	// InvitationTTL is how long an invitation stays valid; 0 means 7 days.
+	InvitationTTL time.Duration
+	// InvitationURL is the link e-mailed to invitees; "{token}" is replaced by the token.
+	InvitationURL string
+	// Mail delivers invitations.
+	Mail mail.Sender
+	Log  *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// DefaultInvitationURL points at the dashboard's accept page of a local installation.
+const DefaultInvitationURL = "http://localhost:8080/invitations/accept?token={token}"
 
 // Service implements the tenancy workflows.
 type Service struct {
 	client *ent.Client
 	auth   *auth.Service
+	opts   Options
+	now    func() time.Time
 }
 
 // New returns a Service.
-func New(client *ent.Client, authn *auth.Service) *Service {
-	return &Service{client: client, auth: authn}
+func New(client *ent.Client, authn *auth.Service, opts Options) *Service {
+	if opts.InvitationTTL <= 0 {
+		opts.InvitationTTL = 7 * 24 * time.Hour
+	}
+	if opts.InvitationURL == "" {
+		opts.InvitationURL = DefaultInvitationURL
+	}
+	if opts.Log == nil {
+		opts.Log = slog.Default()
+	}
+	if opts.Mail == nil {
+		opts.Mail = mail.Log{Logger: opts.Log}
+	}
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	return &Service{client: client, auth: authn, opts: opts, now: now}
 }
 
 func (s *Service) tx(ctx context.Context, fn func(ctx context.Context, c *ent.Client) error) error {
@@ -51,6 +88,9 @@ var errEmailTaken = &apperr.Error{Code: apperr.Conflict, Field: "email", Message
 // SignUp creates a user, their personal organization (with the user as OWNER, selected),
 // and a session token, all or nothing.
 func (s *Service) SignUp(ctx context.Context, in SignUpInput) (*auth.Session, error) {
+	if viewer.FromContext(ctx).Kind == viewer.KindAPIKey {
+		return nil, apperr.New(apperr.Forbidden, "API keys cannot sign up")
+	}
 	email, err := auth.NormalizeEmail("email", in.Email)
 	if err != nil {
 		return nil, err
@@ -87,6 +127,12 @@ func (s *Service) SignUp(ctx context.Context, in SignUpInput) (*auth.Session, er
 		}
 		if u, err = c.User.UpdateOne(u).SetSelectedOrganizationID(org.ID).Save(sys); err != nil {
 			return fmt.Errorf("selecting the personal organization: %w", err)
+		}
+		founder := viewer.NewContext(ctx, &viewer.Viewer{Kind: viewer.KindUser, UserID: u.ID})
+		err = audit.Record(founder, c, audit.Entry{OrgID: org.ID, Action: "organization.create",
+			TargetType: "Organization", TargetID: org.ID, Details: map[string]any{"name": org.Name, "personal": true}})
+		if err != nil {
+			return err
 		}
 		sess, err = s.auth.IssueToken(ctx, u)
 		return err
@@ -126,8 +172,11 @@ func (s *Service) CreateOrganization(ctx context.Context, name string) (*ent.Org
 	v := viewer.FromContext(ctx)
 	var org *ent.Organization
 	err = s.tx(ctx, func(ctx context.Context, c *ent.Client) error {
-		org, err = s.found(ctx, c, v.UserID, name, false)
-		return err
+		if org, err = s.found(ctx, c, v.UserID, name, false); err != nil {
+			return err
+		}
+		return audit.Record(ctx, c, audit.Entry{OrgID: org.ID, Action: "organization.create",
+			TargetType: "Organization", TargetID: org.ID, Details: map[string]any{"name": name}})
 	})
 	if err != nil {
 		return nil, err
@@ -170,7 +219,8 @@ func (s *Service) UpdateOrganization(ctx context.Context, in UpdateOrganizationI
 	if id == "" {
 		return nil, apperr.New(apperr.NotFound, "no organization selected")
 	}
-	upd := database.Client(ctx, s.client).Organization.UpdateOneID(id)
+	changes := map[string]any{}
+	var sets []func(*ent.OrganizationUpdateOne)
 	if in.Name != nil {
 		name, err := cleanName("name", *in.Name, 100)
 		if err != nil {
@@ -179,25 +229,44 @@ func (s *Service) UpdateOrganization(ctx context.Context, in UpdateOrganizationI
 		if name == "" {
 			return nil, apperr.Invalid("name", "the name must not be empty")
 		}
-		upd.SetName(name)
+		changes["name"] = name
+		sets = append(sets, func(u *ent.OrganizationUpdateOne) { u.SetName(name) })
 	}
 	if in.Timezone != nil {
 		if _, err := time.LoadLocation(*in.Timezone); err != nil || *in.Timezone == "" || *in.Timezone == "Local" {
 			return nil, apperr.Invalid("timezone", "%q is not an IANA time zone name", truncateRunes(*in.Timezone, 64))
 		}
-		upd.SetTimezone(*in.Timezone)
+		changes["timezone"] = *in.Timezone
+		sets = append(sets, func(u *ent.OrganizationUpdateOne) { u.SetTimezone(*in.Timezone) })
 	}
 	if in.DateFormat != nil {
 		if !dateFormats[*in.DateFormat] {
 			return nil, apperr.Invalid("dateFormat", "dateFormat must be one of YYYY-MM-DD, DD/MM/YYYY, MM/DD/YYYY, DD.MM.YYYY, DD-MM-YYYY")
 		}
-		upd.SetDateFormat(*in.DateFormat)
+		changes["dateFormat"] = *in.DateFormat
+		sets = append(sets, func(u *ent.OrganizationUpdateOne) { u.SetDateFormat(*in.DateFormat) })
 	}
 	if in.MaskPhoneNumbers != nil {
-		upd.SetMaskPhoneNumbers(*in.MaskPhoneNumbers)
+		changes["maskPhoneNumbers"] = *in.MaskPhoneNumbers
+		sets = append(sets, func(u *ent.OrganizationUpdateOne) { u.SetMaskPhoneNumbers(*in.MaskPhoneNumbers) })
 	}
-	return upd.Save(ctx)
+	var org *ent.Organization
+	err := s.tx(ctx, func(ctx context.Context, c *ent.Client) error {
+		upd := c.Organization.UpdateOneID(id)
+		for _, set := range sets {
+			set(upd)
+		}
+		var err error
+		if org, err = upd.Save(ctx); err != nil {
+			return err
+		}
+		return audit.Record(ctx, c, audit.Entry{OrgID: id, Action: "organization.update",
+			TargetType: "Organization", TargetID: id, Details: changes})
+	})
+	return org, err
 }
+
+
 
 // DeleteOrganization deletes an organization and, through foreign keys, all it owns.
 func (s *Service) DeleteOrganization(ctx context.Context, id gid.ID) (gid.ID, error) {
@@ -225,8 +294,7 @@ func (s *Service) AddMember(ctx context.Context, in AddMemberInput) (*ent.Member
 	if (in.Email == nil) == (in.UserID == nil) {
 		return nil, apperr.Invalid("email", "give either email or userID")
 	}
-	c := database.Client(ctx, s.client)
-	q := c.User.Query()
+	q := database.Client(ctx, s.client).User.Query()
 	if in.Email != nil {
 		email, err := auth.NormalizeEmail("email", *in.Email)
 		if err != nil {
@@ -243,10 +311,18 @@ func (s *Service) AddMember(ctx context.Context, in AddMemberInput) (*ent.Member
 	if err != nil {
 		return nil, fmt.Errorf("looking up user: %w", err)
 	}
-	m, err := c.Membership.Create().SetOrganizationID(v.OrgID).SetUserID(u.ID).SetRole(in.Role).Save(ctx)
-	if ent.IsConstraintError(err) {
-		return nil, apperr.New(apperr.Conflict, "%s is already a member", u.Email)
-	}
+	var m *ent.Membership
+	err = s.tx(ctx, func(ctx context.Context, c *ent.Client) error {
+		m, err = c.Membership.Create().SetOrganizationID(v.OrgID).SetUserID(u.ID).SetRole(in.Role).Save(ctx)
+		if ent.IsConstraintError(err) {
+			return apperr.New(apperr.Conflict, "%s is already a member", u.Email)
+		}
+		if err != nil {
+			return err
+		}
+		return audit.Record(ctx, c, audit.Entry{Action: "member.add", TargetType: "Membership", TargetID: m.ID,
+			Details: map[string]any{"email": u.Email, "role": in.Role}})
+	})
 	return m, err
 }
 
@@ -254,8 +330,11 @@ func (s *Service) AddMember(ctx context.Context, in AddMemberInput) (*ent.Member
 func (s *Service) UpdateMemberRole(ctx context.Context, id gid.ID, role viewer.Role) (*ent.Membership, error) {
 	var m *ent.Membership
 	err := s.tx(ctx, func(ctx context.Context, c *ent.Client) (err error) {
-		m, err = c.Membership.UpdateOneID(id).SetRole(role).Save(ctx)
-		return err
+		if m, err = c.Membership.UpdateOneID(id).SetRole(role).Save(ctx); err != nil {
+			return err
+		}
+		return audit.Record(ctx, c, audit.Entry{Action: "member.update_role", TargetType: "Membership", TargetID: id,
+			Details: map[string]any{"role": role}})
 	})
 	if err != nil {
 		return nil, err
@@ -269,7 +348,10 @@ func (s *Service) UpdateMemberRole(ctx context.Context, id gid.ID, role viewer.R
 // RemoveMember removes a member from the current organization; the account stays.
 func (s *Service) RemoveMember(ctx context.Context, id gid.ID) (gid.ID, error) {
 	err := s.tx(ctx, func(ctx context.Context, c *ent.Client) error {
-		return c.Membership.DeleteOneID(id).Exec(ctx)
+		if err := c.Membership.DeleteOneID(id).Exec(ctx); err != nil {
+			return err
+		}
+		return audit.Record(ctx, c, audit.Entry{Action: "member.remove", TargetType: "Membership", TargetID: id})
 	})
 	if err != nil {
 		return "", err
@@ -289,7 +371,7 @@ func (s *Service) LeaveOrganization(ctx context.Context, org gid.ID) (gid.ID, er
 		if n == 0 {
 			return apperr.New(apperr.NotFound, "you are not a member of this organization")
 		}
-		return nil
+		return audit.Record(ctx, c, audit.Entry{OrgID: org, Action: "member.leave", TargetType: "User", TargetID: v.UserID})
 	})
 	if err != nil {
 		return "", err
@@ -325,6 +407,11 @@ func (s *Service) TransferOwnership(ctx context.Context, membershipID gid.ID) (*
 		}
 		if err := c.Membership.UpdateOne(mine).SetRole(viewer.RoleAdmin).Exec(ctx); err != nil {
 			return fmt.Errorf("demoting the previous owner: %w", err)
+		}
+		err = audit.Record(ctx, c, audit.Entry{Action: "organization.transfer_ownership", TargetType: "Membership",
+			TargetID: target.ID, Details: map[string]any{"from": v.UserID, "to": target.UserID}})
+		if err != nil {
+			return err
 		}
 		org, err = c.Organization.Query().Where(organization.ID(v.OrgID)).Only(ctx)
 		return err

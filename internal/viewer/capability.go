@@ -36,3 +36,39 @@ func Founder(ctx context.Context) (gid.ID, bool) {
 	org, ok := ctx.Value(founderKey{}).(gid.ID)
 	return org, ok && org != ""
 }
+
+// Invitee is what an invitation grants the person it was sent to.
+type Invitee struct {
+	InvitationID gid.ID
+	OrgID        gid.ID
+	Role         Role
+}
+
+type inviteeKey struct{}
+
+// WithInvitee lets the viewer answer one invitation (mark it accepted or declined) and, when
+// accepting, join its organization with its role. The tenancy service sets it only after
+// checking the invitation is pending, unexpired and addressed to the viewer's e-mail.
+func WithInvitee(ctx context.Context, inv Invitee) context.Context {
+	return context.WithValue(ctx, inviteeKey{}, inv)
+}
+
+// InviteeOf returns the invitation ctx may answer, if any.
+func InviteeOf(ctx context.Context) (Invitee, bool) {
+	inv, ok := ctx.Value(inviteeKey{}).(Invitee)
+	return inv, ok && inv.InvitationID != ""
+}
+
+type invitationTokenKey struct{}
+
+// WithInvitationToken lets the viewer read the one invitation whose token hashes to hash, so
+// an e-mailed link works for someone who is not a member yet.
+func WithInvitationToken(ctx context.Context, hash []byte) context.Context {
+	return context.WithValue(ctx, invitationTokenKey{}, hash)
+}
+
+// InvitationToken returns the token hash ctx may read an invitation by.
+func InvitationToken(ctx context.Context) ([]byte, bool) {
+	h, ok := ctx.Value(invitationTokenKey{}).([]byte)
+	return h, ok && len(h) > 0
+}

@@ -25,7 +25,7 @@ const (
 // Viewer is the caller of one request or connection.
 type Viewer struct {
 	Kind Kind
-	// UserID is the user behind the request (for an API key: its creator, for attribution only).
+	// UserID is the signed-in user (KindUser only).
 	UserID gid.ID
 	// APIKeyID is set for KindAPIKey.
 	APIKeyID gid.ID
