@@ -247,3 +247,46 @@ func (s *Server) MakeSuperAdmin(t testing.TB, u *User) {
 		t.Fatalf("granting super admin: %v", err)
 	}
 }
+
+// Key is an API key.
+type Key struct{ ID, Secret string }
+
+// CreateAPIKey creates a key with role in org, acting as by.
+func (s *Server) CreateAPIKey(t testing.TB, by *User, org, role string) *Key {
+	t.Helper()
+	var out struct {
+		CreateAPIKey struct {
+			Secret string
+			APIKey struct{ ID string }
+		}
+	}
+	s.OK(t, Request{Token: by.Token, Org: org,
+		Query: `mutation($r: Role!) { createAPIKey(input: {name: "test key", role: $r}) { secret apiKey { id } } }`,
+		Vars:  map[string]any{"r": role}}, &out)
+	return &Key{ID: out.CreateAPIKey.APIKey.ID, Secret: out.CreateAPIKey.Secret}
+}
+
+// MembershipOf returns the id of user's membership in org, as seen by by.
+func (s *Server) MembershipOf(t testing.TB, by *User, org, user string) string {
+	t.Helper()
+	var out struct {
+		Organization struct {
+			Members struct {
+				Edges []struct {
+					Node struct {
+						ID   string
+						User struct{ ID string }
+					}
+				}
+			}
+		}
+	}
+	s.OK(t, Request{Token: by.Token, Org: org, Query: `{ organization { members { edges { node { id user { id } } } } } }`}, &out)
+	for _, e := range out.Organization.Members.Edges {
+		if e.Node.User.ID == user {
+			return e.Node.ID
+		}
+	}
+	t.Fatalf("%s is not a member of %s", user, org)
+	return ""
+}

@@ -25,16 +25,22 @@ const (
 	owner   = "OWNER"
 	super   = "super admin"
 	disable = "disabled user"
+	mkey    = "MEMBER API key"
+	akey    = "ADMIN API key"
+	badIn   = "BAD_USER_INPUT"
 )
 
-var callers = []string{anon, other, member, admin, owner, super, disable}
+var callers = []string{anon, other, member, admin, owner, super, disable, mkey, akey}
 
-// fixture is organization A with an OWNER, an ADMIN, a MEMBER and a disabled MEMBER; another
-// user with only their own organization; and a super admin who is no member of A.
+// fixture is organization A with an OWNER, an ADMIN, a MEMBER, a disabled MEMBER, a MEMBER
+// and an ADMIN API key, and a pending invitation; another user with only their own
+// organization; and a super admin who is no member of A.
 type fixture struct {
 	org                                               string
 	owner, admin, member, other, super, disabled      *apitest.User
 	adminMembership, memberMembership, disabledMember string
+	memberKey, adminKey                               *apitest.Key
+	invitation                                        string
 }
 
 func newFixture(t *testing.T, s *apitest.Server) *fixture {
@@ -47,6 +53,13 @@ func newFixture(t *testing.T, s *apitest.Server) *fixture {
 	f.adminMembership = s.AddMember(t, f.owner, f.org, f.admin, "ADMIN")
 	f.memberMembership = s.AddMember(t, f.owner, f.org, f.member, "MEMBER")
 	f.disabledMember = s.AddMember(t, f.owner, f.org, f.disabled, "MEMBER")
+	f.memberKey = s.CreateAPIKey(t, f.owner, f.org, "MEMBER")
+	f.adminKey = s.CreateAPIKey(t, f.owner, f.org, "ADMIN")
+	var inv struct{ InviteMember struct{ ID string } }
+	s.OK(t, apitest.Request{Token: f.owner.Token, Org: f.org,
+		Query: `mutation($e: String!) { inviteMember(input: {email: $e}) { id } }`,
+		Vars:  map[string]any{"e": apitest.UniqueEmail(s, "invitee")}}, &inv)
+	f.invitation = inv.InviteMember.ID
 	s.MakeSuperAdmin(t, f.super)
 	s.OK(t, apitest.Request{Token: f.super.Token,
 		Query: `mutation($id: ID!) { adminSetUserDisabled(userID: $id, disabled: true) { id } }`,
@@ -70,16 +83,20 @@ func (f *fixture) as(caller string) (token, org string) {
 		return f.super.Token, ""
 	case disable:
 		return f.disabled.Token, f.org
+	case mkey:
+		return f.memberKey.Secret, ""
+	case akey:
+		return f.adminKey.Secret, ""
 	}
 	return "", ""
 }
 
 // want lists the expected code per caller; a disabled user is always UNAUTHENTICATED.
-type want struct{ anon, other, member, admin, owner, super string }
+type want struct{ anon, other, member, admin, owner, super, mkey, akey string }
 
 func (w want) of(caller string) string {
 	return map[string]string{anon: w.anon, other: w.other, member: w.member, admin: w.admin,
-		owner: w.owner, super: w.super, disable: unauth}[caller]
+		owner: w.owner, super: w.super, disable: unauth, mkey: w.mkey, akey: w.akey}[caller]
 }
 
 type operation struct {
@@ -106,45 +123,63 @@ func newcomer(role string) func(*testing.T, *apitest.Server, *fixture) map[strin
 	}
 }
 
-var readers = want{anon: unauth, other: ok, member: ok, admin: ok, owner: ok, super: ok}
-var superOnly = want{anon: unauth, other: forbid, member: forbid, admin: forbid, owner: forbid, super: ok}
+var (
+	readers   = want{anon: unauth, other: ok, member: ok, admin: ok, owner: ok, super: ok, mkey: ok, akey: ok}
+	usersOnly = want{anon: unauth, other: ok, member: ok, admin: ok, owner: ok, super: ok, mkey: forbid, akey: forbid}
+	anyone    = want{anon: ok, other: ok, member: ok, admin: ok, owner: ok, super: ok, mkey: forbid, akey: forbid}
+	superOnly = want{anon: unauth, other: forbid, member: forbid, admin: forbid, owner: forbid, super: ok, mkey: forbid, akey: forbid}
+	// adminsHere: ADMIN+ of A (and other and super admin in their own organization).
+	adminsHere = want{anon: unauth, other: ok, member: forbid, admin: ok, owner: ok, super: ok, mkey: forbid, akey: ok}
+	// humanAdmins: like adminsHere, but no API key may.
+	humanAdmins = want{anon: unauth, other: ok, member: forbid, admin: ok, owner: ok, super: ok, mkey: forbid, akey: forbid}
+	// ownerOnA: only A's OWNER; the others reach A's object by id and find nothing.
+	ownerOnA = want{anon: unauth, other: nf, member: forbid, admin: forbid, owner: ok, super: nf, mkey: forbid, akey: forbid}
+	// adminsOnA: ADMIN+ of A by id.
+	adminsOnA = want{anon: unauth, other: nf, member: forbid, admin: ok, owner: ok, super: nf, mkey: forbid, akey: forbid}
+	// membersOfA: anyone in A, keys included.
+	membersOfA = want{anon: unauth, other: nf, member: ok, admin: ok, owner: ok, super: nf, mkey: ok, akey: ok}
+)
+
+func invitationVar(_ *testing.T, _ *apitest.Server, f *fixture) map[string]any {
+	return map[string]any{"id": f.invitation}
+}
+
+func memberKeyVar(_ *testing.T, _ *apitest.Server, f *fixture) map[string]any {
+	return map[string]any{"id": f.memberKey.ID}
+}
 
 var operations = []operation{
-	{name: "viewer", query: `{ viewer { isSuperAdmin user { id } organization { id } role } }`,
-		want: want{anon: ok, other: ok, member: ok, admin: ok, owner: ok, super: ok}},
+	{name: "viewer", query: `{ viewer { isSuperAdmin user { id } organization { id } role apiKey { id } } }`,
+		want: want{anon: ok, other: ok, member: ok, admin: ok, owner: ok, super: ok, mkey: ok, akey: ok}},
 	{name: "organization", query: `{ organization { id name settings { timezone } viewerRole } }`, want: readers},
 	{name: "organizations", query: `{ organizations { edges { node { id } } } }`, want: readers},
-	{name: "node(organization)", query: `query($id: ID!) { node(id: $id) { id } }`, vars: orgVar,
-		want: want{anon: unauth, other: nf, member: ok, admin: ok, owner: ok, super: nf}},
+	{name: "node(organization)", query: `query($id: ID!) { node(id: $id) { id } }`, vars: orgVar, want: membersOfA},
 	{name: "organization.members", query: `query($id: ID!) { node(id: $id) { ... on Organization {
-		members(first: 10) { edges { node { role user { email } } } } } } }`, vars: orgVar,
-		want: want{anon: unauth, other: nf, member: ok, admin: ok, owner: ok, super: nf}},
-	{name: "createOrganization", query: `mutation { createOrganization(input: {name: "New"}) { id } }`, want: readers},
+		members(first: 10) { edges { node { role user { email } } } } } } }`, vars: orgVar, want: membersOfA},
+	{name: "createOrganization", query: `mutation { createOrganization(input: {name: "New"}) { id } }`, want: usersOnly},
 	{name: "updateOrganization", query: `mutation($id: ID!) { updateOrganization(input: {id: $id, name: "Renamed"}) { id } }`,
-		vars: orgVar, want: want{anon: unauth, other: nf, member: forbid, admin: ok, owner: ok, super: nf}},
-	{name: "deleteOrganization", query: `mutation($id: ID!) { deleteOrganization(id: $id) }`, vars: orgVar, mutates: true,
-		want: want{anon: unauth, other: nf, member: forbid, admin: forbid, owner: ok, super: nf}},
+		vars: orgVar, want: want{anon: unauth, other: nf, member: forbid, admin: ok, owner: ok, super: nf, mkey: forbid, akey: ok}},
+	{name: "deleteOrganization", query: `mutation($id: ID!) { deleteOrganization(id: $id) }`, vars: orgVar, mutates: true, want: ownerOnA},
 	// other and super admin act in their own organization, where they are OWNER.
 	{name: "addMember(MEMBER)", query: `mutation($in: AddMemberInput!) { addMember(input: $in) { id } }`,
-		vars: newcomer("MEMBER"), want: want{anon: unauth, other: ok, member: forbid, admin: ok, owner: ok, super: ok}},
+		vars: newcomer("MEMBER"), want: humanAdmins},
 	{name: "addMember(OWNER)", query: `mutation($in: AddMemberInput!) { addMember(input: $in) { id } }`,
-		vars: newcomer("OWNER"), want: want{anon: unauth, other: ok, member: forbid, admin: forbid, owner: ok, super: ok}},
+		vars: newcomer("OWNER"), want: want{anon: unauth, other: ok, member: forbid, admin: forbid, owner: ok, super: ok, mkey: forbid, akey: forbid}},
 	{name: "updateMemberRole", query: `mutation($id: ID!) { updateMemberRole(id: $id, role: ADMIN) { id role } }`,
-		vars: memberVar, mutates: true, want: want{anon: unauth, other: nf, member: forbid, admin: forbid, owner: ok, super: nf}},
-	{name: "removeMember", query: `mutation($id: ID!) { removeMember(id: $id) }`,
-		vars: memberVar, mutates: true, want: want{anon: unauth, other: nf, member: forbid, admin: forbid, owner: ok, super: nf}},
-	{name: "leaveOrganization", query: `mutation($id: ID!) { leaveOrganization(id: $id) }`,
-		vars: orgVar, mutates: true, want: want{anon: unauth, other: nf, member: ok, admin: ok, owner: clash, super: nf}},
+		vars: memberVar, mutates: true, want: ownerOnA},
+	{name: "removeMember", query: `mutation($id: ID!) { removeMember(id: $id) }`, vars: memberVar, mutates: true, want: ownerOnA},
+	{name: "leaveOrganization", query: `mutation($id: ID!) { leaveOrganization(id: $id) }`, vars: orgVar, mutates: true,
+		want: want{anon: unauth, other: nf, member: ok, admin: ok, owner: clash, super: nf, mkey: forbid, akey: forbid}},
 	{name: "transferOwnership", query: `mutation($id: ID!) { transferOwnership(membershipID: $id) { id } }`,
-		vars: memberVar, mutates: true, want: want{anon: unauth, other: nf, member: forbid, admin: forbid, owner: ok, super: nf}},
+		vars: memberVar, mutates: true, want: ownerOnA},
 	{name: "switchOrganization", query: `mutation($id: ID!) { switchOrganization(id: $id) { organization { id } } }`,
-		vars: orgVar, want: want{anon: unauth, other: nf, member: ok, admin: ok, owner: ok, super: nf}},
-	{name: "logOut", query: `mutation { logOut }`, mutates: true, want: readers},
+		vars: orgVar, want: want{anon: unauth, other: nf, member: ok, admin: ok, owner: ok, super: nf, mkey: forbid, akey: forbid}},
+	{name: "logOut", query: `mutation { logOut }`, mutates: true, want: usersOnly},
 	{name: "User.memberships", query: `query($id: ID!) { node(id: $id) { ... on User { memberships { id } } } }`,
 		vars: func(_ *testing.T, _ *apitest.Server, f *fixture) map[string]any {
 			return map[string]any{"id": f.member.ID}
 		},
-		want: want{anon: unauth, other: nf, member: ok, admin: forbid, owner: forbid, super: nf}},
+		want: want{anon: unauth, other: nf, member: ok, admin: forbid, owner: forbid, super: nf, mkey: forbid, akey: forbid}},
 	{name: "admin.users", query: `{ admin { users { totalCount edges { node { email memberships { id } } } } } }`, want: superOnly},
 	{name: "admin.organizations", query: `{ admin { organizations(search: "") { totalCount } } }`, want: superOnly},
 	{name: "admin.sessions", query: `{ admin { sessions(status: CONNECTED) { totalCount } } }`, want: superOnly},
@@ -157,12 +192,46 @@ var operations = []operation{
 		vars: func(_ *testing.T, s *apitest.Server, _ *fixture) map[string]any {
 			return map[string]any{"in": map[string]any{"email": apitest.UniqueEmail(s, "fresh"), "password": apitest.Password, "name": "Fresh"}}
 		},
-		want: want{anon: ok, other: ok, member: ok, admin: ok, owner: ok, super: ok}},
+		want: anyone},
 	{name: "logIn", query: `mutation($in: LogInInput!) { logIn(input: $in) { token } }`,
 		vars: func(_ *testing.T, _ *apitest.Server, f *fixture) map[string]any {
 			return map[string]any{"in": map[string]any{"email": f.owner.Email, "password": apitest.Password}}
 		},
-		want: want{anon: ok, other: ok, member: ok, admin: ok, owner: ok, super: ok}},
+		want: anyone},
+
+	// Invitations.
+	{name: "inviteMember(MEMBER)", query: `mutation($e: String!) { inviteMember(input: {email: $e}) { id status } }`,
+		vars: func(_ *testing.T, s *apitest.Server, _ *fixture) map[string]any {
+			return map[string]any{"e": apitest.UniqueEmail(s, "guest")}
+		}, want: humanAdmins},
+	{name: "inviteMember(OWNER)", query: `mutation($e: String!) { inviteMember(input: {email: $e, role: OWNER}) { id } }`,
+		vars: func(_ *testing.T, s *apitest.Server, _ *fixture) map[string]any {
+			return map[string]any{"e": apitest.UniqueEmail(s, "guest")}
+		}, want: want{anon: unauth, other: ok, member: forbid, admin: forbid, owner: ok, super: ok, mkey: forbid, akey: forbid}},
+	{name: "resendInvitation", query: `mutation($id: ID!) { resendInvitation(id: $id) { id } }`, vars: invitationVar,
+		mutates: true, want: adminsOnA},
+	{name: "revokeInvitation", query: `mutation($id: ID!) { revokeInvitation(id: $id) { status } }`, vars: invitationVar,
+		mutates: true, want: adminsOnA},
+	{name: "organization.invitations", query: `{ organization { invitations { id email status invitedBy { id } } } }`, want: humanAdmins},
+	{name: "myInvitations", query: `{ myInvitations { id organization { name } } }`, want: readers},
+	// Nobody in the fixture is the invitee: only the invitation's own address may answer it.
+	{name: "acceptInvitation", query: `mutation($id: ID!) { acceptInvitation(id: $id) { id } }`, vars: invitationVar, mutates: true,
+		want: want{anon: unauth, other: nf, member: nf, admin: forbid, owner: forbid, super: nf, mkey: forbid, akey: forbid}},
+	{name: "declineInvitation", query: `mutation($id: ID!) { declineInvitation(id: $id) { id } }`, vars: invitationVar, mutates: true,
+		want: want{anon: unauth, other: nf, member: nf, admin: forbid, owner: forbid, super: nf, mkey: forbid, akey: forbid}},
+
+	// API keys.
+	{name: "createAPIKey(MEMBER)", query: `mutation { createAPIKey(input: {name: "ci", role: MEMBER}) { secret } }`, want: adminsHere},
+	{name: "createAPIKey(ADMIN)", query: `mutation { createAPIKey(input: {name: "ci", role: ADMIN}) { secret } }`, want: adminsHere},
+	{name: "createAPIKey(OWNER)", query: `mutation { createAPIKey(input: {name: "ci", role: OWNER}) { secret } }`,
+		want: want{anon: unauth, other: badIn, member: forbid, admin: forbid, owner: badIn, super: badIn, mkey: forbid, akey: forbid}},
+	{name: "revokeAPIKey", query: `mutation($id: ID!) { revokeAPIKey(id: $id) { revokedAt } }`, vars: memberKeyVar, mutates: true,
+		want: want{anon: unauth, other: nf, member: forbid, admin: ok, owner: ok, super: nf, mkey: forbid, akey: ok}},
+	{name: "organization.apiKeys", query: `{ organization { apiKeys { id name prefix role createdBy { id } lastUsedAt } } }`, want: adminsHere},
+
+	// Audit log.
+	{name: "organization.auditLog", query: `{ organization { auditLog { edges { node { action actorUser { id } actorAPIKey { id } details } } } } }`,
+		want: adminsHere},
 }
 
 func TestAuthorizationMatrix(t *testing.T) {

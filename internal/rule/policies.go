@@ -71,6 +71,7 @@ func OrganizationMutation() privacy.MutationRule {
 			if v.IsUser() {
 				return privacy.Allow
 			}
+			return deny(apperr.Forbidden, "only people create organizations")
 		case m.Op().Is(ent.OpUpdateOne):
 			if v.CanIn(id, viewer.PermUpdateSettings) {
 				return privacy.Allow

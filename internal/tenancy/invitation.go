@@ -92,6 +92,9 @@ func (s *Service) InviteMember(ctx context.Context, in InviteMemberInput) (*ent.
 // ResendInvitation issues a new token (the old one stops working), restarts the validity
 // period and mails the invitation again.
 func (s *Service) ResendInvitation(ctx context.Context, id gid.ID) (*ent.Invitation, error) {
+	if err := rule.Require(viewer.FromContext(ctx), viewer.PermInviteMembers); err != nil {
+		return nil, err
+	}
 	var inv *ent.Invitation
 	var token string
 	err := s.tx(ctx, func(ctx context.Context, c *ent.Client) error {
@@ -120,6 +123,9 @@ func (s *Service) ResendInvitation(ctx context.Context, id gid.ID) (*ent.Invitat
 
 // RevokeInvitation withdraws a pending invitation.
 func (s *Service) RevokeInvitation(ctx context.Context, id gid.ID) (*ent.Invitation, error) {
+	if err := rule.Require(viewer.FromContext(ctx), viewer.PermInviteMembers); err != nil {
+		return nil, err
+	}
 	var inv *ent.Invitation
 	err := s.tx(ctx, func(ctx context.Context, c *ent.Client) error {
 		cur, err := c.Invitation.Get(ctx, id)

@@ -266,8 +266,6 @@ func (s *Service) UpdateOrganization(ctx context.Context, in UpdateOrganizationI
 	return org, err
 }
 
-
-
 // DeleteOrganization deletes an organization and, through foreign keys, all it owns.
 func (s *Service) DeleteOrganization(ctx context.Context, id gid.ID) (gid.ID, error) {
 	if err := database.Client(ctx, s.client).Organization.DeleteOneID(id).Exec(ctx); err != nil {
