@@ -45,6 +45,7 @@ type config struct {
 	smtpURL         string
 	invitationTTL   time.Duration
 	invitationURL   string
+	allowedOrigins  string
 }
 
 func parseConfig(args []string) (config, []string, error) {
@@ -63,6 +64,7 @@ func parseConfig(args []string) (config, []string, error) {
 	fs.StringVar(&c.smtpURL, "smtp-url", env("WAGATE_SMTP_URL", ""), "smtp://user:pass@host:587?from=… or smtps://…; empty logs e-mails instead (WAGATE_SMTP_URL)")
 	fs.DurationVar(&c.invitationTTL, "invitation-ttl", envDuration("WAGATE_INVITATION_TTL", 7*24*time.Hour), "how long an invitation stays valid (WAGATE_INVITATION_TTL)")
 	fs.StringVar(&c.invitationURL, "invitation-url", env("WAGATE_INVITATION_URL", tenancy.DefaultInvitationURL), "link e-mailed to invitees; {token} is replaced (WAGATE_INVITATION_URL)")
+	fs.StringVar(&c.allowedOrigins, "allowed-origins", env("WAGATE_ALLOWED_ORIGINS", ""), "comma-separated origins (https://app.example.com) allowed to open WebSockets besides the server's own; * for any (WAGATE_ALLOWED_ORIGINS)")
 	if err := fs.Parse(args); err != nil {
 		return c, nil, err
 	}
@@ -80,6 +82,17 @@ func (c config) dsn() string {
 		return c.databaseURL
 	}
 	return database.SQLiteDSN(c.dataDir)
+}
+
+// splitList splits a comma-separated setting, dropping blanks.
+func splitList(s string) []string {
+	var out []string
+	for _, item := range strings.Split(s, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
 }
 
 func env(key, def string) string {
@@ -219,8 +232,9 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	defer outbox.Close()
 
 	handler := httpapi.New(httpapi.Config{
-		Introspection: cfg.introspection,
-		Tenancy:       tenancy.Options{InvitationTTL: cfg.invitationTTL, InvitationURL: cfg.invitationURL, Mail: outbox, Log: log},
+		Introspection:  cfg.introspection,
+		AllowedOrigins: splitList(cfg.allowedOrigins),
+		Tenancy:        tenancy.Options{InvitationTTL: cfg.invitationTTL, InvitationURL: cfg.invitationURL, Mail: outbox, Log: log},
 	}, httpapi.Deps{Client: db.Client, SQL: db.SQL, Auth: authn, Log: log})
 
 	// Long-lived connections (subscriptions) derive from baseCtx, so cancelling it after
@@ -264,11 +278,8 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 // creates accounts: an address nobody has signed up with yet gets nothing, so signing up
 // with a listed address later does not make anyone an admin before the next start-up.
 func grantConfiguredSuperAdmins(ctx context.Context, db *database.DB, list string, log *slog.Logger) error {
-	for _, email := range strings.Split(list, ",") {
-		email = strings.ToLower(strings.TrimSpace(email))
-		if email == "" {
-			continue
-		}
+	for _, email := range splitList(list) {
+		email = strings.ToLower(email)
 		n, err := setSuperAdmin(ctx, db, email, true)
 		if err != nil {
 			return err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"strings"
+	"time"
 
 	"entgo.io/contrib/entgql"
 	"github.com/99designs/gqlgen/graphql"
@@ -15,12 +16,17 @@ import (
 
 	"github.com/wagate/wagate/internal/apperr"
 	"github.com/wagate/wagate/internal/page"
+	"github.com/wagate/wagate/internal/wsgorilla"
 )
 
 // ServerConfig tunes the GraphQL server.
 type ServerConfig struct {
 	// Introspection enables schema introspection (GraphiQL needs it).
 	Introspection bool
+	// AllowedOrigins may open WebSockets besides the server's own origin ("*": any).
+	AllowedOrigins []string
+	// WebsocketInit authenticates a WebSocket's connection_init.
+	WebsocketInit transport.WebsocketInitFunc
 	Log           *slog.Logger
 }
 
@@ -28,6 +34,15 @@ type ServerConfig struct {
 // pagination bounds and the error presenter.
 func NewServer(r *Resolver, cfg ServerConfig) *handler.Server {
 	srv := handler.New(NewExecutableSchema(Config{Resolvers: r}))
+	// First: it claims the requests that carry an Upgrade header.
+	srv.AddTransport(transport.Websocket{
+		Implementation:        wsgorilla.New(wsgorilla.OriginPolicy(cfg.AllowedOrigins), 10*time.Second),
+		InitFunc:              cfg.WebsocketInit,
+		InitTimeout:           10 * time.Second,
+		PingPongInterval:      20 * time.Second, // graphql-transport-ws: detects dead peers
+		KeepAlivePingInterval: 20 * time.Second, // legacy graphql-ws keep-alive
+		PayloadReadLimit:      ptr(int64(64 << 10)),
+	})
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(transport.GET{})
 	srv.AddTransport(transport.POST{})
@@ -42,6 +57,8 @@ func NewServer(r *Resolver, cfg ServerConfig) *handler.Server {
 	srv.SetRecoverFunc(recoverFunc(cfg.Log))
 	return srv
 }
+
+func ptr[T any](v T) *T { return &v }
 
 // boundConnections enforces the page-size cap on every connection. Connections resolved by
 // ent edges load together with their parent (one query for all parents), before any

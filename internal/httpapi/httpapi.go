@@ -26,6 +26,8 @@ type Config struct {
 	MaxBodyBytes int64
 	// Tenancy configures invitations.
 	Tenancy tenancy.Options
+	// AllowedOrigins may open WebSockets besides the server's own origin ("*": any).
+	AllowedOrigins []string
 }
 
 // Deps are the services the API serves.
@@ -47,7 +49,12 @@ func New(cfg Config, d Deps) http.Handler {
 		Tenancy:   tenancy.New(d.Client, d.Auth, cfg.Tenancy),
 		Oversight: oversight.New(d.Client),
 	})
-	gql := graph.NewServer(resolver, graph.ServerConfig{Introspection: cfg.Introspection, Log: d.Log})
+	gql := graph.NewServer(resolver, graph.ServerConfig{
+		Introspection:  cfg.Introspection,
+		AllowedOrigins: cfg.AllowedOrigins,
+		WebsocketInit:  d.Auth.WebsocketInit,
+		Log:            d.Log,
+	})
 
 	mux := http.NewServeMux()
 	mux.Handle("/query", limitBody(cfg.MaxBodyBytes, d.Auth.Middleware(d.Log)(gql)))

@@ -1,0 +1,58 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"strings"
+
+	"github.com/99designs/gqlgen/graphql/handler/transport"
+
+	"github.com/wagate/wagate/internal/apperr"
+	"github.com/wagate/wagate/internal/viewer"
+)
+
+// WebSocket close codes of graphql-transport-ws for refused connections.
+const (
+	CloseUnauthorized = 4401
+	CloseForbidden    = 4403
+)
+
+// WebsocketInit authenticates a WebSocket connection from its connection_init payload:
+// {"authorization": "Bearer <token or API key>", "organizationId": "<id>"} (the key
+// "Authorization" works too). Every subscription needs a caller, so a missing or bad
+// credential closes the connection with 4401, an organization the caller cannot act in with
+// 4403. A connection whose upgrade request already carried an Authorization header keeps
+// that caller when the payload names none.
+func (s *Service) WebsocketInit(ctx context.Context, p transport.InitPayload) (context.Context, *transport.InitPayload, error) {
+	raw := strings.TrimSpace(p.Authorization())
+	credential, ok := bearer(raw)
+	if !ok {
+		credential = raw // a bare token is accepted too
+	}
+	if credential == "" {
+		if v := viewer.FromContext(ctx); v.Kind != viewer.KindAnonymous {
+			return ctx, nil, nil
+		}
+		return refuse(ctx, CloseUnauthorized, errors.New("authentication required: send {\"authorization\": \"Bearer <token>\"} in connection_init"))
+	}
+	ctx, v, err := s.Resolve(ctx, credential, p.GetString("organizationId"))
+	if err != nil {
+		switch apperr.CodeOf(err) {
+		case apperr.Unauthenticated:
+			return refuse(ctx, CloseUnauthorized, err)
+		case apperr.NotFound:
+			return refuse(ctx, CloseForbidden, err)
+		}
+		return ctx, nil, err
+	}
+	return viewer.NewContext(ctx, v), nil, nil
+}
+
+func refuse(ctx context.Context, code int, err error) (context.Context, *transport.InitPayload, error) {
+	ctx = transport.WithWebsocketCloseCode(ctx, code)
+	reason := "Unauthorized"
+	if code == CloseForbidden {
+		reason = "Forbidden"
+	}
+	return transport.AppendCloseReason(ctx, reason), nil, err
+}
