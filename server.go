@@ -25,8 +25,11 @@ import (
 	"github.com/wagate/wagate/internal/database"
 	"github.com/wagate/wagate/internal/httpapi"
 	"github.com/wagate/wagate/internal/mail"
+	"github.com/wagate/wagate/internal/sessions"
 	"github.com/wagate/wagate/internal/tenancy"
 	"github.com/wagate/wagate/internal/viewer"
+	"github.com/wagate/wagate/internal/whatsapp"
+	"github.com/wagate/wagate/internal/whatsapp/sandbox"
 )
 
 // config is every setting; each flag has a WAGATE_* (or DATABASE_URL) variable twin, and
@@ -46,6 +49,10 @@ type config struct {
 	invitationTTL   time.Duration
 	invitationURL   string
 	allowedOrigins  string
+	sandbox         bool
+	sandboxPairIn   time.Duration
+	sendPerMinute   int
+	maxMediaBytes   int64
 }
 
 func parseConfig(args []string) (config, []string, error) {
@@ -65,6 +72,10 @@ func parseConfig(args []string) (config, []string, error) {
 	fs.DurationVar(&c.invitationTTL, "invitation-ttl", envDuration("WAGATE_INVITATION_TTL", 7*24*time.Hour), "how long an invitation stays valid (WAGATE_INVITATION_TTL)")
 	fs.StringVar(&c.invitationURL, "invitation-url", env("WAGATE_INVITATION_URL", tenancy.DefaultInvitationURL), "link e-mailed to invitees; {token} is replaced (WAGATE_INVITATION_URL)")
 	fs.StringVar(&c.allowedOrigins, "allowed-origins", env("WAGATE_ALLOWED_ORIGINS", ""), "comma-separated origins (https://app.example.com) allowed to open WebSockets besides the server's own; * for any (WAGATE_ALLOWED_ORIGINS)")
+	fs.BoolVar(&c.sandbox, "sandbox", envBool("WAGATE_SANDBOX", true), "enable the SANDBOX engine, a virtual WhatsApp network for demos and tests (WAGATE_SANDBOX)")
+	fs.DurationVar(&c.sandboxPairIn, "sandbox-pair-after", envDuration("WAGATE_SANDBOX_PAIR_AFTER", 5*time.Second), "how long a sandbox session shows QR codes before its virtual phone scans one (WAGATE_SANDBOX_PAIR_AFTER)")
+	fs.IntVar(&c.sendPerMinute, "send-per-minute", envInt("WAGATE_SEND_PER_MINUTE", 60), "messages a session may send per minute before RATE_LIMITED (WAGATE_SEND_PER_MINUTE)")
+	fs.Int64Var(&c.maxMediaBytes, "max-media-bytes", int64(envInt("WAGATE_MAX_MEDIA_BYTES", 16<<20)), "largest attachment accepted by sendMessage (WAGATE_MAX_MEDIA_BYTES)")
 	if err := fs.Parse(args); err != nil {
 		return c, nil, err
 	}
@@ -231,11 +242,25 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	outbox := mail.NewOutbox(sender, log)
 	defer outbox.Close()
 
+	var engines []whatsapp.Engine
+	var sandboxNet *sandbox.Network
+	if cfg.sandbox {
+		sandboxNet = sandbox.New(sandbox.Options{PairAfter: cfg.sandboxPairIn})
+		defer sandboxNet.Close()
+		engines = append(engines, sandboxNet)
+	}
+	manager := whatsapp.NewManager(db.Client, engines, whatsapp.ManagerOptions{Log: log, StartJitter: 2 * time.Second})
+	defer manager.Stop()
+	if err := manager.Start(ctx); err != nil {
+		return err
+	}
+
 	handler := httpapi.New(httpapi.Config{
 		Introspection:  cfg.introspection,
 		AllowedOrigins: splitList(cfg.allowedOrigins),
 		Tenancy:        tenancy.Options{InvitationTTL: cfg.invitationTTL, InvitationURL: cfg.invitationURL, Mail: outbox, Log: log},
-	}, httpapi.Deps{Client: db.Client, SQL: db.SQL, Auth: authn, Log: log})
+		Sessions:       sessions.Options{SendPerMinute: cfg.sendPerMinute, MaxMediaBytes: cfg.maxMediaBytes},
+	}, httpapi.Deps{Client: db.Client, SQL: db.SQL, Auth: authn, Log: log, Manager: manager, Sandbox: sandboxNet})
 
 	// Long-lived connections (subscriptions) derive from baseCtx, so cancelling it after
 	// Shutdown ends them: http.Server.Shutdown does not close hijacked connections.

@@ -55,15 +55,18 @@ type APIKeyEdges struct {
 	Organization *Organization `json:"organization,omitempty"`
 	// AuditEntries holds the value of the audit_entries edge.
 	AuditEntries []*AuditEntry `json:"audit_entries,omitempty"`
+	// SentMessages holds the value of the sent_messages edge.
+	SentMessages []*Message `json:"sent_messages,omitempty"`
 	// CreatedBy holds the value of the created_by edge.
 	CreatedBy *User `json:"created_by,omitempty"`
 	// loadedTypes holds the information for reporting if a
 	// type was loaded (or requested) in eager-loading or not.
-	loadedTypes [3]bool
+	loadedTypes [4]bool
 	// totalCount holds the count of the edges above.
 	totalCount [1]map[string]int
 
 	namedAuditEntries map[string][]*AuditEntry
+	namedSentMessages map[string][]*Message
 }
 
 // OrganizationOrErr returns the Organization value or an error if the edge
@@ -86,12 +89,21 @@ func (e APIKeyEdges) AuditEntriesOrErr() ([]*AuditEntry, error) {
 	return nil, &NotLoadedError{edge: "audit_entries"}
 }
 
+// SentMessagesOrErr returns the SentMessages value or an error if the edge
+// was not loaded in eager-loading.
+func (e APIKeyEdges) SentMessagesOrErr() ([]*Message, error) {
+	if e.loadedTypes[2] {
+		return e.SentMessages, nil
+	}
+	return nil, &NotLoadedError{edge: "sent_messages"}
+}
+
 // CreatedByOrErr returns the CreatedBy value or an error if the edge
 // was not loaded in eager-loading, or loaded but was not found.
 func (e APIKeyEdges) CreatedByOrErr() (*User, error) {
 	if e.CreatedBy != nil {
 		return e.CreatedBy, nil
-	} else if e.loadedTypes[2] {
+	} else if e.loadedTypes[3] {
 		return nil, &NotFoundError{label: user.Label}
 	}
 	return nil, &NotLoadedError{edge: "created_by"}
@@ -226,6 +238,11 @@ func (_m *APIKey) QueryAuditEntries() *AuditEntryQuery {
 	return NewAPIKeyClient(_m.config).QueryAuditEntries(_m)
 }
 
+// QuerySentMessages queries the "sent_messages" edge of the APIKey entity.
+func (_m *APIKey) QuerySentMessages() *MessageQuery {
+	return NewAPIKeyClient(_m.config).QuerySentMessages(_m)
+}
+
 // QueryCreatedBy queries the "created_by" edge of the APIKey entity.
 func (_m *APIKey) QueryCreatedBy() *UserQuery {
 	return NewAPIKeyClient(_m.config).QueryCreatedBy(_m)
@@ -318,6 +335,30 @@ func (_m *APIKey) appendNamedAuditEntries(name string, edges ...*AuditEntry) {
 		_m.Edges.namedAuditEntries[name] = []*AuditEntry{}
 	} else {
 		_m.Edges.namedAuditEntries[name] = append(_m.Edges.namedAuditEntries[name], edges...)
+	}
+}
+
+// NamedSentMessages returns the SentMessages named value or an error if the edge was not
+// loaded in eager-loading with this name.
+func (_m *APIKey) NamedSentMessages(name string) ([]*Message, error) {
+	if _m.Edges.namedSentMessages == nil {
+		return nil, &NotLoadedError{edge: name}
+	}
+	nodes, ok := _m.Edges.namedSentMessages[name]
+	if !ok {
+		return nil, &NotLoadedError{edge: name}
+	}
+	return nodes, nil
+}
+
+func (_m *APIKey) appendNamedSentMessages(name string, edges ...*Message) {
+	if _m.Edges.namedSentMessages == nil {
+		_m.Edges.namedSentMessages = make(map[string][]*Message)
+	}
+	if len(edges) == 0 {
+		_m.Edges.namedSentMessages[name] = []*Message{}
+	} else {
+		_m.Edges.namedSentMessages[name] = append(_m.Edges.namedSentMessages[name], edges...)
 	}
 }
 

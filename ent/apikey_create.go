@@ -14,6 +14,7 @@ import (
 	"entgo.io/ent/schema/field"
 	"github.com/wagate/wagate/ent/apikey"
 	"github.com/wagate/wagate/ent/auditentry"
+	"github.com/wagate/wagate/ent/message"
 	"github.com/wagate/wagate/ent/organization"
 	"github.com/wagate/wagate/ent/user"
 	"github.com/wagate/wagate/internal/gid"
@@ -174,6 +175,21 @@ func (_c *APIKeyCreate) AddAuditEntries(v ...*AuditEntry) *APIKeyCreate {
 		ids[i] = v[i].ID
 	}
 	return _c.AddAuditEntryIDs(ids...)
+}
+
+// AddSentMessageIDs adds the "sent_messages" edge to the Message entity by IDs.
+func (_c *APIKeyCreate) AddSentMessageIDs(ids ...gid.ID) *APIKeyCreate {
+	_c.mutation.AddSentMessageIDs(ids...)
+	return _c
+}
+
+// AddSentMessages adds the "sent_messages" edges to the Message entity.
+func (_c *APIKeyCreate) AddSentMessages(v ...*Message) *APIKeyCreate {
+	ids := make([]gid.ID, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _c.AddSentMessageIDs(ids...)
 }
 
 // SetCreatedBy sets the "created_by" edge to the User entity.
@@ -386,6 +402,22 @@ func (_c *APIKeyCreate) createSpec() (*APIKey, *sqlgraph.CreateSpec) {
 			Bidi:    false,
 			Target: &sqlgraph.EdgeTarget{
 				IDSpec: sqlgraph.NewFieldSpec(auditentry.FieldID, field.TypeString),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges = append(_spec.Edges, edge)
+	}
+	if nodes := _c.mutation.SentMessagesIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   apikey.SentMessagesTable,
+			Columns: []string{apikey.SentMessagesColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(message.FieldID, field.TypeString),
 			},
 		}
 		for _, k := range nodes {

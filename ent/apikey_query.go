@@ -16,6 +16,7 @@ import (
 	"entgo.io/ent/schema/field"
 	"github.com/wagate/wagate/ent/apikey"
 	"github.com/wagate/wagate/ent/auditentry"
+	"github.com/wagate/wagate/ent/message"
 	"github.com/wagate/wagate/ent/organization"
 	"github.com/wagate/wagate/ent/predicate"
 	"github.com/wagate/wagate/ent/user"
@@ -31,10 +32,12 @@ type APIKeyQuery struct {
 	predicates            []predicate.APIKey
 	withOrganization      *OrganizationQuery
 	withAuditEntries      *AuditEntryQuery
+	withSentMessages      *MessageQuery
 	withCreatedBy         *UserQuery
 	loadTotal             []func(context.Context, []*APIKey) error
 	modifiers             []func(*sql.Selector)
 	withNamedAuditEntries map[string]*AuditEntryQuery
+	withNamedSentMessages map[string]*MessageQuery
 	// intermediate query (i.e. traversal path).
 	sql  *sql.Selector
 	path func(context.Context) (*sql.Selector, error)
@@ -108,6 +111,28 @@ func (_q *APIKeyQuery) QueryAuditEntries() *AuditEntryQuery {
 			sqlgraph.From(apikey.Table, apikey.FieldID, selector),
 			sqlgraph.To(auditentry.Table, auditentry.FieldID),
 			sqlgraph.Edge(sqlgraph.O2M, false, apikey.AuditEntriesTable, apikey.AuditEntriesColumn),
+		)
+		fromU = sqlgraph.SetNeighbors(_q.driver.Dialect(), step)
+		return fromU, nil
+	}
+	return query
+}
+
+// QuerySentMessages chains the current query on the "sent_messages" edge.
+func (_q *APIKeyQuery) QuerySentMessages() *MessageQuery {
+	query := (&MessageClient{config: _q.config}).Query()
+	query.path = func(ctx context.Context) (fromU *sql.Selector, err error) {
+		if err := _q.prepareQuery(ctx); err != nil {
+			return nil, err
+		}
+		selector := _q.sqlQuery(ctx)
+		if err := selector.Err(); err != nil {
+			return nil, err
+		}
+		step := sqlgraph.NewStep(
+			sqlgraph.From(apikey.Table, apikey.FieldID, selector),
+			sqlgraph.To(message.Table, message.FieldID),
+			sqlgraph.Edge(sqlgraph.O2M, false, apikey.SentMessagesTable, apikey.SentMessagesColumn),
 		)
 		fromU = sqlgraph.SetNeighbors(_q.driver.Dialect(), step)
 		return fromU, nil
@@ -331,6 +356,7 @@ func (_q *APIKeyQuery) Clone() *APIKeyQuery {
 		predicates:       append([]predicate.APIKey{}, _q.predicates...),
 		withOrganization: _q.withOrganization.Clone(),
 		withAuditEntries: _q.withAuditEntries.Clone(),
+		withSentMessages: _q.withSentMessages.Clone(),
 		withCreatedBy:    _q.withCreatedBy.Clone(),
 		// clone intermediate query.
 		sql:  _q.sql.Clone(),
@@ -357,6 +383,17 @@ func (_q *APIKeyQuery) WithAuditEntries(opts ...func(*AuditEntryQuery)) *APIKeyQ
 		opt(query)
 	}
 	_q.withAuditEntries = query
+	return _q
+}
+
+// WithSentMessages tells the query-builder to eager-load the nodes that are connected to
+// the "sent_messages" edge. The optional arguments are used to configure the query builder of the edge.
+func (_q *APIKeyQuery) WithSentMessages(opts ...func(*MessageQuery)) *APIKeyQuery {
+	query := (&MessageClient{config: _q.config}).Query()
+	for _, opt := range opts {
+		opt(query)
+	}
+	_q.withSentMessages = query
 	return _q
 }
 
@@ -455,9 +492,10 @@ func (_q *APIKeyQuery) sqlAll(ctx context.Context, hooks ...queryHook) ([]*APIKe
 	var (
 		nodes       = []*APIKey{}
 		_spec       = _q.querySpec()
-		loadedTypes = [3]bool{
+		loadedTypes = [4]bool{
 			_q.withOrganization != nil,
 			_q.withAuditEntries != nil,
+			_q.withSentMessages != nil,
 			_q.withCreatedBy != nil,
 		}
 	)
@@ -495,6 +533,13 @@ func (_q *APIKeyQuery) sqlAll(ctx context.Context, hooks ...queryHook) ([]*APIKe
 			return nil, err
 		}
 	}
+	if query := _q.withSentMessages; query != nil {
+		if err := _q.loadSentMessages(ctx, query, nodes,
+			func(n *APIKey) { n.Edges.SentMessages = []*Message{} },
+			func(n *APIKey, e *Message) { n.Edges.SentMessages = append(n.Edges.SentMessages, e) }); err != nil {
+			return nil, err
+		}
+	}
 	if query := _q.withCreatedBy; query != nil {
 		if err := _q.loadCreatedBy(ctx, query, nodes, nil,
 			func(n *APIKey, e *User) { n.Edges.CreatedBy = e }); err != nil {
@@ -505,6 +550,13 @@ func (_q *APIKeyQuery) sqlAll(ctx context.Context, hooks ...queryHook) ([]*APIKe
 		if err := _q.loadAuditEntries(ctx, query, nodes,
 			func(n *APIKey) { n.appendNamedAuditEntries(name) },
 			func(n *APIKey, e *AuditEntry) { n.appendNamedAuditEntries(name, e) }); err != nil {
+			return nil, err
+		}
+	}
+	for name, query := range _q.withNamedSentMessages {
+		if err := _q.loadSentMessages(ctx, query, nodes,
+			func(n *APIKey) { n.appendNamedSentMessages(name) },
+			func(n *APIKey, e *Message) { n.appendNamedSentMessages(name, e) }); err != nil {
 			return nil, err
 		}
 	}
@@ -573,6 +625,39 @@ func (_q *APIKeyQuery) loadAuditEntries(ctx context.Context, query *AuditEntryQu
 		node, ok := nodeids[*fk]
 		if !ok {
 			return fmt.Errorf(`unexpected referenced foreign-key "actor_api_key_id" returned %v for node %v`, *fk, n.ID)
+		}
+		assign(node, n)
+	}
+	return nil
+}
+func (_q *APIKeyQuery) loadSentMessages(ctx context.Context, query *MessageQuery, nodes []*APIKey, init func(*APIKey), assign func(*APIKey, *Message)) error {
+	fks := make([]driver.Value, 0, len(nodes))
+	nodeids := make(map[gid.ID]*APIKey)
+	for i := range nodes {
+		fks = append(fks, nodes[i].ID)
+		nodeids[nodes[i].ID] = nodes[i]
+		if init != nil {
+			init(nodes[i])
+		}
+	}
+	if len(query.ctx.Fields) > 0 {
+		query.ctx.AppendFieldOnce(message.FieldSentByAPIKeyID)
+	}
+	query.Where(predicate.Message(func(s *sql.Selector) {
+		s.Where(sql.InValues(s.C(apikey.SentMessagesColumn), fks...))
+	}))
+	neighbors, err := query.All(ctx)
+	if err != nil {
+		return err
+	}
+	for _, n := range neighbors {
+		fk := n.SentByAPIKeyID
+		if fk == nil {
+			return fmt.Errorf(`foreign-key "sent_by_api_key_id" is nil for node %v`, n.ID)
+		}
+		node, ok := nodeids[*fk]
+		if !ok {
+			return fmt.Errorf(`unexpected referenced foreign-key "sent_by_api_key_id" returned %v for node %v`, *fk, n.ID)
 		}
 		assign(node, n)
 	}
@@ -741,6 +826,20 @@ func (_q *APIKeyQuery) WithNamedAuditEntries(name string, opts ...func(*AuditEnt
 		_q.withNamedAuditEntries = make(map[string]*AuditEntryQuery)
 	}
 	_q.withNamedAuditEntries[name] = query
+	return _q
+}
+
+// WithNamedSentMessages tells the query-builder to eager-load the nodes that are connected to the "sent_messages"
+// edge with the given name. The optional arguments are used to configure the query builder of the edge.
+func (_q *APIKeyQuery) WithNamedSentMessages(name string, opts ...func(*MessageQuery)) *APIKeyQuery {
+	query := (&MessageClient{config: _q.config}).Query()
+	for _, opt := range opts {
+		opt(query)
+	}
+	if _q.withNamedSentMessages == nil {
+		_q.withNamedSentMessages = make(map[string]*MessageQuery)
+	}
+	_q.withNamedSentMessages[name] = query
 	return _q
 }
 

@@ -13,6 +13,7 @@ import (
 	"entgo.io/ent/schema/field"
 	"github.com/wagate/wagate/ent/apikey"
 	"github.com/wagate/wagate/ent/auditentry"
+	"github.com/wagate/wagate/ent/message"
 	"github.com/wagate/wagate/ent/predicate"
 	"github.com/wagate/wagate/internal/gid"
 )
@@ -105,6 +106,21 @@ func (_u *APIKeyUpdate) AddAuditEntries(v ...*AuditEntry) *APIKeyUpdate {
 	return _u.AddAuditEntryIDs(ids...)
 }
 
+// AddSentMessageIDs adds the "sent_messages" edge to the Message entity by IDs.
+func (_u *APIKeyUpdate) AddSentMessageIDs(ids ...gid.ID) *APIKeyUpdate {
+	_u.mutation.AddSentMessageIDs(ids...)
+	return _u
+}
+
+// AddSentMessages adds the "sent_messages" edges to the Message entity.
+func (_u *APIKeyUpdate) AddSentMessages(v ...*Message) *APIKeyUpdate {
+	ids := make([]gid.ID, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _u.AddSentMessageIDs(ids...)
+}
+
 // Mutation returns the APIKeyMutation object of the builder.
 func (_u *APIKeyUpdate) Mutation() *APIKeyMutation {
 	return _u.mutation
@@ -129,6 +145,27 @@ func (_u *APIKeyUpdate) RemoveAuditEntries(v ...*AuditEntry) *APIKeyUpdate {
 		ids[i] = v[i].ID
 	}
 	return _u.RemoveAuditEntryIDs(ids...)
+}
+
+// ClearSentMessages clears all "sent_messages" edges to the Message entity.
+func (_u *APIKeyUpdate) ClearSentMessages() *APIKeyUpdate {
+	_u.mutation.ClearSentMessages()
+	return _u
+}
+
+// RemoveSentMessageIDs removes the "sent_messages" edge to Message entities by IDs.
+func (_u *APIKeyUpdate) RemoveSentMessageIDs(ids ...gid.ID) *APIKeyUpdate {
+	_u.mutation.RemoveSentMessageIDs(ids...)
+	return _u
+}
+
+// RemoveSentMessages removes "sent_messages" edges to Message entities.
+func (_u *APIKeyUpdate) RemoveSentMessages(v ...*Message) *APIKeyUpdate {
+	ids := make([]gid.ID, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _u.RemoveSentMessageIDs(ids...)
 }
 
 // Save executes the query and returns the number of nodes affected by the update operation.
@@ -264,6 +301,51 @@ func (_u *APIKeyUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 		}
 		_spec.Edges.Add = append(_spec.Edges.Add, edge)
 	}
+	if _u.mutation.SentMessagesCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   apikey.SentMessagesTable,
+			Columns: []string{apikey.SentMessagesColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(message.FieldID, field.TypeString),
+			},
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.RemovedSentMessagesIDs(); len(nodes) > 0 && !_u.mutation.SentMessagesCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   apikey.SentMessagesTable,
+			Columns: []string{apikey.SentMessagesColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(message.FieldID, field.TypeString),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.SentMessagesIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   apikey.SentMessagesTable,
+			Columns: []string{apikey.SentMessagesColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(message.FieldID, field.TypeString),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Add = append(_spec.Edges.Add, edge)
+	}
 	if _node, err = sqlgraph.UpdateNodes(ctx, _u.driver, _spec); err != nil {
 		if _, ok := err.(*sqlgraph.NotFoundError); ok {
 			err = &NotFoundError{apikey.Label}
@@ -359,6 +441,21 @@ func (_u *APIKeyUpdateOne) AddAuditEntries(v ...*AuditEntry) *APIKeyUpdateOne {
 	return _u.AddAuditEntryIDs(ids...)
 }
 
+// AddSentMessageIDs adds the "sent_messages" edge to the Message entity by IDs.
+func (_u *APIKeyUpdateOne) AddSentMessageIDs(ids ...gid.ID) *APIKeyUpdateOne {
+	_u.mutation.AddSentMessageIDs(ids...)
+	return _u
+}
+
+// AddSentMessages adds the "sent_messages" edges to the Message entity.
+func (_u *APIKeyUpdateOne) AddSentMessages(v ...*Message) *APIKeyUpdateOne {
+	ids := make([]gid.ID, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _u.AddSentMessageIDs(ids...)
+}
+
 // Mutation returns the APIKeyMutation object of the builder.
 func (_u *APIKeyUpdateOne) Mutation() *APIKeyMutation {
 	return _u.mutation
@@ -383,6 +480,27 @@ func (_u *APIKeyUpdateOne) RemoveAuditEntries(v ...*AuditEntry) *APIKeyUpdateOne
 		ids[i] = v[i].ID
 	}
 	return _u.RemoveAuditEntryIDs(ids...)
+}
+
+// ClearSentMessages clears all "sent_messages" edges to the Message entity.
+func (_u *APIKeyUpdateOne) ClearSentMessages() *APIKeyUpdateOne {
+	_u.mutation.ClearSentMessages()
+	return _u
+}
+
+// RemoveSentMessageIDs removes the "sent_messages" edge to Message entities by IDs.
+func (_u *APIKeyUpdateOne) RemoveSentMessageIDs(ids ...gid.ID) *APIKeyUpdateOne {
+	_u.mutation.RemoveSentMessageIDs(ids...)
+	return _u
+}
+
+// RemoveSentMessages removes "sent_messages" edges to Message entities.
+func (_u *APIKeyUpdateOne) RemoveSentMessages(v ...*Message) *APIKeyUpdateOne {
+	ids := make([]gid.ID, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _u.RemoveSentMessageIDs(ids...)
 }
 
 // Where appends a list predicates to the APIKeyUpdate builder.
@@ -541,6 +659,51 @@ func (_u *APIKeyUpdateOne) sqlSave(ctx context.Context) (_node *APIKey, err erro
 			Bidi:    false,
 			Target: &sqlgraph.EdgeTarget{
 				IDSpec: sqlgraph.NewFieldSpec(auditentry.FieldID, field.TypeString),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Add = append(_spec.Edges.Add, edge)
+	}
+	if _u.mutation.SentMessagesCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   apikey.SentMessagesTable,
+			Columns: []string{apikey.SentMessagesColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(message.FieldID, field.TypeString),
+			},
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.RemovedSentMessagesIDs(); len(nodes) > 0 && !_u.mutation.SentMessagesCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   apikey.SentMessagesTable,
+			Columns: []string{apikey.SentMessagesColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(message.FieldID, field.TypeString),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.SentMessagesIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   apikey.SentMessagesTable,
+			Columns: []string{apikey.SentMessagesColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(message.FieldID, field.TypeString),
 			},
 		}
 		for _, k := range nodes {

@@ -15,8 +15,10 @@ import (
 	"github.com/wagate/wagate/ent/apikey"
 	"github.com/wagate/wagate/ent/auditentry"
 	"github.com/wagate/wagate/ent/authtoken"
+	"github.com/wagate/wagate/ent/chat"
 	"github.com/wagate/wagate/ent/invitation"
 	"github.com/wagate/wagate/ent/membership"
+	"github.com/wagate/wagate/ent/message"
 	"github.com/wagate/wagate/ent/organization"
 	"github.com/wagate/wagate/ent/session"
 	"github.com/wagate/wagate/ent/user"
@@ -83,8 +85,10 @@ func checkColumn(t, c string) error {
 			apikey.Table:       apikey.ValidColumn,
 			auditentry.Table:   auditentry.ValidColumn,
 			authtoken.Table:    authtoken.ValidColumn,
+			chat.Table:         chat.ValidColumn,
 			invitation.Table:   invitation.ValidColumn,
 			membership.Table:   membership.ValidColumn,
+			message.Table:      message.ValidColumn,
 			organization.Table: organization.ValidColumn,
 			session.Table:      session.ValidColumn,
 			user.Table:         user.ValidColumn,

@@ -6,8 +6,10 @@ import (
 	"github.com/wagate/wagate/ent/apikey"
 	"github.com/wagate/wagate/ent/auditentry"
 	"github.com/wagate/wagate/ent/authtoken"
+	"github.com/wagate/wagate/ent/chat"
 	"github.com/wagate/wagate/ent/invitation"
 	"github.com/wagate/wagate/ent/membership"
+	"github.com/wagate/wagate/ent/message"
 	"github.com/wagate/wagate/ent/organization"
 	"github.com/wagate/wagate/ent/predicate"
 	"github.com/wagate/wagate/ent/session"
@@ -21,7 +23,7 @@ import (
 
 // schemaGraph holds a representation of ent/schema at runtime.
 var schemaGraph = func() *sqlgraph.Schema {
-	graph := &sqlgraph.Schema{Nodes: make([]*sqlgraph.Node, 8)}
+	graph := &sqlgraph.Schema{Nodes: make([]*sqlgraph.Node, 10)}
 	graph.Nodes[0] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   apikey.Table,
@@ -88,6 +90,28 @@ var schemaGraph = func() *sqlgraph.Schema {
 	}
 	graph.Nodes[3] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
+			Table:   chat.Table,
+			Columns: chat.Columns,
+			ID: &sqlgraph.FieldSpec{
+				Type:   field.TypeString,
+				Column: chat.FieldID,
+			},
+		},
+		Type: "Chat",
+		Fields: map[string]*sqlgraph.FieldSpec{
+			chat.FieldCreatedAt:      {Type: field.TypeTime, Column: chat.FieldCreatedAt},
+			chat.FieldUpdatedAt:      {Type: field.TypeTime, Column: chat.FieldUpdatedAt},
+			chat.FieldOrganizationID: {Type: field.TypeString, Column: chat.FieldOrganizationID},
+			chat.FieldSessionID:      {Type: field.TypeString, Column: chat.FieldSessionID},
+			chat.FieldJid:            {Type: field.TypeString, Column: chat.FieldJid},
+			chat.FieldName:           {Type: field.TypeString, Column: chat.FieldName},
+			chat.FieldIsGroup:        {Type: field.TypeBool, Column: chat.FieldIsGroup},
+			chat.FieldLastMessageAt:  {Type: field.TypeTime, Column: chat.FieldLastMessageAt},
+			chat.FieldUnreadCount:    {Type: field.TypeInt, Column: chat.FieldUnreadCount},
+		},
+	}
+	graph.Nodes[4] = &sqlgraph.Node{
+		NodeSpec: sqlgraph.NodeSpec{
 			Table:   invitation.Table,
 			Columns: invitation.Columns,
 			ID: &sqlgraph.FieldSpec{
@@ -109,7 +133,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			invitation.FieldRespondedAt:    {Type: field.TypeTime, Column: invitation.FieldRespondedAt},
 		},
 	}
-	graph.Nodes[4] = &sqlgraph.Node{
+	graph.Nodes[5] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   membership.Table,
 			Columns: membership.Columns,
@@ -127,7 +151,50 @@ var schemaGraph = func() *sqlgraph.Schema {
 			membership.FieldRole:           {Type: field.TypeEnum, Column: membership.FieldRole},
 		},
 	}
-	graph.Nodes[5] = &sqlgraph.Node{
+	graph.Nodes[6] = &sqlgraph.Node{
+		NodeSpec: sqlgraph.NodeSpec{
+			Table:   message.Table,
+			Columns: message.Columns,
+			ID: &sqlgraph.FieldSpec{
+				Type:   field.TypeString,
+				Column: message.FieldID,
+			},
+		},
+		Type: "Message",
+		Fields: map[string]*sqlgraph.FieldSpec{
+			message.FieldCreatedAt:       {Type: field.TypeTime, Column: message.FieldCreatedAt},
+			message.FieldUpdatedAt:       {Type: field.TypeTime, Column: message.FieldUpdatedAt},
+			message.FieldOrganizationID:  {Type: field.TypeString, Column: message.FieldOrganizationID},
+			message.FieldSessionID:       {Type: field.TypeString, Column: message.FieldSessionID},
+			message.FieldChatJid:         {Type: field.TypeString, Column: message.FieldChatJid},
+			message.FieldSenderJid:       {Type: field.TypeString, Column: message.FieldSenderJid},
+			message.FieldSenderPhone:     {Type: field.TypeString, Column: message.FieldSenderPhone},
+			message.FieldPushName:        {Type: field.TypeString, Column: message.FieldPushName},
+			message.FieldFromMe:          {Type: field.TypeBool, Column: message.FieldFromMe},
+			message.FieldDirection:       {Type: field.TypeEnum, Column: message.FieldDirection},
+			message.FieldKind:            {Type: field.TypeEnum, Column: message.FieldKind},
+			message.FieldText:            {Type: field.TypeString, Column: message.FieldText},
+			message.FieldStatus:          {Type: field.TypeEnum, Column: message.FieldStatus},
+			message.FieldError:           {Type: field.TypeString, Column: message.FieldError},
+			message.FieldWaMessageID:     {Type: field.TypeString, Column: message.FieldWaMessageID},
+			message.FieldTimestamp:       {Type: field.TypeTime, Column: message.FieldTimestamp},
+			message.FieldReplyTo:         {Type: field.TypeString, Column: message.FieldReplyTo},
+			message.FieldTargetWaID:      {Type: field.TypeString, Column: message.FieldTargetWaID},
+			message.FieldEdited:          {Type: field.TypeBool, Column: message.FieldEdited},
+			message.FieldRevoked:         {Type: field.TypeBool, Column: message.FieldRevoked},
+			message.FieldMediaMime:       {Type: field.TypeString, Column: message.FieldMediaMime},
+			message.FieldMediaName:       {Type: field.TypeString, Column: message.FieldMediaName},
+			message.FieldMediaSize:       {Type: field.TypeInt64, Column: message.FieldMediaSize},
+			message.FieldMediaDescriptor: {Type: field.TypeBytes, Column: message.FieldMediaDescriptor},
+			message.FieldMediaData:       {Type: field.TypeBytes, Column: message.FieldMediaData},
+			message.FieldExtra:           {Type: field.TypeJSON, Column: message.FieldExtra},
+			message.FieldSentByID:        {Type: field.TypeString, Column: message.FieldSentByID},
+			message.FieldSentByAPIKeyID:  {Type: field.TypeString, Column: message.FieldSentByAPIKeyID},
+			message.FieldIdempotencyKey:  {Type: field.TypeString, Column: message.FieldIdempotencyKey},
+			message.FieldAttempts:        {Type: field.TypeInt, Column: message.FieldAttempts},
+		},
+	}
+	graph.Nodes[7] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   organization.Table,
 			Columns: organization.Columns,
@@ -148,7 +215,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			organization.FieldPersonal:         {Type: field.TypeBool, Column: organization.FieldPersonal},
 		},
 	}
-	graph.Nodes[6] = &sqlgraph.Node{
+	graph.Nodes[8] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   session.Table,
 			Columns: session.Columns,
@@ -169,9 +236,12 @@ var schemaGraph = func() *sqlgraph.Schema {
 			session.FieldPhoneNumber:     {Type: field.TypeString, Column: session.FieldPhoneNumber},
 			session.FieldPushName:        {Type: field.TypeString, Column: session.FieldPushName},
 			session.FieldLastConnectedAt: {Type: field.TypeTime, Column: session.FieldLastConnectedAt},
+			session.FieldDeviceJid:       {Type: field.TypeString, Column: session.FieldDeviceJid},
+			session.FieldLid:             {Type: field.TypeString, Column: session.FieldLid},
+			session.FieldAutoconnect:     {Type: field.TypeBool, Column: session.FieldAutoconnect},
 		},
 	}
-	graph.Nodes[7] = &sqlgraph.Node{
+	graph.Nodes[9] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   user.Table,
 			Columns: user.Columns,
@@ -215,6 +285,18 @@ var schemaGraph = func() *sqlgraph.Schema {
 		},
 		"APIKey",
 		"AuditEntry",
+	)
+	graph.MustAddE(
+		"sent_messages",
+		&sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   apikey.SentMessagesTable,
+			Columns: []string{apikey.SentMessagesColumn},
+			Bidi:    false,
+		},
+		"APIKey",
+		"Message",
 	)
 	graph.MustAddE(
 		"created_by",
@@ -277,6 +359,18 @@ var schemaGraph = func() *sqlgraph.Schema {
 		"User",
 	)
 	graph.MustAddE(
+		"session",
+		&sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.M2O,
+			Inverse: true,
+			Table:   chat.SessionTable,
+			Columns: []string{chat.SessionColumn},
+			Bidi:    false,
+		},
+		"Chat",
+		"Session",
+	)
+	graph.MustAddE(
 		"organization",
 		&sqlgraph.EdgeSpec{
 			Rel:     sqlgraph.M2O,
@@ -323,6 +417,42 @@ var schemaGraph = func() *sqlgraph.Schema {
 		},
 		"Membership",
 		"Organization",
+	)
+	graph.MustAddE(
+		"session",
+		&sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.M2O,
+			Inverse: true,
+			Table:   message.SessionTable,
+			Columns: []string{message.SessionColumn},
+			Bidi:    false,
+		},
+		"Message",
+		"Session",
+	)
+	graph.MustAddE(
+		"sent_by",
+		&sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.M2O,
+			Inverse: true,
+			Table:   message.SentByTable,
+			Columns: []string{message.SentByColumn},
+			Bidi:    false,
+		},
+		"Message",
+		"User",
+	)
+	graph.MustAddE(
+		"sent_by_api_key",
+		&sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.M2O,
+			Inverse: true,
+			Table:   message.SentByAPIKeyTable,
+			Columns: []string{message.SentByAPIKeyColumn},
+			Bidi:    false,
+		},
+		"Message",
+		"APIKey",
 	)
 	graph.MustAddE(
 		"members",
@@ -397,6 +527,30 @@ var schemaGraph = func() *sqlgraph.Schema {
 		"User",
 	)
 	graph.MustAddE(
+		"chats",
+		&sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   session.ChatsTable,
+			Columns: []string{session.ChatsColumn},
+			Bidi:    false,
+		},
+		"Session",
+		"Chat",
+	)
+	graph.MustAddE(
+		"messages",
+		&sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   session.MessagesTable,
+			Columns: []string{session.MessagesColumn},
+			Bidi:    false,
+		},
+		"Session",
+		"Message",
+	)
+	graph.MustAddE(
 		"organization",
 		&sqlgraph.EdgeSpec{
 			Rel:     sqlgraph.M2O,
@@ -467,6 +621,18 @@ var schemaGraph = func() *sqlgraph.Schema {
 		},
 		"User",
 		"AuditEntry",
+	)
+	graph.MustAddE(
+		"sent_messages",
+		&sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   user.SentMessagesTable,
+			Columns: []string{user.SentMessagesColumn},
+			Bidi:    false,
+		},
+		"User",
+		"Message",
 	)
 	graph.MustAddE(
 		"selected_organization",
@@ -606,6 +772,20 @@ func (f *APIKeyFilter) WhereHasAuditEntries() {
 // WhereHasAuditEntriesWith applies a predicate to check if query has an edge audit_entries with a given conditions (other predicates).
 func (f *APIKeyFilter) WhereHasAuditEntriesWith(preds ...predicate.AuditEntry) {
 	f.Where(entql.HasEdgeWith("audit_entries", sqlgraph.WrapFunc(func(s *sql.Selector) {
+		for _, p := range preds {
+			p(s)
+		}
+	})))
+}
+
+// WhereHasSentMessages applies a predicate to check if query has an edge sent_messages.
+func (f *APIKeyFilter) WhereHasSentMessages() {
+	f.Where(entql.HasEdge("sent_messages"))
+}
+
+// WhereHasSentMessagesWith applies a predicate to check if query has an edge sent_messages with a given conditions (other predicates).
+func (f *APIKeyFilter) WhereHasSentMessagesWith(preds ...predicate.Message) {
+	f.Where(entql.HasEdgeWith("sent_messages", sqlgraph.WrapFunc(func(s *sql.Selector) {
 		for _, p := range preds {
 			p(s)
 		}
@@ -833,6 +1013,105 @@ func (f *AuthTokenFilter) WhereHasUserWith(preds ...predicate.User) {
 }
 
 // addPredicate implements the predicateAdder interface.
+func (_q *ChatQuery) addPredicate(pred func(s *sql.Selector)) {
+	_q.predicates = append(_q.predicates, pred)
+}
+
+// Filter returns a Filter implementation to apply filters on the ChatQuery builder.
+func (_q *ChatQuery) Filter() *ChatFilter {
+	return &ChatFilter{config: _q.config, predicateAdder: _q}
+}
+
+// addPredicate implements the predicateAdder interface.
+func (m *ChatMutation) addPredicate(pred func(s *sql.Selector)) {
+	m.predicates = append(m.predicates, pred)
+}
+
+// Filter returns an entql.Where implementation to apply filters on the ChatMutation builder.
+func (m *ChatMutation) Filter() *ChatFilter {
+	return &ChatFilter{config: m.config, predicateAdder: m}
+}
+
+// ChatFilter provides a generic filtering capability at runtime for ChatQuery.
+type ChatFilter struct {
+	predicateAdder
+	config
+}
+
+// Where applies the entql predicate on the query filter.
+func (f *ChatFilter) Where(p entql.P) {
+	f.addPredicate(func(s *sql.Selector) {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[3].Type, p, s); err != nil {
+			s.AddError(err)
+		}
+	})
+}
+
+// WhereID applies the entql string predicate on the id field.
+func (f *ChatFilter) WhereID(p entql.StringP) {
+	f.Where(p.Field(chat.FieldID))
+}
+
+// WhereCreatedAt applies the entql time.Time predicate on the created_at field.
+func (f *ChatFilter) WhereCreatedAt(p entql.TimeP) {
+	f.Where(p.Field(chat.FieldCreatedAt))
+}
+
+// WhereUpdatedAt applies the entql time.Time predicate on the updated_at field.
+func (f *ChatFilter) WhereUpdatedAt(p entql.TimeP) {
+	f.Where(p.Field(chat.FieldUpdatedAt))
+}
+
+// WhereOrganizationID applies the entql string predicate on the organization_id field.
+func (f *ChatFilter) WhereOrganizationID(p entql.StringP) {
+	f.Where(p.Field(chat.FieldOrganizationID))
+}
+
+// WhereSessionID applies the entql string predicate on the session_id field.
+func (f *ChatFilter) WhereSessionID(p entql.StringP) {
+	f.Where(p.Field(chat.FieldSessionID))
+}
+
+// WhereJid applies the entql string predicate on the jid field.
+func (f *ChatFilter) WhereJid(p entql.StringP) {
+	f.Where(p.Field(chat.FieldJid))
+}
+
+// WhereName applies the entql string predicate on the name field.
+func (f *ChatFilter) WhereName(p entql.StringP) {
+	f.Where(p.Field(chat.FieldName))
+}
+
+// WhereIsGroup applies the entql bool predicate on the is_group field.
+func (f *ChatFilter) WhereIsGroup(p entql.BoolP) {
+	f.Where(p.Field(chat.FieldIsGroup))
+}
+
+// WhereLastMessageAt applies the entql time.Time predicate on the last_message_at field.
+func (f *ChatFilter) WhereLastMessageAt(p entql.TimeP) {
+	f.Where(p.Field(chat.FieldLastMessageAt))
+}
+
+// WhereUnreadCount applies the entql int predicate on the unread_count field.
+func (f *ChatFilter) WhereUnreadCount(p entql.IntP) {
+	f.Where(p.Field(chat.FieldUnreadCount))
+}
+
+// WhereHasSession applies a predicate to check if query has an edge session.
+func (f *ChatFilter) WhereHasSession() {
+	f.Where(entql.HasEdge("session"))
+}
+
+// WhereHasSessionWith applies a predicate to check if query has an edge session with a given conditions (other predicates).
+func (f *ChatFilter) WhereHasSessionWith(preds ...predicate.Session) {
+	f.Where(entql.HasEdgeWith("session", sqlgraph.WrapFunc(func(s *sql.Selector) {
+		for _, p := range preds {
+			p(s)
+		}
+	})))
+}
+
+// addPredicate implements the predicateAdder interface.
 func (_q *InvitationQuery) addPredicate(pred func(s *sql.Selector)) {
 	_q.predicates = append(_q.predicates, pred)
 }
@@ -861,7 +1140,7 @@ type InvitationFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *InvitationFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[3].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[4].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -979,7 +1258,7 @@ type MembershipFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *MembershipFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[4].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[5].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -1044,6 +1323,238 @@ func (f *MembershipFilter) WhereHasOrganizationWith(preds ...predicate.Organizat
 }
 
 // addPredicate implements the predicateAdder interface.
+func (_q *MessageQuery) addPredicate(pred func(s *sql.Selector)) {
+	_q.predicates = append(_q.predicates, pred)
+}
+
+// Filter returns a Filter implementation to apply filters on the MessageQuery builder.
+func (_q *MessageQuery) Filter() *MessageFilter {
+	return &MessageFilter{config: _q.config, predicateAdder: _q}
+}
+
+// addPredicate implements the predicateAdder interface.
+func (m *MessageMutation) addPredicate(pred func(s *sql.Selector)) {
+	m.predicates = append(m.predicates, pred)
+}
+
+// Filter returns an entql.Where implementation to apply filters on the MessageMutation builder.
+func (m *MessageMutation) Filter() *MessageFilter {
+	return &MessageFilter{config: m.config, predicateAdder: m}
+}
+
+// MessageFilter provides a generic filtering capability at runtime for MessageQuery.
+type MessageFilter struct {
+	predicateAdder
+	config
+}
+
+// Where applies the entql predicate on the query filter.
+func (f *MessageFilter) Where(p entql.P) {
+	f.addPredicate(func(s *sql.Selector) {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[6].Type, p, s); err != nil {
+			s.AddError(err)
+		}
+	})
+}
+
+// WhereID applies the entql string predicate on the id field.
+func (f *MessageFilter) WhereID(p entql.StringP) {
+	f.Where(p.Field(message.FieldID))
+}
+
+// WhereCreatedAt applies the entql time.Time predicate on the created_at field.
+func (f *MessageFilter) WhereCreatedAt(p entql.TimeP) {
+	f.Where(p.Field(message.FieldCreatedAt))
+}
+
+// WhereUpdatedAt applies the entql time.Time predicate on the updated_at field.
+func (f *MessageFilter) WhereUpdatedAt(p entql.TimeP) {
+	f.Where(p.Field(message.FieldUpdatedAt))
+}
+
+// WhereOrganizationID applies the entql string predicate on the organization_id field.
+func (f *MessageFilter) WhereOrganizationID(p entql.StringP) {
+	f.Where(p.Field(message.FieldOrganizationID))
+}
+
+// WhereSessionID applies the entql string predicate on the session_id field.
+func (f *MessageFilter) WhereSessionID(p entql.StringP) {
+	f.Where(p.Field(message.FieldSessionID))
+}
+
+// WhereChatJid applies the entql string predicate on the chat_jid field.
+func (f *MessageFilter) WhereChatJid(p entql.StringP) {
+	f.Where(p.Field(message.FieldChatJid))
+}
+
+// WhereSenderJid applies the entql string predicate on the sender_jid field.
+func (f *MessageFilter) WhereSenderJid(p entql.StringP) {
+	f.Where(p.Field(message.FieldSenderJid))
+}
+
+// WhereSenderPhone applies the entql string predicate on the sender_phone field.
+func (f *MessageFilter) WhereSenderPhone(p entql.StringP) {
+	f.Where(p.Field(message.FieldSenderPhone))
+}
+
+// WherePushName applies the entql string predicate on the push_name field.
+func (f *MessageFilter) WherePushName(p entql.StringP) {
+	f.Where(p.Field(message.FieldPushName))
+}
+
+// WhereFromMe applies the entql bool predicate on the from_me field.
+func (f *MessageFilter) WhereFromMe(p entql.BoolP) {
+	f.Where(p.Field(message.FieldFromMe))
+}
+
+// WhereDirection applies the entql string predicate on the direction field.
+func (f *MessageFilter) WhereDirection(p entql.StringP) {
+	f.Where(p.Field(message.FieldDirection))
+}
+
+// WhereKind applies the entql string predicate on the kind field.
+func (f *MessageFilter) WhereKind(p entql.StringP) {
+	f.Where(p.Field(message.FieldKind))
+}
+
+// WhereText applies the entql string predicate on the text field.
+func (f *MessageFilter) WhereText(p entql.StringP) {
+	f.Where(p.Field(message.FieldText))
+}
+
+// WhereStatus applies the entql string predicate on the status field.
+func (f *MessageFilter) WhereStatus(p entql.StringP) {
+	f.Where(p.Field(message.FieldStatus))
+}
+
+// WhereError applies the entql string predicate on the error field.
+func (f *MessageFilter) WhereError(p entql.StringP) {
+	f.Where(p.Field(message.FieldError))
+}
+
+// WhereWaMessageID applies the entql string predicate on the wa_message_id field.
+func (f *MessageFilter) WhereWaMessageID(p entql.StringP) {
+	f.Where(p.Field(message.FieldWaMessageID))
+}
+
+// WhereTimestamp applies the entql time.Time predicate on the timestamp field.
+func (f *MessageFilter) WhereTimestamp(p entql.TimeP) {
+	f.Where(p.Field(message.FieldTimestamp))
+}
+
+// WhereReplyTo applies the entql string predicate on the reply_to field.
+func (f *MessageFilter) WhereReplyTo(p entql.StringP) {
+	f.Where(p.Field(message.FieldReplyTo))
+}
+
+// WhereTargetWaID applies the entql string predicate on the target_wa_id field.
+func (f *MessageFilter) WhereTargetWaID(p entql.StringP) {
+	f.Where(p.Field(message.FieldTargetWaID))
+}
+
+// WhereEdited applies the entql bool predicate on the edited field.
+func (f *MessageFilter) WhereEdited(p entql.BoolP) {
+	f.Where(p.Field(message.FieldEdited))
+}
+
+// WhereRevoked applies the entql bool predicate on the revoked field.
+func (f *MessageFilter) WhereRevoked(p entql.BoolP) {
+	f.Where(p.Field(message.FieldRevoked))
+}
+
+// WhereMediaMime applies the entql string predicate on the media_mime field.
+func (f *MessageFilter) WhereMediaMime(p entql.StringP) {
+	f.Where(p.Field(message.FieldMediaMime))
+}
+
+// WhereMediaName applies the entql string predicate on the media_name field.
+func (f *MessageFilter) WhereMediaName(p entql.StringP) {
+	f.Where(p.Field(message.FieldMediaName))
+}
+
+// WhereMediaSize applies the entql int64 predicate on the media_size field.
+func (f *MessageFilter) WhereMediaSize(p entql.Int64P) {
+	f.Where(p.Field(message.FieldMediaSize))
+}
+
+// WhereMediaDescriptor applies the entql []byte predicate on the media_descriptor field.
+func (f *MessageFilter) WhereMediaDescriptor(p entql.BytesP) {
+	f.Where(p.Field(message.FieldMediaDescriptor))
+}
+
+// WhereMediaData applies the entql []byte predicate on the media_data field.
+func (f *MessageFilter) WhereMediaData(p entql.BytesP) {
+	f.Where(p.Field(message.FieldMediaData))
+}
+
+// WhereExtra applies the entql json.RawMessage predicate on the extra field.
+func (f *MessageFilter) WhereExtra(p entql.BytesP) {
+	f.Where(p.Field(message.FieldExtra))
+}
+
+// WhereSentByID applies the entql string predicate on the sent_by_id field.
+func (f *MessageFilter) WhereSentByID(p entql.StringP) {
+	f.Where(p.Field(message.FieldSentByID))
+}
+
+// WhereSentByAPIKeyID applies the entql string predicate on the sent_by_api_key_id field.
+func (f *MessageFilter) WhereSentByAPIKeyID(p entql.StringP) {
+	f.Where(p.Field(message.FieldSentByAPIKeyID))
+}
+
+// WhereIdempotencyKey applies the entql string predicate on the idempotency_key field.
+func (f *MessageFilter) WhereIdempotencyKey(p entql.StringP) {
+	f.Where(p.Field(message.FieldIdempotencyKey))
+}
+
+// WhereAttempts applies the entql int predicate on the attempts field.
+func (f *MessageFilter) WhereAttempts(p entql.IntP) {
+	f.Where(p.Field(message.FieldAttempts))
+}
+
+// WhereHasSession applies a predicate to check if query has an edge session.
+func (f *MessageFilter) WhereHasSession() {
+	f.Where(entql.HasEdge("session"))
+}
+
+// WhereHasSessionWith applies a predicate to check if query has an edge session with a given conditions (other predicates).
+func (f *MessageFilter) WhereHasSessionWith(preds ...predicate.Session) {
+	f.Where(entql.HasEdgeWith("session", sqlgraph.WrapFunc(func(s *sql.Selector) {
+		for _, p := range preds {
+			p(s)
+		}
+	})))
+}
+
+// WhereHasSentBy applies a predicate to check if query has an edge sent_by.
+func (f *MessageFilter) WhereHasSentBy() {
+	f.Where(entql.HasEdge("sent_by"))
+}
+
+// WhereHasSentByWith applies a predicate to check if query has an edge sent_by with a given conditions (other predicates).
+func (f *MessageFilter) WhereHasSentByWith(preds ...predicate.User) {
+	f.Where(entql.HasEdgeWith("sent_by", sqlgraph.WrapFunc(func(s *sql.Selector) {
+		for _, p := range preds {
+			p(s)
+		}
+	})))
+}
+
+// WhereHasSentByAPIKey applies a predicate to check if query has an edge sent_by_api_key.
+func (f *MessageFilter) WhereHasSentByAPIKey() {
+	f.Where(entql.HasEdge("sent_by_api_key"))
+}
+
+// WhereHasSentByAPIKeyWith applies a predicate to check if query has an edge sent_by_api_key with a given conditions (other predicates).
+func (f *MessageFilter) WhereHasSentByAPIKeyWith(preds ...predicate.APIKey) {
+	f.Where(entql.HasEdgeWith("sent_by_api_key", sqlgraph.WrapFunc(func(s *sql.Selector) {
+		for _, p := range preds {
+			p(s)
+		}
+	})))
+}
+
+// addPredicate implements the predicateAdder interface.
 func (_q *OrganizationQuery) addPredicate(pred func(s *sql.Selector)) {
 	_q.predicates = append(_q.predicates, pred)
 }
@@ -1072,7 +1583,7 @@ type OrganizationFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *OrganizationFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[5].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[7].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -1236,7 +1747,7 @@ type SessionFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *SessionFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[6].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[8].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -1297,6 +1808,49 @@ func (f *SessionFilter) WhereLastConnectedAt(p entql.TimeP) {
 	f.Where(p.Field(session.FieldLastConnectedAt))
 }
 
+// WhereDeviceJid applies the entql string predicate on the device_jid field.
+func (f *SessionFilter) WhereDeviceJid(p entql.StringP) {
+	f.Where(p.Field(session.FieldDeviceJid))
+}
+
+// WhereLid applies the entql string predicate on the lid field.
+func (f *SessionFilter) WhereLid(p entql.StringP) {
+	f.Where(p.Field(session.FieldLid))
+}
+
+// WhereAutoconnect applies the entql bool predicate on the autoconnect field.
+func (f *SessionFilter) WhereAutoconnect(p entql.BoolP) {
+	f.Where(p.Field(session.FieldAutoconnect))
+}
+
+// WhereHasChats applies a predicate to check if query has an edge chats.
+func (f *SessionFilter) WhereHasChats() {
+	f.Where(entql.HasEdge("chats"))
+}
+
+// WhereHasChatsWith applies a predicate to check if query has an edge chats with a given conditions (other predicates).
+func (f *SessionFilter) WhereHasChatsWith(preds ...predicate.Chat) {
+	f.Where(entql.HasEdgeWith("chats", sqlgraph.WrapFunc(func(s *sql.Selector) {
+		for _, p := range preds {
+			p(s)
+		}
+	})))
+}
+
+// WhereHasMessages applies a predicate to check if query has an edge messages.
+func (f *SessionFilter) WhereHasMessages() {
+	f.Where(entql.HasEdge("messages"))
+}
+
+// WhereHasMessagesWith applies a predicate to check if query has an edge messages with a given conditions (other predicates).
+func (f *SessionFilter) WhereHasMessagesWith(preds ...predicate.Message) {
+	f.Where(entql.HasEdgeWith("messages", sqlgraph.WrapFunc(func(s *sql.Selector) {
+		for _, p := range preds {
+			p(s)
+		}
+	})))
+}
+
 // WhereHasOrganization applies a predicate to check if query has an edge organization.
 func (f *SessionFilter) WhereHasOrganization() {
 	f.Where(entql.HasEdge("organization"))
@@ -1340,7 +1894,7 @@ type UserFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *UserFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[7].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[9].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -1455,6 +2009,20 @@ func (f *UserFilter) WhereHasAuditEntries() {
 // WhereHasAuditEntriesWith applies a predicate to check if query has an edge audit_entries with a given conditions (other predicates).
 func (f *UserFilter) WhereHasAuditEntriesWith(preds ...predicate.AuditEntry) {
 	f.Where(entql.HasEdgeWith("audit_entries", sqlgraph.WrapFunc(func(s *sql.Selector) {
+		for _, p := range preds {
+			p(s)
+		}
+	})))
+}
+
+// WhereHasSentMessages applies a predicate to check if query has an edge sent_messages.
+func (f *UserFilter) WhereHasSentMessages() {
+	f.Where(entql.HasEdge("sent_messages"))
+}
+
+// WhereHasSentMessagesWith applies a predicate to check if query has an edge sent_messages with a given conditions (other predicates).
+func (f *UserFilter) WhereHasSentMessagesWith(preds ...predicate.Message) {
+	f.Where(entql.HasEdgeWith("sent_messages", sqlgraph.WrapFunc(func(s *sql.Selector) {
 		for _, p := range preds {
 			p(s)
 		}

@@ -7,8 +7,10 @@ import (
 
 	"github.com/wagate/wagate/ent/apikey"
 	"github.com/wagate/wagate/ent/auditentry"
+	"github.com/wagate/wagate/ent/chat"
 	"github.com/wagate/wagate/ent/invitation"
 	"github.com/wagate/wagate/ent/membership"
+	"github.com/wagate/wagate/ent/message"
 	"github.com/wagate/wagate/ent/organization"
 	"github.com/wagate/wagate/ent/session"
 	"github.com/wagate/wagate/ent/user"
@@ -18,8 +20,10 @@ import (
 var prefixTable = map[string]string{
 	"key": apikey.Table,
 	"aud": auditentry.Table,
+	"cht": chat.Table,
 	"inv": invitation.Table,
 	"mem": membership.Table,
+	"msg": message.Table,
 	"org": organization.Table,
 	"ses": session.Table,
 	"usr": user.Table,

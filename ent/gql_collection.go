@@ -12,8 +12,10 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/wagate/wagate/ent/apikey"
 	"github.com/wagate/wagate/ent/auditentry"
+	"github.com/wagate/wagate/ent/chat"
 	"github.com/wagate/wagate/ent/invitation"
 	"github.com/wagate/wagate/ent/membership"
+	"github.com/wagate/wagate/ent/message"
 	"github.com/wagate/wagate/ent/organization"
 	"github.com/wagate/wagate/ent/session"
 	"github.com/wagate/wagate/ent/user"
@@ -294,6 +296,135 @@ func newAuditEntryPaginateArgs(rv map[string]any) *auditentryPaginateArgs {
 }
 
 // CollectFields tells the query-builder to eagerly load connected nodes by resolver context.
+func (_q *ChatQuery) CollectFields(ctx context.Context, satisfies ...string) (*ChatQuery, error) {
+	fc := graphql.GetFieldContext(ctx)
+	if fc == nil {
+		return _q, nil
+	}
+	if err := _q.collectField(ctx, false, graphql.GetOperationContext(ctx), fc.Field, nil, satisfies...); err != nil {
+		return nil, err
+	}
+	return _q, nil
+}
+
+func (_q *ChatQuery) collectField(ctx context.Context, oneNode bool, opCtx *graphql.OperationContext, collected graphql.CollectedField, path []string, satisfies ...string) error {
+	path = append([]string(nil), path...)
+	var (
+		unknownSeen    bool
+		fieldSeen      = make(map[string]struct{}, len(chat.Columns))
+		selectedFields = []string{chat.FieldID}
+	)
+	for _, field := range graphql.CollectFields(opCtx, collected.Selections, satisfies) {
+		switch field.Name {
+
+		case "session":
+			var (
+				alias = field.Alias
+				path  = append(path, alias)
+				query = (&SessionClient{config: _q.config}).Query()
+			)
+			if err := query.collectField(ctx, oneNode, opCtx, field, path, mayAddCondition(satisfies, sessionImplementors)...); err != nil {
+				return err
+			}
+			_q.withSession = query
+			if _, ok := fieldSeen[chat.FieldSessionID]; !ok {
+				selectedFields = append(selectedFields, chat.FieldSessionID)
+				fieldSeen[chat.FieldSessionID] = struct{}{}
+			}
+		case "createdAt":
+			if _, ok := fieldSeen[chat.FieldCreatedAt]; !ok {
+				selectedFields = append(selectedFields, chat.FieldCreatedAt)
+				fieldSeen[chat.FieldCreatedAt] = struct{}{}
+			}
+		case "jid":
+			if _, ok := fieldSeen[chat.FieldJid]; !ok {
+				selectedFields = append(selectedFields, chat.FieldJid)
+				fieldSeen[chat.FieldJid] = struct{}{}
+			}
+		case "name":
+			if _, ok := fieldSeen[chat.FieldName]; !ok {
+				selectedFields = append(selectedFields, chat.FieldName)
+				fieldSeen[chat.FieldName] = struct{}{}
+			}
+		case "isGroup":
+			if _, ok := fieldSeen[chat.FieldIsGroup]; !ok {
+				selectedFields = append(selectedFields, chat.FieldIsGroup)
+				fieldSeen[chat.FieldIsGroup] = struct{}{}
+			}
+		case "lastMessageAt":
+			if _, ok := fieldSeen[chat.FieldLastMessageAt]; !ok {
+				selectedFields = append(selectedFields, chat.FieldLastMessageAt)
+				fieldSeen[chat.FieldLastMessageAt] = struct{}{}
+			}
+		case "unreadCount":
+			if _, ok := fieldSeen[chat.FieldUnreadCount]; !ok {
+				selectedFields = append(selectedFields, chat.FieldUnreadCount)
+				fieldSeen[chat.FieldUnreadCount] = struct{}{}
+			}
+		case "id":
+		case "__typename":
+		default:
+			unknownSeen = true
+		}
+	}
+	if !unknownSeen {
+		_q.Select(selectedFields...)
+	}
+	return nil
+}
+
+type chatPaginateArgs struct {
+	first, last   *int
+	after, before *Cursor
+	opts          []ChatPaginateOption
+}
+
+func newChatPaginateArgs(rv map[string]any) *chatPaginateArgs {
+	args := &chatPaginateArgs{}
+	if rv == nil {
+		return args
+	}
+	if v := rv[firstField]; v != nil {
+		args.first = v.(*int)
+	}
+	if v := rv[lastField]; v != nil {
+		args.last = v.(*int)
+	}
+	if v := rv[afterField]; v != nil {
+		args.after = v.(*Cursor)
+	}
+	if v := rv[beforeField]; v != nil {
+		args.before = v.(*Cursor)
+	}
+	if v, ok := rv[orderByField]; ok {
+		switch v := v.(type) {
+		case map[string]any:
+			var (
+				err1, err2 error
+				order      = &ChatOrder{Field: &ChatOrderField{}, Direction: entgql.OrderDirectionAsc}
+			)
+			if d, ok := v[directionField]; ok {
+				err1 = order.Direction.UnmarshalGQL(d)
+			}
+			if f, ok := v[fieldField]; ok {
+				err2 = order.Field.UnmarshalGQL(f)
+			}
+			if err1 == nil && err2 == nil {
+				args.opts = append(args.opts, WithChatOrder(order))
+			}
+		case *ChatOrder:
+			if v != nil {
+				args.opts = append(args.opts, WithChatOrder(v))
+			}
+		}
+	}
+	if v, ok := rv[whereField].(*ChatWhereInput); ok {
+		args.opts = append(args.opts, WithChatFilter(v.Filter))
+	}
+	return args
+}
+
+// CollectFields tells the query-builder to eagerly load connected nodes by resolver context.
 func (_q *InvitationQuery) CollectFields(ctx context.Context, satisfies ...string) (*InvitationQuery, error) {
 	fc := graphql.GetFieldContext(ctx)
 	if fc == nil {
@@ -562,6 +693,215 @@ func newMembershipPaginateArgs(rv map[string]any) *membershipPaginateArgs {
 	}
 	if v, ok := rv[whereField].(*MembershipWhereInput); ok {
 		args.opts = append(args.opts, WithMembershipFilter(v.Filter))
+	}
+	return args
+}
+
+// CollectFields tells the query-builder to eagerly load connected nodes by resolver context.
+func (_q *MessageQuery) CollectFields(ctx context.Context, satisfies ...string) (*MessageQuery, error) {
+	fc := graphql.GetFieldContext(ctx)
+	if fc == nil {
+		return _q, nil
+	}
+	if err := _q.collectField(ctx, false, graphql.GetOperationContext(ctx), fc.Field, nil, satisfies...); err != nil {
+		return nil, err
+	}
+	return _q, nil
+}
+
+func (_q *MessageQuery) collectField(ctx context.Context, oneNode bool, opCtx *graphql.OperationContext, collected graphql.CollectedField, path []string, satisfies ...string) error {
+	path = append([]string(nil), path...)
+	var (
+		unknownSeen    bool
+		fieldSeen      = make(map[string]struct{}, len(message.Columns))
+		selectedFields = []string{message.FieldID}
+	)
+	for _, field := range graphql.CollectFields(opCtx, collected.Selections, satisfies) {
+		switch field.Name {
+
+		case "session":
+			var (
+				alias = field.Alias
+				path  = append(path, alias)
+				query = (&SessionClient{config: _q.config}).Query()
+			)
+			if err := query.collectField(ctx, oneNode, opCtx, field, path, mayAddCondition(satisfies, sessionImplementors)...); err != nil {
+				return err
+			}
+			_q.withSession = query
+			if _, ok := fieldSeen[message.FieldSessionID]; !ok {
+				selectedFields = append(selectedFields, message.FieldSessionID)
+				fieldSeen[message.FieldSessionID] = struct{}{}
+			}
+
+		case "sentBy":
+			var (
+				alias = field.Alias
+				path  = append(path, alias)
+				query = (&UserClient{config: _q.config}).Query()
+			)
+			if err := query.collectField(ctx, oneNode, opCtx, field, path, mayAddCondition(satisfies, userImplementors)...); err != nil {
+				return err
+			}
+			_q.withSentBy = query
+			if _, ok := fieldSeen[message.FieldSentByID]; !ok {
+				selectedFields = append(selectedFields, message.FieldSentByID)
+				fieldSeen[message.FieldSentByID] = struct{}{}
+			}
+
+		case "sentByAPIKey":
+			var (
+				alias = field.Alias
+				path  = append(path, alias)
+				query = (&APIKeyClient{config: _q.config}).Query()
+			)
+			if err := query.collectField(ctx, oneNode, opCtx, field, path, mayAddCondition(satisfies, apikeyImplementors)...); err != nil {
+				return err
+			}
+			_q.withSentByAPIKey = query
+			if _, ok := fieldSeen[message.FieldSentByAPIKeyID]; !ok {
+				selectedFields = append(selectedFields, message.FieldSentByAPIKeyID)
+				fieldSeen[message.FieldSentByAPIKeyID] = struct{}{}
+			}
+		case "createdAt":
+			if _, ok := fieldSeen[message.FieldCreatedAt]; !ok {
+				selectedFields = append(selectedFields, message.FieldCreatedAt)
+				fieldSeen[message.FieldCreatedAt] = struct{}{}
+			}
+		case "chatJID":
+			if _, ok := fieldSeen[message.FieldChatJid]; !ok {
+				selectedFields = append(selectedFields, message.FieldChatJid)
+				fieldSeen[message.FieldChatJid] = struct{}{}
+			}
+		case "senderJID":
+			if _, ok := fieldSeen[message.FieldSenderJid]; !ok {
+				selectedFields = append(selectedFields, message.FieldSenderJid)
+				fieldSeen[message.FieldSenderJid] = struct{}{}
+			}
+		case "pushName":
+			if _, ok := fieldSeen[message.FieldPushName]; !ok {
+				selectedFields = append(selectedFields, message.FieldPushName)
+				fieldSeen[message.FieldPushName] = struct{}{}
+			}
+		case "fromMe":
+			if _, ok := fieldSeen[message.FieldFromMe]; !ok {
+				selectedFields = append(selectedFields, message.FieldFromMe)
+				fieldSeen[message.FieldFromMe] = struct{}{}
+			}
+		case "direction":
+			if _, ok := fieldSeen[message.FieldDirection]; !ok {
+				selectedFields = append(selectedFields, message.FieldDirection)
+				fieldSeen[message.FieldDirection] = struct{}{}
+			}
+		case "kind":
+			if _, ok := fieldSeen[message.FieldKind]; !ok {
+				selectedFields = append(selectedFields, message.FieldKind)
+				fieldSeen[message.FieldKind] = struct{}{}
+			}
+		case "text":
+			if _, ok := fieldSeen[message.FieldText]; !ok {
+				selectedFields = append(selectedFields, message.FieldText)
+				fieldSeen[message.FieldText] = struct{}{}
+			}
+		case "status":
+			if _, ok := fieldSeen[message.FieldStatus]; !ok {
+				selectedFields = append(selectedFields, message.FieldStatus)
+				fieldSeen[message.FieldStatus] = struct{}{}
+			}
+		case "error":
+			if _, ok := fieldSeen[message.FieldError]; !ok {
+				selectedFields = append(selectedFields, message.FieldError)
+				fieldSeen[message.FieldError] = struct{}{}
+			}
+		case "waMessageID":
+			if _, ok := fieldSeen[message.FieldWaMessageID]; !ok {
+				selectedFields = append(selectedFields, message.FieldWaMessageID)
+				fieldSeen[message.FieldWaMessageID] = struct{}{}
+			}
+		case "timestamp":
+			if _, ok := fieldSeen[message.FieldTimestamp]; !ok {
+				selectedFields = append(selectedFields, message.FieldTimestamp)
+				fieldSeen[message.FieldTimestamp] = struct{}{}
+			}
+		case "replyTo":
+			if _, ok := fieldSeen[message.FieldReplyTo]; !ok {
+				selectedFields = append(selectedFields, message.FieldReplyTo)
+				fieldSeen[message.FieldReplyTo] = struct{}{}
+			}
+		case "targetWAMessageID":
+			if _, ok := fieldSeen[message.FieldTargetWaID]; !ok {
+				selectedFields = append(selectedFields, message.FieldTargetWaID)
+				fieldSeen[message.FieldTargetWaID] = struct{}{}
+			}
+		case "edited":
+			if _, ok := fieldSeen[message.FieldEdited]; !ok {
+				selectedFields = append(selectedFields, message.FieldEdited)
+				fieldSeen[message.FieldEdited] = struct{}{}
+			}
+		case "revoked":
+			if _, ok := fieldSeen[message.FieldRevoked]; !ok {
+				selectedFields = append(selectedFields, message.FieldRevoked)
+				fieldSeen[message.FieldRevoked] = struct{}{}
+			}
+		case "id":
+		case "__typename":
+		default:
+			unknownSeen = true
+		}
+	}
+	if !unknownSeen {
+		_q.Select(selectedFields...)
+	}
+	return nil
+}
+
+type messagePaginateArgs struct {
+	first, last   *int
+	after, before *Cursor
+	opts          []MessagePaginateOption
+}
+
+func newMessagePaginateArgs(rv map[string]any) *messagePaginateArgs {
+	args := &messagePaginateArgs{}
+	if rv == nil {
+		return args
+	}
+	if v := rv[firstField]; v != nil {
+		args.first = v.(*int)
+	}
+	if v := rv[lastField]; v != nil {
+		args.last = v.(*int)
+	}
+	if v := rv[afterField]; v != nil {
+		args.after = v.(*Cursor)
+	}
+	if v := rv[beforeField]; v != nil {
+		args.before = v.(*Cursor)
+	}
+	if v, ok := rv[orderByField]; ok {
+		switch v := v.(type) {
+		case map[string]any:
+			var (
+				err1, err2 error
+				order      = &MessageOrder{Field: &MessageOrderField{}, Direction: entgql.OrderDirectionAsc}
+			)
+			if d, ok := v[directionField]; ok {
+				err1 = order.Direction.UnmarshalGQL(d)
+			}
+			if f, ok := v[fieldField]; ok {
+				err2 = order.Field.UnmarshalGQL(f)
+			}
+			if err1 == nil && err2 == nil {
+				args.opts = append(args.opts, WithMessageOrder(order))
+			}
+		case *MessageOrder:
+			if v != nil {
+				args.opts = append(args.opts, WithMessageOrder(v))
+			}
+		}
+	}
+	if v, ok := rv[whereField].(*MessageWhereInput); ok {
+		args.opts = append(args.opts, WithMessageFilter(v.Filter))
 	}
 	return args
 }

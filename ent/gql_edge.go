@@ -32,6 +32,14 @@ func (_m *AuditEntry) ActorAPIKey(ctx context.Context) (*APIKey, error) {
 	return result, MaskNotFound(err)
 }
 
+func (_m *Chat) Session(ctx context.Context) (*Session, error) {
+	result, err := _m.Edges.SessionOrErr()
+	if IsNotLoaded(err) {
+		result, err = _m.QuerySession().Only(ctx)
+	}
+	return result, err
+}
+
 func (_m *Invitation) Organization(ctx context.Context) (*Organization, error) {
 	result, err := _m.Edges.OrganizationOrErr()
 	if IsNotLoaded(err) {
@@ -62,6 +70,30 @@ func (_m *Membership) Organization(ctx context.Context) (*Organization, error) {
 		result, err = _m.QueryOrganization().Only(ctx)
 	}
 	return result, err
+}
+
+func (_m *Message) Session(ctx context.Context) (*Session, error) {
+	result, err := _m.Edges.SessionOrErr()
+	if IsNotLoaded(err) {
+		result, err = _m.QuerySession().Only(ctx)
+	}
+	return result, err
+}
+
+func (_m *Message) SentBy(ctx context.Context) (*User, error) {
+	result, err := _m.Edges.SentByOrErr()
+	if IsNotLoaded(err) {
+		result, err = _m.QuerySentBy().Only(ctx)
+	}
+	return result, MaskNotFound(err)
+}
+
+func (_m *Message) SentByAPIKey(ctx context.Context) (*APIKey, error) {
+	result, err := _m.Edges.SentByAPIKeyOrErr()
+	if IsNotLoaded(err) {
+		result, err = _m.QuerySentByAPIKey().Only(ctx)
+	}
+	return result, MaskNotFound(err)
 }
 
 func (_m *Organization) Members(

@@ -9,8 +9,10 @@ import (
 
 	"github.com/wagate/wagate/ent/apikey"
 	"github.com/wagate/wagate/ent/auditentry"
+	"github.com/wagate/wagate/ent/chat"
 	"github.com/wagate/wagate/ent/invitation"
 	"github.com/wagate/wagate/ent/membership"
+	"github.com/wagate/wagate/ent/message"
 	"github.com/wagate/wagate/ent/organization"
 	"github.com/wagate/wagate/ent/predicate"
 	"github.com/wagate/wagate/ent/session"
@@ -749,6 +751,358 @@ func (i *AuditEntryWhereInput) P() (predicate.AuditEntry, error) {
 	}
 }
 
+// ChatWhereInput represents a where input for filtering Chat queries.
+type ChatWhereInput struct {
+	Predicates []predicate.Chat  `json:"-"`
+	Not        *ChatWhereInput   `json:"not,omitempty"`
+	Or         []*ChatWhereInput `json:"or,omitempty"`
+	And        []*ChatWhereInput `json:"and,omitempty"`
+
+	// "id" field predicates.
+	ID      *gid.ID  `json:"id,omitempty"`
+	IDNEQ   *gid.ID  `json:"idNEQ,omitempty"`
+	IDIn    []gid.ID `json:"idIn,omitempty"`
+	IDNotIn []gid.ID `json:"idNotIn,omitempty"`
+	IDGT    *gid.ID  `json:"idGT,omitempty"`
+	IDGTE   *gid.ID  `json:"idGTE,omitempty"`
+	IDLT    *gid.ID  `json:"idLT,omitempty"`
+	IDLTE   *gid.ID  `json:"idLTE,omitempty"`
+
+	// "created_at" field predicates.
+	CreatedAt      *time.Time  `json:"createdAt,omitempty"`
+	CreatedAtNEQ   *time.Time  `json:"createdAtNEQ,omitempty"`
+	CreatedAtIn    []time.Time `json:"createdAtIn,omitempty"`
+	CreatedAtNotIn []time.Time `json:"createdAtNotIn,omitempty"`
+	CreatedAtGT    *time.Time  `json:"createdAtGT,omitempty"`
+	CreatedAtGTE   *time.Time  `json:"createdAtGTE,omitempty"`
+	CreatedAtLT    *time.Time  `json:"createdAtLT,omitempty"`
+	CreatedAtLTE   *time.Time  `json:"createdAtLTE,omitempty"`
+
+	// "jid" field predicates.
+	Jid             *string  `json:"jid,omitempty"`
+	JidNEQ          *string  `json:"jidNEQ,omitempty"`
+	JidIn           []string `json:"jidIn,omitempty"`
+	JidNotIn        []string `json:"jidNotIn,omitempty"`
+	JidGT           *string  `json:"jidGT,omitempty"`
+	JidGTE          *string  `json:"jidGTE,omitempty"`
+	JidLT           *string  `json:"jidLT,omitempty"`
+	JidLTE          *string  `json:"jidLTE,omitempty"`
+	JidContains     *string  `json:"jidContains,omitempty"`
+	JidHasPrefix    *string  `json:"jidHasPrefix,omitempty"`
+	JidHasSuffix    *string  `json:"jidHasSuffix,omitempty"`
+	JidEqualFold    *string  `json:"jidEqualFold,omitempty"`
+	JidContainsFold *string  `json:"jidContainsFold,omitempty"`
+
+	// "name" field predicates.
+	Name             *string  `json:"name,omitempty"`
+	NameNEQ          *string  `json:"nameNEQ,omitempty"`
+	NameIn           []string `json:"nameIn,omitempty"`
+	NameNotIn        []string `json:"nameNotIn,omitempty"`
+	NameGT           *string  `json:"nameGT,omitempty"`
+	NameGTE          *string  `json:"nameGTE,omitempty"`
+	NameLT           *string  `json:"nameLT,omitempty"`
+	NameLTE          *string  `json:"nameLTE,omitempty"`
+	NameContains     *string  `json:"nameContains,omitempty"`
+	NameHasPrefix    *string  `json:"nameHasPrefix,omitempty"`
+	NameHasSuffix    *string  `json:"nameHasSuffix,omitempty"`
+	NameEqualFold    *string  `json:"nameEqualFold,omitempty"`
+	NameContainsFold *string  `json:"nameContainsFold,omitempty"`
+
+	// "is_group" field predicates.
+	IsGroup    *bool `json:"isGroup,omitempty"`
+	IsGroupNEQ *bool `json:"isGroupNEQ,omitempty"`
+
+	// "last_message_at" field predicates.
+	LastMessageAt       *time.Time  `json:"lastMessageAt,omitempty"`
+	LastMessageAtNEQ    *time.Time  `json:"lastMessageAtNEQ,omitempty"`
+	LastMessageAtIn     []time.Time `json:"lastMessageAtIn,omitempty"`
+	LastMessageAtNotIn  []time.Time `json:"lastMessageAtNotIn,omitempty"`
+	LastMessageAtGT     *time.Time  `json:"lastMessageAtGT,omitempty"`
+	LastMessageAtGTE    *time.Time  `json:"lastMessageAtGTE,omitempty"`
+	LastMessageAtLT     *time.Time  `json:"lastMessageAtLT,omitempty"`
+	LastMessageAtLTE    *time.Time  `json:"lastMessageAtLTE,omitempty"`
+	LastMessageAtIsNil  bool        `json:"lastMessageAtIsNil,omitempty"`
+	LastMessageAtNotNil bool        `json:"lastMessageAtNotNil,omitempty"`
+
+	// "unread_count" field predicates.
+	UnreadCount      *int  `json:"unreadCount,omitempty"`
+	UnreadCountNEQ   *int  `json:"unreadCountNEQ,omitempty"`
+	UnreadCountIn    []int `json:"unreadCountIn,omitempty"`
+	UnreadCountNotIn []int `json:"unreadCountNotIn,omitempty"`
+	UnreadCountGT    *int  `json:"unreadCountGT,omitempty"`
+	UnreadCountGTE   *int  `json:"unreadCountGTE,omitempty"`
+	UnreadCountLT    *int  `json:"unreadCountLT,omitempty"`
+	UnreadCountLTE   *int  `json:"unreadCountLTE,omitempty"`
+}
+
+// AddPredicates adds custom predicates to the where input to be used during the filtering phase.
+func (i *ChatWhereInput) AddPredicates(predicates ...predicate.Chat) {
+	i.Predicates = append(i.Predicates, predicates...)
+}
+
+// Filter applies the ChatWhereInput filter on the ChatQuery builder.
+func (i *ChatWhereInput) Filter(q *ChatQuery) (*ChatQuery, error) {
+	if i == nil {
+		return q, nil
+	}
+	p, err := i.P()
+	if err != nil {
+		if err == ErrEmptyChatWhereInput {
+			return q, nil
+		}
+		return nil, err
+	}
+	return q.Where(p), nil
+}
+
+// ErrEmptyChatWhereInput is returned in case the ChatWhereInput is empty.
+var ErrEmptyChatWhereInput = errors.New("ent: empty predicate ChatWhereInput")
+
+// P returns a predicate for filtering chats.
+// An error is returned if the input is empty or invalid.
+func (i *ChatWhereInput) P() (predicate.Chat, error) {
+	var predicates []predicate.Chat
+	if i.Not != nil {
+		p, err := i.Not.P()
+		if err != nil {
+			return nil, fmt.Errorf("%w: field 'not'", err)
+		}
+		predicates = append(predicates, chat.Not(p))
+	}
+	switch n := len(i.Or); {
+	case n == 1:
+		p, err := i.Or[0].P()
+		if err != nil {
+			return nil, fmt.Errorf("%w: field 'or'", err)
+		}
+		predicates = append(predicates, p)
+	case n > 1:
+		or := make([]predicate.Chat, 0, n)
+		for _, w := range i.Or {
+			p, err := w.P()
+			if err != nil {
+				return nil, fmt.Errorf("%w: field 'or'", err)
+			}
+			or = append(or, p)
+		}
+		predicates = append(predicates, chat.Or(or...))
+	}
+	switch n := len(i.And); {
+	case n == 1:
+		p, err := i.And[0].P()
+		if err != nil {
+			return nil, fmt.Errorf("%w: field 'and'", err)
+		}
+		predicates = append(predicates, p)
+	case n > 1:
+		and := make([]predicate.Chat, 0, n)
+		for _, w := range i.And {
+			p, err := w.P()
+			if err != nil {
+				return nil, fmt.Errorf("%w: field 'and'", err)
+			}
+			and = append(and, p)
+		}
+		predicates = append(predicates, chat.And(and...))
+	}
+	predicates = append(predicates, i.Predicates...)
+	if i.ID != nil {
+		predicates = append(predicates, chat.IDEQ(*i.ID))
+	}
+	if i.IDNEQ != nil {
+		predicates = append(predicates, chat.IDNEQ(*i.IDNEQ))
+	}
+	if len(i.IDIn) > 0 {
+		predicates = append(predicates, chat.IDIn(i.IDIn...))
+	}
+	if len(i.IDNotIn) > 0 {
+		predicates = append(predicates, chat.IDNotIn(i.IDNotIn...))
+	}
+	if i.IDGT != nil {
+		predicates = append(predicates, chat.IDGT(*i.IDGT))
+	}
+	if i.IDGTE != nil {
+		predicates = append(predicates, chat.IDGTE(*i.IDGTE))
+	}
+	if i.IDLT != nil {
+		predicates = append(predicates, chat.IDLT(*i.IDLT))
+	}
+	if i.IDLTE != nil {
+		predicates = append(predicates, chat.IDLTE(*i.IDLTE))
+	}
+	if i.CreatedAt != nil {
+		predicates = append(predicates, chat.CreatedAtEQ(*i.CreatedAt))
+	}
+	if i.CreatedAtNEQ != nil {
+		predicates = append(predicates, chat.CreatedAtNEQ(*i.CreatedAtNEQ))
+	}
+	if len(i.CreatedAtIn) > 0 {
+		predicates = append(predicates, chat.CreatedAtIn(i.CreatedAtIn...))
+	}
+	if len(i.CreatedAtNotIn) > 0 {
+		predicates = append(predicates, chat.CreatedAtNotIn(i.CreatedAtNotIn...))
+	}
+	if i.CreatedAtGT != nil {
+		predicates = append(predicates, chat.CreatedAtGT(*i.CreatedAtGT))
+	}
+	if i.CreatedAtGTE != nil {
+		predicates = append(predicates, chat.CreatedAtGTE(*i.CreatedAtGTE))
+	}
+	if i.CreatedAtLT != nil {
+		predicates = append(predicates, chat.CreatedAtLT(*i.CreatedAtLT))
+	}
+	if i.CreatedAtLTE != nil {
+		predicates = append(predicates, chat.CreatedAtLTE(*i.CreatedAtLTE))
+	}
+	if i.Jid != nil {
+		predicates = append(predicates, chat.JidEQ(*i.Jid))
+	}
+	if i.JidNEQ != nil {
+		predicates = append(predicates, chat.JidNEQ(*i.JidNEQ))
+	}
+	if len(i.JidIn) > 0 {
+		predicates = append(predicates, chat.JidIn(i.JidIn...))
+	}
+	if len(i.JidNotIn) > 0 {
+		predicates = append(predicates, chat.JidNotIn(i.JidNotIn...))
+	}
+	if i.JidGT != nil {
+		predicates = append(predicates, chat.JidGT(*i.JidGT))
+	}
+	if i.JidGTE != nil {
+		predicates = append(predicates, chat.JidGTE(*i.JidGTE))
+	}
+	if i.JidLT != nil {
+		predicates = append(predicates, chat.JidLT(*i.JidLT))
+	}
+	if i.JidLTE != nil {
+		predicates = append(predicates, chat.JidLTE(*i.JidLTE))
+	}
+	if i.JidContains != nil {
+		predicates = append(predicates, chat.JidContains(*i.JidContains))
+	}
+	if i.JidHasPrefix != nil {
+		predicates = append(predicates, chat.JidHasPrefix(*i.JidHasPrefix))
+	}
+	if i.JidHasSuffix != nil {
+		predicates = append(predicates, chat.JidHasSuffix(*i.JidHasSuffix))
+	}
+	if i.JidEqualFold != nil {
+		predicates = append(predicates, chat.JidEqualFold(*i.JidEqualFold))
+	}
+	if i.JidContainsFold != nil {
+		predicates = append(predicates, chat.JidContainsFold(*i.JidContainsFold))
+	}
+	if i.Name != nil {
+		predicates = append(predicates, chat.NameEQ(*i.Name))
+	}
+	if i.NameNEQ != nil {
+		predicates = append(predicates, chat.NameNEQ(*i.NameNEQ))
+	}
+	if len(i.NameIn) > 0 {
+		predicates = append(predicates, chat.NameIn(i.NameIn...))
+	}
+	if len(i.NameNotIn) > 0 {
+		predicates = append(predicates, chat.NameNotIn(i.NameNotIn...))
+	}
+	if i.NameGT != nil {
+		predicates = append(predicates, chat.NameGT(*i.NameGT))
+	}
+	if i.NameGTE != nil {
+		predicates = append(predicates, chat.NameGTE(*i.NameGTE))
+	}
+	if i.NameLT != nil {
+		predicates = append(predicates, chat.NameLT(*i.NameLT))
+	}
+	if i.NameLTE != nil {
+		predicates = append(predicates, chat.NameLTE(*i.NameLTE))
+	}
+	if i.NameContains != nil {
+		predicates = append(predicates, chat.NameContains(*i.NameContains))
+	}
+	if i.NameHasPrefix != nil {
+		predicates = append(predicates, chat.NameHasPrefix(*i.NameHasPrefix))
+	}
+	if i.NameHasSuffix != nil {
+		predicates = append(predicates, chat.NameHasSuffix(*i.NameHasSuffix))
+	}
+	if i.NameEqualFold != nil {
+		predicates = append(predicates, chat.NameEqualFold(*i.NameEqualFold))
+	}
+	if i.NameContainsFold != nil {
+		predicates = append(predicates, chat.NameContainsFold(*i.NameContainsFold))
+	}
+	if i.IsGroup != nil {
+		predicates = append(predicates, chat.IsGroupEQ(*i.IsGroup))
+	}
+	if i.IsGroupNEQ != nil {
+		predicates = append(predicates, chat.IsGroupNEQ(*i.IsGroupNEQ))
+	}
+	if i.LastMessageAt != nil {
+		predicates = append(predicates, chat.LastMessageAtEQ(*i.LastMessageAt))
+	}
+	if i.LastMessageAtNEQ != nil {
+		predicates = append(predicates, chat.LastMessageAtNEQ(*i.LastMessageAtNEQ))
+	}
+	if len(i.LastMessageAtIn) > 0 {
+		predicates = append(predicates, chat.LastMessageAtIn(i.LastMessageAtIn...))
+	}
+	if len(i.LastMessageAtNotIn) > 0 {
+		predicates = append(predicates, chat.LastMessageAtNotIn(i.LastMessageAtNotIn...))
+	}
+	if i.LastMessageAtGT != nil {
+		predicates = append(predicates, chat.LastMessageAtGT(*i.LastMessageAtGT))
+	}
+	if i.LastMessageAtGTE != nil {
+		predicates = append(predicates, chat.LastMessageAtGTE(*i.LastMessageAtGTE))
+	}
+	if i.LastMessageAtLT != nil {
+		predicates = append(predicates, chat.LastMessageAtLT(*i.LastMessageAtLT))
+	}
+	if i.LastMessageAtLTE != nil {
+		predicates = append(predicates, chat.LastMessageAtLTE(*i.LastMessageAtLTE))
+	}
+	if i.LastMessageAtIsNil {
+		predicates = append(predicates, chat.LastMessageAtIsNil())
+	}
+	if i.LastMessageAtNotNil {
+		predicates = append(predicates, chat.LastMessageAtNotNil())
+	}
+	if i.UnreadCount != nil {
+		predicates = append(predicates, chat.UnreadCountEQ(*i.UnreadCount))
+	}
+	if i.UnreadCountNEQ != nil {
+		predicates = append(predicates, chat.UnreadCountNEQ(*i.UnreadCountNEQ))
+	}
+	if len(i.UnreadCountIn) > 0 {
+		predicates = append(predicates, chat.UnreadCountIn(i.UnreadCountIn...))
+	}
+	if len(i.UnreadCountNotIn) > 0 {
+		predicates = append(predicates, chat.UnreadCountNotIn(i.UnreadCountNotIn...))
+	}
+	if i.UnreadCountGT != nil {
+		predicates = append(predicates, chat.UnreadCountGT(*i.UnreadCountGT))
+	}
+	if i.UnreadCountGTE != nil {
+		predicates = append(predicates, chat.UnreadCountGTE(*i.UnreadCountGTE))
+	}
+	if i.UnreadCountLT != nil {
+		predicates = append(predicates, chat.UnreadCountLT(*i.UnreadCountLT))
+	}
+	if i.UnreadCountLTE != nil {
+		predicates = append(predicates, chat.UnreadCountLTE(*i.UnreadCountLTE))
+	}
+
+	switch len(predicates) {
+	case 0:
+		return nil, ErrEmptyChatWhereInput
+	case 1:
+		return predicates[0], nil
+	default:
+		return chat.And(predicates...), nil
+	}
+}
+
 // InvitationWhereInput represents a where input for filtering Invitation queries.
 type InvitationWhereInput struct {
 	Predicates []predicate.Invitation  `json:"-"`
@@ -1312,6 +1666,746 @@ func (i *MembershipWhereInput) P() (predicate.Membership, error) {
 		return predicates[0], nil
 	default:
 		return membership.And(predicates...), nil
+	}
+}
+
+// MessageWhereInput represents a where input for filtering Message queries.
+type MessageWhereInput struct {
+	Predicates []predicate.Message  `json:"-"`
+	Not        *MessageWhereInput   `json:"not,omitempty"`
+	Or         []*MessageWhereInput `json:"or,omitempty"`
+	And        []*MessageWhereInput `json:"and,omitempty"`
+
+	// "id" field predicates.
+	ID      *gid.ID  `json:"id,omitempty"`
+	IDNEQ   *gid.ID  `json:"idNEQ,omitempty"`
+	IDIn    []gid.ID `json:"idIn,omitempty"`
+	IDNotIn []gid.ID `json:"idNotIn,omitempty"`
+	IDGT    *gid.ID  `json:"idGT,omitempty"`
+	IDGTE   *gid.ID  `json:"idGTE,omitempty"`
+	IDLT    *gid.ID  `json:"idLT,omitempty"`
+	IDLTE   *gid.ID  `json:"idLTE,omitempty"`
+
+	// "created_at" field predicates.
+	CreatedAt      *time.Time  `json:"createdAt,omitempty"`
+	CreatedAtNEQ   *time.Time  `json:"createdAtNEQ,omitempty"`
+	CreatedAtIn    []time.Time `json:"createdAtIn,omitempty"`
+	CreatedAtNotIn []time.Time `json:"createdAtNotIn,omitempty"`
+	CreatedAtGT    *time.Time  `json:"createdAtGT,omitempty"`
+	CreatedAtGTE   *time.Time  `json:"createdAtGTE,omitempty"`
+	CreatedAtLT    *time.Time  `json:"createdAtLT,omitempty"`
+	CreatedAtLTE   *time.Time  `json:"createdAtLTE,omitempty"`
+
+	// "chat_jid" field predicates.
+	ChatJid             *string  `json:"chatJid,omitempty"`
+	ChatJidNEQ          *string  `json:"chatJidNEQ,omitempty"`
+	ChatJidIn           []string `json:"chatJidIn,omitempty"`
+	ChatJidNotIn        []string `json:"chatJidNotIn,omitempty"`
+	ChatJidGT           *string  `json:"chatJidGT,omitempty"`
+	ChatJidGTE          *string  `json:"chatJidGTE,omitempty"`
+	ChatJidLT           *string  `json:"chatJidLT,omitempty"`
+	ChatJidLTE          *string  `json:"chatJidLTE,omitempty"`
+	ChatJidContains     *string  `json:"chatJidContains,omitempty"`
+	ChatJidHasPrefix    *string  `json:"chatJidHasPrefix,omitempty"`
+	ChatJidHasSuffix    *string  `json:"chatJidHasSuffix,omitempty"`
+	ChatJidEqualFold    *string  `json:"chatJidEqualFold,omitempty"`
+	ChatJidContainsFold *string  `json:"chatJidContainsFold,omitempty"`
+
+	// "sender_jid" field predicates.
+	SenderJid             *string  `json:"senderJid,omitempty"`
+	SenderJidNEQ          *string  `json:"senderJidNEQ,omitempty"`
+	SenderJidIn           []string `json:"senderJidIn,omitempty"`
+	SenderJidNotIn        []string `json:"senderJidNotIn,omitempty"`
+	SenderJidGT           *string  `json:"senderJidGT,omitempty"`
+	SenderJidGTE          *string  `json:"senderJidGTE,omitempty"`
+	SenderJidLT           *string  `json:"senderJidLT,omitempty"`
+	SenderJidLTE          *string  `json:"senderJidLTE,omitempty"`
+	SenderJidContains     *string  `json:"senderJidContains,omitempty"`
+	SenderJidHasPrefix    *string  `json:"senderJidHasPrefix,omitempty"`
+	SenderJidHasSuffix    *string  `json:"senderJidHasSuffix,omitempty"`
+	SenderJidEqualFold    *string  `json:"senderJidEqualFold,omitempty"`
+	SenderJidContainsFold *string  `json:"senderJidContainsFold,omitempty"`
+
+	// "push_name" field predicates.
+	PushName             *string  `json:"pushName,omitempty"`
+	PushNameNEQ          *string  `json:"pushNameNEQ,omitempty"`
+	PushNameIn           []string `json:"pushNameIn,omitempty"`
+	PushNameNotIn        []string `json:"pushNameNotIn,omitempty"`
+	PushNameGT           *string  `json:"pushNameGT,omitempty"`
+	PushNameGTE          *string  `json:"pushNameGTE,omitempty"`
+	PushNameLT           *string  `json:"pushNameLT,omitempty"`
+	PushNameLTE          *string  `json:"pushNameLTE,omitempty"`
+	PushNameContains     *string  `json:"pushNameContains,omitempty"`
+	PushNameHasPrefix    *string  `json:"pushNameHasPrefix,omitempty"`
+	PushNameHasSuffix    *string  `json:"pushNameHasSuffix,omitempty"`
+	PushNameEqualFold    *string  `json:"pushNameEqualFold,omitempty"`
+	PushNameContainsFold *string  `json:"pushNameContainsFold,omitempty"`
+
+	// "from_me" field predicates.
+	FromMe    *bool `json:"fromMe,omitempty"`
+	FromMeNEQ *bool `json:"fromMeNEQ,omitempty"`
+
+	// "direction" field predicates.
+	Direction      *message.Direction  `json:"direction,omitempty"`
+	DirectionNEQ   *message.Direction  `json:"directionNEQ,omitempty"`
+	DirectionIn    []message.Direction `json:"directionIn,omitempty"`
+	DirectionNotIn []message.Direction `json:"directionNotIn,omitempty"`
+
+	// "kind" field predicates.
+	Kind      *message.Kind  `json:"kind,omitempty"`
+	KindNEQ   *message.Kind  `json:"kindNEQ,omitempty"`
+	KindIn    []message.Kind `json:"kindIn,omitempty"`
+	KindNotIn []message.Kind `json:"kindNotIn,omitempty"`
+
+	// "text" field predicates.
+	Text             *string  `json:"text,omitempty"`
+	TextNEQ          *string  `json:"textNEQ,omitempty"`
+	TextIn           []string `json:"textIn,omitempty"`
+	TextNotIn        []string `json:"textNotIn,omitempty"`
+	TextGT           *string  `json:"textGT,omitempty"`
+	TextGTE          *string  `json:"textGTE,omitempty"`
+	TextLT           *string  `json:"textLT,omitempty"`
+	TextLTE          *string  `json:"textLTE,omitempty"`
+	TextContains     *string  `json:"textContains,omitempty"`
+	TextHasPrefix    *string  `json:"textHasPrefix,omitempty"`
+	TextHasSuffix    *string  `json:"textHasSuffix,omitempty"`
+	TextIsNil        bool     `json:"textIsNil,omitempty"`
+	TextNotNil       bool     `json:"textNotNil,omitempty"`
+	TextEqualFold    *string  `json:"textEqualFold,omitempty"`
+	TextContainsFold *string  `json:"textContainsFold,omitempty"`
+
+	// "status" field predicates.
+	Status      *message.Status  `json:"status,omitempty"`
+	StatusNEQ   *message.Status  `json:"statusNEQ,omitempty"`
+	StatusIn    []message.Status `json:"statusIn,omitempty"`
+	StatusNotIn []message.Status `json:"statusNotIn,omitempty"`
+
+	// "error" field predicates.
+	Error             *string  `json:"error,omitempty"`
+	ErrorNEQ          *string  `json:"errorNEQ,omitempty"`
+	ErrorIn           []string `json:"errorIn,omitempty"`
+	ErrorNotIn        []string `json:"errorNotIn,omitempty"`
+	ErrorGT           *string  `json:"errorGT,omitempty"`
+	ErrorGTE          *string  `json:"errorGTE,omitempty"`
+	ErrorLT           *string  `json:"errorLT,omitempty"`
+	ErrorLTE          *string  `json:"errorLTE,omitempty"`
+	ErrorContains     *string  `json:"errorContains,omitempty"`
+	ErrorHasPrefix    *string  `json:"errorHasPrefix,omitempty"`
+	ErrorHasSuffix    *string  `json:"errorHasSuffix,omitempty"`
+	ErrorIsNil        bool     `json:"errorIsNil,omitempty"`
+	ErrorNotNil       bool     `json:"errorNotNil,omitempty"`
+	ErrorEqualFold    *string  `json:"errorEqualFold,omitempty"`
+	ErrorContainsFold *string  `json:"errorContainsFold,omitempty"`
+
+	// "wa_message_id" field predicates.
+	WaMessageID             *string  `json:"waMessageID,omitempty"`
+	WaMessageIDNEQ          *string  `json:"waMessageIDNEQ,omitempty"`
+	WaMessageIDIn           []string `json:"waMessageIDIn,omitempty"`
+	WaMessageIDNotIn        []string `json:"waMessageIDNotIn,omitempty"`
+	WaMessageIDGT           *string  `json:"waMessageIDGT,omitempty"`
+	WaMessageIDGTE          *string  `json:"waMessageIDGTE,omitempty"`
+	WaMessageIDLT           *string  `json:"waMessageIDLT,omitempty"`
+	WaMessageIDLTE          *string  `json:"waMessageIDLTE,omitempty"`
+	WaMessageIDContains     *string  `json:"waMessageIDContains,omitempty"`
+	WaMessageIDHasPrefix    *string  `json:"waMessageIDHasPrefix,omitempty"`
+	WaMessageIDHasSuffix    *string  `json:"waMessageIDHasSuffix,omitempty"`
+	WaMessageIDEqualFold    *string  `json:"waMessageIDEqualFold,omitempty"`
+	WaMessageIDContainsFold *string  `json:"waMessageIDContainsFold,omitempty"`
+
+	// "timestamp" field predicates.
+	Timestamp      *time.Time  `json:"timestamp,omitempty"`
+	TimestampNEQ   *time.Time  `json:"timestampNEQ,omitempty"`
+	TimestampIn    []time.Time `json:"timestampIn,omitempty"`
+	TimestampNotIn []time.Time `json:"timestampNotIn,omitempty"`
+	TimestampGT    *time.Time  `json:"timestampGT,omitempty"`
+	TimestampGTE   *time.Time  `json:"timestampGTE,omitempty"`
+	TimestampLT    *time.Time  `json:"timestampLT,omitempty"`
+	TimestampLTE   *time.Time  `json:"timestampLTE,omitempty"`
+
+	// "reply_to" field predicates.
+	ReplyTo             *string  `json:"replyTo,omitempty"`
+	ReplyToNEQ          *string  `json:"replyToNEQ,omitempty"`
+	ReplyToIn           []string `json:"replyToIn,omitempty"`
+	ReplyToNotIn        []string `json:"replyToNotIn,omitempty"`
+	ReplyToGT           *string  `json:"replyToGT,omitempty"`
+	ReplyToGTE          *string  `json:"replyToGTE,omitempty"`
+	ReplyToLT           *string  `json:"replyToLT,omitempty"`
+	ReplyToLTE          *string  `json:"replyToLTE,omitempty"`
+	ReplyToContains     *string  `json:"replyToContains,omitempty"`
+	ReplyToHasPrefix    *string  `json:"replyToHasPrefix,omitempty"`
+	ReplyToHasSuffix    *string  `json:"replyToHasSuffix,omitempty"`
+	ReplyToIsNil        bool     `json:"replyToIsNil,omitempty"`
+	ReplyToNotNil       bool     `json:"replyToNotNil,omitempty"`
+	ReplyToEqualFold    *string  `json:"replyToEqualFold,omitempty"`
+	ReplyToContainsFold *string  `json:"replyToContainsFold,omitempty"`
+
+	// "target_wa_id" field predicates.
+	TargetWaID             *string  `json:"targetWaID,omitempty"`
+	TargetWaIDNEQ          *string  `json:"targetWaIDNEQ,omitempty"`
+	TargetWaIDIn           []string `json:"targetWaIDIn,omitempty"`
+	TargetWaIDNotIn        []string `json:"targetWaIDNotIn,omitempty"`
+	TargetWaIDGT           *string  `json:"targetWaIDGT,omitempty"`
+	TargetWaIDGTE          *string  `json:"targetWaIDGTE,omitempty"`
+	TargetWaIDLT           *string  `json:"targetWaIDLT,omitempty"`
+	TargetWaIDLTE          *string  `json:"targetWaIDLTE,omitempty"`
+	TargetWaIDContains     *string  `json:"targetWaIDContains,omitempty"`
+	TargetWaIDHasPrefix    *string  `json:"targetWaIDHasPrefix,omitempty"`
+	TargetWaIDHasSuffix    *string  `json:"targetWaIDHasSuffix,omitempty"`
+	TargetWaIDIsNil        bool     `json:"targetWaIDIsNil,omitempty"`
+	TargetWaIDNotNil       bool     `json:"targetWaIDNotNil,omitempty"`
+	TargetWaIDEqualFold    *string  `json:"targetWaIDEqualFold,omitempty"`
+	TargetWaIDContainsFold *string  `json:"targetWaIDContainsFold,omitempty"`
+
+	// "edited" field predicates.
+	Edited    *bool `json:"edited,omitempty"`
+	EditedNEQ *bool `json:"editedNEQ,omitempty"`
+
+	// "revoked" field predicates.
+	Revoked    *bool `json:"revoked,omitempty"`
+	RevokedNEQ *bool `json:"revokedNEQ,omitempty"`
+}
+
+// AddPredicates adds custom predicates to the where input to be used during the filtering phase.
+func (i *MessageWhereInput) AddPredicates(predicates ...predicate.Message) {
+	i.Predicates = append(i.Predicates, predicates...)
+}
+
+// Filter applies the MessageWhereInput filter on the MessageQuery builder.
+func (i *MessageWhereInput) Filter(q *MessageQuery) (*MessageQuery, error) {
+	if i == nil {
+		return q, nil
+	}
+	p, err := i.P()
+	if err != nil {
+		if err == ErrEmptyMessageWhereInput {
+			return q, nil
+		}
+		return nil, err
+	}
+	return q.Where(p), nil
+}
+
+// ErrEmptyMessageWhereInput is returned in case the MessageWhereInput is empty.
+var ErrEmptyMessageWhereInput = errors.New("ent: empty predicate MessageWhereInput")
+
+// P returns a predicate for filtering messages.
+// An error is returned if the input is empty or invalid.
+func (i *MessageWhereInput) P() (predicate.Message, error) {
+	var predicates []predicate.Message
+	if i.Not != nil {
+		p, err := i.Not.P()
+		if err != nil {
+			return nil, fmt.Errorf("%w: field 'not'", err)
+		}
+		predicates = append(predicates, message.Not(p))
+	}
+	switch n := len(i.Or); {
+	case n == 1:
+		p, err := i.Or[0].P()
+		if err != nil {
+			return nil, fmt.Errorf("%w: field 'or'", err)
+		}
+		predicates = append(predicates, p)
+	case n > 1:
+		or := make([]predicate.Message, 0, n)
+		for _, w := range i.Or {
+			p, err := w.P()
+			if err != nil {
+				return nil, fmt.Errorf("%w: field 'or'", err)
+			}
+			or = append(or, p)
+		}
+		predicates = append(predicates, message.Or(or...))
+	}
+	switch n := len(i.And); {
+	case n == 1:
+		p, err := i.And[0].P()
+		if err != nil {
+			return nil, fmt.Errorf("%w: field 'and'", err)
+		}
+		predicates = append(predicates, p)
+	case n > 1:
+		and := make([]predicate.Message, 0, n)
+		for _, w := range i.And {
+			p, err := w.P()
+			if err != nil {
+				return nil, fmt.Errorf("%w: field 'and'", err)
+			}
+			and = append(and, p)
+		}
+		predicates = append(predicates, message.And(and...))
+	}
+	predicates = append(predicates, i.Predicates...)
+	if i.ID != nil {
+		predicates = append(predicates, message.IDEQ(*i.ID))
+	}
+	if i.IDNEQ != nil {
+		predicates = append(predicates, message.IDNEQ(*i.IDNEQ))
+	}
+	if len(i.IDIn) > 0 {
+		predicates = append(predicates, message.IDIn(i.IDIn...))
+	}
+	if len(i.IDNotIn) > 0 {
+		predicates = append(predicates, message.IDNotIn(i.IDNotIn...))
+	}
+	if i.IDGT != nil {
+		predicates = append(predicates, message.IDGT(*i.IDGT))
+	}
+	if i.IDGTE != nil {
+		predicates = append(predicates, message.IDGTE(*i.IDGTE))
+	}
+	if i.IDLT != nil {
+		predicates = append(predicates, message.IDLT(*i.IDLT))
+	}
+	if i.IDLTE != nil {
+		predicates = append(predicates, message.IDLTE(*i.IDLTE))
+	}
+	if i.CreatedAt != nil {
+		predicates = append(predicates, message.CreatedAtEQ(*i.CreatedAt))
+	}
+	if i.CreatedAtNEQ != nil {
+		predicates = append(predicates, message.CreatedAtNEQ(*i.CreatedAtNEQ))
+	}
+	if len(i.CreatedAtIn) > 0 {
+		predicates = append(predicates, message.CreatedAtIn(i.CreatedAtIn...))
+	}
+	if len(i.CreatedAtNotIn) > 0 {
+		predicates = append(predicates, message.CreatedAtNotIn(i.CreatedAtNotIn...))
+	}
+	if i.CreatedAtGT != nil {
+		predicates = append(predicates, message.CreatedAtGT(*i.CreatedAtGT))
+	}
+	if i.CreatedAtGTE != nil {
+		predicates = append(predicates, message.CreatedAtGTE(*i.CreatedAtGTE))
+	}
+	if i.CreatedAtLT != nil {
+		predicates = append(predicates, message.CreatedAtLT(*i.CreatedAtLT))
+	}
+	if i.CreatedAtLTE != nil {
+		predicates = append(predicates, message.CreatedAtLTE(*i.CreatedAtLTE))
+	}
+	if i.ChatJid != nil {
+		predicates = append(predicates, message.ChatJidEQ(*i.ChatJid))
+	}
+	if i.ChatJidNEQ != nil {
+		predicates = append(predicates, message.ChatJidNEQ(*i.ChatJidNEQ))
+	}
+	if len(i.ChatJidIn) > 0 {
+		predicates = append(predicates, message.ChatJidIn(i.ChatJidIn...))
+	}
+	if len(i.ChatJidNotIn) > 0 {
+		predicates = append(predicates, message.ChatJidNotIn(i.ChatJidNotIn...))
+	}
+	if i.ChatJidGT != nil {
+		predicates = append(predicates, message.ChatJidGT(*i.ChatJidGT))
+	}
+	if i.ChatJidGTE != nil {
+		predicates = append(predicates, message.ChatJidGTE(*i.ChatJidGTE))
+	}
+	if i.ChatJidLT != nil {
+		predicates = append(predicates, message.ChatJidLT(*i.ChatJidLT))
+	}
+	if i.ChatJidLTE != nil {
+		predicates = append(predicates, message.ChatJidLTE(*i.ChatJidLTE))
+	}
+	if i.ChatJidContains != nil {
+		predicates = append(predicates, message.ChatJidContains(*i.ChatJidContains))
+	}
+	if i.ChatJidHasPrefix != nil {
+		predicates = append(predicates, message.ChatJidHasPrefix(*i.ChatJidHasPrefix))
+	}
+	if i.ChatJidHasSuffix != nil {
+		predicates = append(predicates, message.ChatJidHasSuffix(*i.ChatJidHasSuffix))
+	}
+	if i.ChatJidEqualFold != nil {
+		predicates = append(predicates, message.ChatJidEqualFold(*i.ChatJidEqualFold))
+	}
+	if i.ChatJidContainsFold != nil {
+		predicates = append(predicates, message.ChatJidContainsFold(*i.ChatJidContainsFold))
+	}
+	if i.SenderJid != nil {
+		predicates = append(predicates, message.SenderJidEQ(*i.SenderJid))
+	}
+	if i.SenderJidNEQ != nil {
+		predicates = append(predicates, message.SenderJidNEQ(*i.SenderJidNEQ))
+	}
+	if len(i.SenderJidIn) > 0 {
+		predicates = append(predicates, message.SenderJidIn(i.SenderJidIn...))
+	}
+	if len(i.SenderJidNotIn) > 0 {
+		predicates = append(predicates, message.SenderJidNotIn(i.SenderJidNotIn...))
+	}
+	if i.SenderJidGT != nil {
+		predicates = append(predicates, message.SenderJidGT(*i.SenderJidGT))
+	}
+	if i.SenderJidGTE != nil {
+		predicates = append(predicates, message.SenderJidGTE(*i.SenderJidGTE))
+	}
+	if i.SenderJidLT != nil {
+		predicates = append(predicates, message.SenderJidLT(*i.SenderJidLT))
+	}
+	if i.SenderJidLTE != nil {
+		predicates = append(predicates, message.SenderJidLTE(*i.SenderJidLTE))
+	}
+	if i.SenderJidContains != nil {
+		predicates = append(predicates, message.SenderJidContains(*i.SenderJidContains))
+	}
+	if i.SenderJidHasPrefix != nil {
+		predicates = append(predicates, message.SenderJidHasPrefix(*i.SenderJidHasPrefix))
+	}
+	if i.SenderJidHasSuffix != nil {
+		predicates = append(predicates, message.SenderJidHasSuffix(*i.SenderJidHasSuffix))
+	}
+	if i.SenderJidEqualFold != nil {
+		predicates = append(predicates, message.SenderJidEqualFold(*i.SenderJidEqualFold))
+	}
+	if i.SenderJidContainsFold != nil {
+		predicates = append(predicates, message.SenderJidContainsFold(*i.SenderJidContainsFold))
+	}
+	if i.PushName != nil {
+		predicates = append(predicates, message.PushNameEQ(*i.PushName))
+	}
+	if i.PushNameNEQ != nil {
+		predicates = append(predicates, message.PushNameNEQ(*i.PushNameNEQ))
+	}
+	if len(i.PushNameIn) > 0 {
+		predicates = append(predicates, message.PushNameIn(i.PushNameIn...))
+	}
+	if len(i.PushNameNotIn) > 0 {
+		predicates = append(predicates, message.PushNameNotIn(i.PushNameNotIn...))
+	}
+	if i.PushNameGT != nil {
+		predicates = append(predicates, message.PushNameGT(*i.PushNameGT))
+	}
+	if i.PushNameGTE != nil {
+		predicates = append(predicates, message.PushNameGTE(*i.PushNameGTE))
+	}
+	if i.PushNameLT != nil {
+		predicates = append(predicates, message.PushNameLT(*i.PushNameLT))
+	}
+	if i.PushNameLTE != nil {
+		predicates = append(predicates, message.PushNameLTE(*i.PushNameLTE))
+	}
+	if i.PushNameContains != nil {
+		predicates = append(predicates, message.PushNameContains(*i.PushNameContains))
+	}
+	if i.PushNameHasPrefix != nil {
+		predicates = append(predicates, message.PushNameHasPrefix(*i.PushNameHasPrefix))
+	}
+	if i.PushNameHasSuffix != nil {
+		predicates = append(predicates, message.PushNameHasSuffix(*i.PushNameHasSuffix))
+	}
+	if i.PushNameEqualFold != nil {
+		predicates = append(predicates, message.PushNameEqualFold(*i.PushNameEqualFold))
+	}
+	if i.PushNameContainsFold != nil {
+		predicates = append(predicates, message.PushNameContainsFold(*i.PushNameContainsFold))
+	}
+	if i.FromMe != nil {
+		predicates = append(predicates, message.FromMeEQ(*i.FromMe))
+	}
+	if i.FromMeNEQ != nil {
+		predicates = append(predicates, message.FromMeNEQ(*i.FromMeNEQ))
+	}
+	if i.Direction != nil {
+		predicates = append(predicates, message.DirectionEQ(*i.Direction))
+	}
+	if i.DirectionNEQ != nil {
+		predicates = append(predicates, message.DirectionNEQ(*i.DirectionNEQ))
+	}
+	if len(i.DirectionIn) > 0 {
+		predicates = append(predicates, message.DirectionIn(i.DirectionIn...))
+	}
+	if len(i.DirectionNotIn) > 0 {
+		predicates = append(predicates, message.DirectionNotIn(i.DirectionNotIn...))
+	}
+	if i.Kind != nil {
+		predicates = append(predicates, message.KindEQ(*i.Kind))
+	}
+	if i.KindNEQ != nil {
+		predicates = append(predicates, message.KindNEQ(*i.KindNEQ))
+	}
+	if len(i.KindIn) > 0 {
+		predicates = append(predicates, message.KindIn(i.KindIn...))
+	}
+	if len(i.KindNotIn) > 0 {
+		predicates = append(predicates, message.KindNotIn(i.KindNotIn...))
+	}
+	if i.Text != nil {
+		predicates = append(predicates, message.TextEQ(*i.Text))
+	}
+	if i.TextNEQ != nil {
+		predicates = append(predicates, message.TextNEQ(*i.TextNEQ))
+	}
+	if len(i.TextIn) > 0 {
+		predicates = append(predicates, message.TextIn(i.TextIn...))
+	}
+	if len(i.TextNotIn) > 0 {
+		predicates = append(predicates, message.TextNotIn(i.TextNotIn...))
+	}
+	if i.TextGT != nil {
+		predicates = append(predicates, message.TextGT(*i.TextGT))
+	}
+	if i.TextGTE != nil {
+		predicates = append(predicates, message.TextGTE(*i.TextGTE))
+	}
+	if i.TextLT != nil {
+		predicates = append(predicates, message.TextLT(*i.TextLT))
+	}
+	if i.TextLTE != nil {
+		predicates = append(predicates, message.TextLTE(*i.TextLTE))
+	}
+	if i.TextContains != nil {
+		predicates = append(predicates, message.TextContains(*i.TextContains))
+	}
+	if i.TextHasPrefix != nil {
+		predicates = append(predicates, message.TextHasPrefix(*i.TextHasPrefix))
+	}
+	if i.TextHasSuffix != nil {
+		predicates = append(predicates, message.TextHasSuffix(*i.TextHasSuffix))
+	}
+	if i.TextIsNil {
+		predicates = append(predicates, message.TextIsNil())
+	}
+	if i.TextNotNil {
+		predicates = append(predicates, message.TextNotNil())
+	}
+	if i.TextEqualFold != nil {
+		predicates = append(predicates, message.TextEqualFold(*i.TextEqualFold))
+	}
+	if i.TextContainsFold != nil {
+		predicates = append(predicates, message.TextContainsFold(*i.TextContainsFold))
+	}
+	if i.Status != nil {
+		predicates = append(predicates, message.StatusEQ(*i.Status))
+	}
+	if i.StatusNEQ != nil {
+		predicates = append(predicates, message.StatusNEQ(*i.StatusNEQ))
+	}
+	if len(i.StatusIn) > 0 {
+		predicates = append(predicates, message.StatusIn(i.StatusIn...))
+	}
+	if len(i.StatusNotIn) > 0 {
+		predicates = append(predicates, message.StatusNotIn(i.StatusNotIn...))
+	}
+	if i.Error != nil {
+		predicates = append(predicates, message.ErrorEQ(*i.Error))
+	}
+	if i.ErrorNEQ != nil {
+		predicates = append(predicates, message.ErrorNEQ(*i.ErrorNEQ))
+	}
+	if len(i.ErrorIn) > 0 {
+		predicates = append(predicates, message.ErrorIn(i.ErrorIn...))
+	}
+	if len(i.ErrorNotIn) > 0 {
+		predicates = append(predicates, message.ErrorNotIn(i.ErrorNotIn...))
+	}
+	if i.ErrorGT != nil {
+		predicates = append(predicates, message.ErrorGT(*i.ErrorGT))
+	}
+	if i.ErrorGTE != nil {
+		predicates = append(predicates, message.ErrorGTE(*i.ErrorGTE))
+	}
+	if i.ErrorLT != nil {
+		predicates = append(predicates, message.ErrorLT(*i.ErrorLT))
+	}
+	if i.ErrorLTE != nil {
+		predicates = append(predicates, message.ErrorLTE(*i.ErrorLTE))
+	}
+	if i.ErrorContains != nil {
+		predicates = append(predicates, message.ErrorContains(*i.ErrorContains))
+	}
+	if i.ErrorHasPrefix != nil {
+		predicates = append(predicates, message.ErrorHasPrefix(*i.ErrorHasPrefix))
+	}
+	if i.ErrorHasSuffix != nil {
+		predicates = append(predicates, message.ErrorHasSuffix(*i.ErrorHasSuffix))
+	}
+	if i.ErrorIsNil {
+		predicates = append(predicates, message.ErrorIsNil())
+	}
+	if i.ErrorNotNil {
+		predicates = append(predicates, message.ErrorNotNil())
+	}
+	if i.ErrorEqualFold != nil {
+		predicates = append(predicates, message.ErrorEqualFold(*i.ErrorEqualFold))
+	}
+	if i.ErrorContainsFold != nil {
+		predicates = append(predicates, message.ErrorContainsFold(*i.ErrorContainsFold))
+	}
+	if i.WaMessageID != nil {
+		predicates = append(predicates, message.WaMessageIDEQ(*i.WaMessageID))
+	}
+	if i.WaMessageIDNEQ != nil {
+		predicates = append(predicates, message.WaMessageIDNEQ(*i.WaMessageIDNEQ))
+	}
+	if len(i.WaMessageIDIn) > 0 {
+		predicates = append(predicates, message.WaMessageIDIn(i.WaMessageIDIn...))
+	}
+	if len(i.WaMessageIDNotIn) > 0 {
+		predicates = append(predicates, message.WaMessageIDNotIn(i.WaMessageIDNotIn...))
+	}
+	if i.WaMessageIDGT != nil {
+		predicates = append(predicates, message.WaMessageIDGT(*i.WaMessageIDGT))
+	}
+	if i.WaMessageIDGTE != nil {
+		predicates = append(predicates, message.WaMessageIDGTE(*i.WaMessageIDGTE))
+	}
+	if i.WaMessageIDLT != nil {
+		predicates = append(predicates, message.WaMessageIDLT(*i.WaMessageIDLT))
+	}
+	if i.WaMessageIDLTE != nil {
+		predicates = append(predicates, message.WaMessageIDLTE(*i.WaMessageIDLTE))
+	}
+	if i.WaMessageIDContains != nil {
+		predicates = append(predicates, message.WaMessageIDContains(*i.WaMessageIDContains))
+	}
+	if i.WaMessageIDHasPrefix != nil {
+		predicates = append(predicates, message.WaMessageIDHasPrefix(*i.WaMessageIDHasPrefix))
+	}
+	if i.WaMessageIDHasSuffix != nil {
+		predicates = append(predicates, message.WaMessageIDHasSuffix(*i.WaMessageIDHasSuffix))
+	}
+	if i.WaMessageIDEqualFold != nil {
+		predicates = append(predicates, message.WaMessageIDEqualFold(*i.WaMessageIDEqualFold))
+	}
+	if i.WaMessageIDContainsFold != nil {
+		predicates = append(predicates, message.WaMessageIDContainsFold(*i.WaMessageIDContainsFold))
+	}
+	if i.Timestamp != nil {
+		predicates = append(predicates, message.TimestampEQ(*i.Timestamp))
+	}
+	if i.TimestampNEQ != nil {
+		predicates = append(predicates, message.TimestampNEQ(*i.TimestampNEQ))
+	}
+	if len(i.TimestampIn) > 0 {
+		predicates = append(predicates, message.TimestampIn(i.TimestampIn...))
+	}
+	if len(i.TimestampNotIn) > 0 {
+		predicates = append(predicates, message.TimestampNotIn(i.TimestampNotIn...))
+	}
+	if i.TimestampGT != nil {
+		predicates = append(predicates, message.TimestampGT(*i.TimestampGT))
+	}
+	if i.TimestampGTE != nil {
+		predicates = append(predicates, message.TimestampGTE(*i.TimestampGTE))
+	}
+	if i.TimestampLT != nil {
+		predicates = append(predicates, message.TimestampLT(*i.TimestampLT))
+	}
+	if i.TimestampLTE != nil {
+		predicates = append(predicates, message.TimestampLTE(*i.TimestampLTE))
+	}
+	if i.ReplyTo != nil {
+		predicates = append(predicates, message.ReplyToEQ(*i.ReplyTo))
+	}
+	if i.ReplyToNEQ != nil {
+		predicates = append(predicates, message.ReplyToNEQ(*i.ReplyToNEQ))
+	}
+	if len(i.ReplyToIn) > 0 {
+		predicates = append(predicates, message.ReplyToIn(i.ReplyToIn...))
+	}
+	if len(i.ReplyToNotIn) > 0 {
+		predicates = append(predicates, message.ReplyToNotIn(i.ReplyToNotIn...))
+	}
+	if i.ReplyToGT != nil {
+		predicates = append(predicates, message.ReplyToGT(*i.ReplyToGT))
+	}
+	if i.ReplyToGTE != nil {
+		predicates = append(predicates, message.ReplyToGTE(*i.ReplyToGTE))
+	}
+	if i.ReplyToLT != nil {
+		predicates = append(predicates, message.ReplyToLT(*i.ReplyToLT))
+	}
+	if i.ReplyToLTE != nil {
+		predicates = append(predicates, message.ReplyToLTE(*i.ReplyToLTE))
+	}
+	if i.ReplyToContains != nil {
+		predicates = append(predicates, message.ReplyToContains(*i.ReplyToContains))
+	}
+	if i.ReplyToHasPrefix != nil {
+		predicates = append(predicates, message.ReplyToHasPrefix(*i.ReplyToHasPrefix))
+	}
+	if i.ReplyToHasSuffix != nil {
+		predicates = append(predicates, message.ReplyToHasSuffix(*i.ReplyToHasSuffix))
+	}
+	if i.ReplyToIsNil {
+		predicates = append(predicates, message.ReplyToIsNil())
+	}
+	if i.ReplyToNotNil {
+		predicates = append(predicates, message.ReplyToNotNil())
+	}
+	if i.ReplyToEqualFold != nil {
+		predicates = append(predicates, message.ReplyToEqualFold(*i.ReplyToEqualFold))
+	}
+	if i.ReplyToContainsFold != nil {
+		predicates = append(predicates, message.ReplyToContainsFold(*i.ReplyToContainsFold))
+	}
+	if i.TargetWaID != nil {
+		predicates = append(predicates, message.TargetWaIDEQ(*i.TargetWaID))
+	}
+	if i.TargetWaIDNEQ != nil {
+		predicates = append(predicates, message.TargetWaIDNEQ(*i.TargetWaIDNEQ))
+	}
+	if len(i.TargetWaIDIn) > 0 {
+		predicates = append(predicates, message.TargetWaIDIn(i.TargetWaIDIn...))
+	}
+	if len(i.TargetWaIDNotIn) > 0 {
+		predicates = append(predicates, message.TargetWaIDNotIn(i.TargetWaIDNotIn...))
+	}
+	if i.TargetWaIDGT != nil {
+		predicates = append(predicates, message.TargetWaIDGT(*i.TargetWaIDGT))
+	}
+	if i.TargetWaIDGTE != nil {
+		predicates = append(predicates, message.TargetWaIDGTE(*i.TargetWaIDGTE))
+	}
+	if i.TargetWaIDLT != nil {
+		predicates = append(predicates, message.TargetWaIDLT(*i.TargetWaIDLT))
+	}
+	if i.TargetWaIDLTE != nil {
+		predicates = append(predicates, message.TargetWaIDLTE(*i.TargetWaIDLTE))
+	}
+	if i.TargetWaIDContains != nil {
+		predicates = append(predicates, message.TargetWaIDContains(*i.TargetWaIDContains))
+	}
+	if i.TargetWaIDHasPrefix != nil {
+		predicates = append(predicates, message.TargetWaIDHasPrefix(*i.TargetWaIDHasPrefix))
+	}
+	if i.TargetWaIDHasSuffix != nil {
+		predicates = append(predicates, message.TargetWaIDHasSuffix(*i.TargetWaIDHasSuffix))
+	}
+	if i.TargetWaIDIsNil {
+		predicates = append(predicates, message.TargetWaIDIsNil())
+	}
+	if i.TargetWaIDNotNil {
+		predicates = append(predicates, message.TargetWaIDNotNil())
+	}
+	if i.TargetWaIDEqualFold != nil {
+		predicates = append(predicates, message.TargetWaIDEqualFold(*i.TargetWaIDEqualFold))
+	}
+	if i.TargetWaIDContainsFold != nil {
+		predicates = append(predicates, message.TargetWaIDContainsFold(*i.TargetWaIDContainsFold))
+	}
+	if i.Edited != nil {
+		predicates = append(predicates, message.EditedEQ(*i.Edited))
+	}
+	if i.EditedNEQ != nil {
+		predicates = append(predicates, message.EditedNEQ(*i.EditedNEQ))
+	}
+	if i.Revoked != nil {
+		predicates = append(predicates, message.RevokedEQ(*i.Revoked))
+	}
+	if i.RevokedNEQ != nil {
+		predicates = append(predicates, message.RevokedNEQ(*i.RevokedNEQ))
+	}
+
+	switch len(predicates) {
+	case 0:
+		return nil, ErrEmptyMessageWhereInput
+	case 1:
+		return predicates[0], nil
+	default:
+		return message.And(predicates...), nil
 	}
 }
 

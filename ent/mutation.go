@@ -14,8 +14,10 @@ import (
 	"github.com/wagate/wagate/ent/apikey"
 	"github.com/wagate/wagate/ent/auditentry"
 	"github.com/wagate/wagate/ent/authtoken"
+	"github.com/wagate/wagate/ent/chat"
 	"github.com/wagate/wagate/ent/invitation"
 	"github.com/wagate/wagate/ent/membership"
+	"github.com/wagate/wagate/ent/message"
 	"github.com/wagate/wagate/ent/organization"
 	"github.com/wagate/wagate/ent/predicate"
 	"github.com/wagate/wagate/ent/session"
@@ -36,8 +38,10 @@ const (
 	TypeAPIKey       = "APIKey"
 	TypeAuditEntry   = "AuditEntry"
 	TypeAuthToken    = "AuthToken"
+	TypeChat         = "Chat"
 	TypeInvitation   = "Invitation"
 	TypeMembership   = "Membership"
+	TypeMessage      = "Message"
 	TypeOrganization = "Organization"
 	TypeSession      = "Session"
 	TypeUser         = "User"
@@ -64,6 +68,9 @@ type APIKeyMutation struct {
 	audit_entries        map[gid.ID]struct{}
 	removedaudit_entries map[gid.ID]struct{}
 	clearedaudit_entries bool
+	sent_messages        map[gid.ID]struct{}
+	removedsent_messages map[gid.ID]struct{}
+	clearedsent_messages bool
 	created_by           *gid.ID
 	clearedcreated_by    bool
 	done                 bool
@@ -704,6 +711,60 @@ func (m *APIKeyMutation) ResetAuditEntries() {
 	m.removedaudit_entries = nil
 }
 
+// AddSentMessageIDs adds the "sent_messages" edge to the Message entity by ids.
+func (m *APIKeyMutation) AddSentMessageIDs(ids ...gid.ID) {
+	if m.sent_messages == nil {
+		m.sent_messages = make(map[gid.ID]struct{})
+	}
+	for i := range ids {
+		m.sent_messages[ids[i]] = struct{}{}
+	}
+}
+
+// ClearSentMessages clears the "sent_messages" edge to the Message entity.
+func (m *APIKeyMutation) ClearSentMessages() {
+	m.clearedsent_messages = true
+}
+
+// SentMessagesCleared reports if the "sent_messages" edge to the Message entity was cleared.
+func (m *APIKeyMutation) SentMessagesCleared() bool {
+	return m.clearedsent_messages
+}
+
+// RemoveSentMessageIDs removes the "sent_messages" edge to the Message entity by IDs.
+func (m *APIKeyMutation) RemoveSentMessageIDs(ids ...gid.ID) {
+	if m.removedsent_messages == nil {
+		m.removedsent_messages = make(map[gid.ID]struct{})
+	}
+	for i := range ids {
+		delete(m.sent_messages, ids[i])
+		m.removedsent_messages[ids[i]] = struct{}{}
+	}
+}
+
+// RemovedSentMessages returns the removed IDs of the "sent_messages" edge to the Message entity.
+func (m *APIKeyMutation) RemovedSentMessagesIDs() (ids []gid.ID) {
+	for id := range m.removedsent_messages {
+		ids = append(ids, id)
+	}
+	return
+}
+
+// SentMessagesIDs returns the "sent_messages" edge IDs in the mutation.
+func (m *APIKeyMutation) SentMessagesIDs() (ids []gid.ID) {
+	for id := range m.sent_messages {
+		ids = append(ids, id)
+	}
+	return
+}
+
+// ResetSentMessages resets all changes to the "sent_messages" edge.
+func (m *APIKeyMutation) ResetSentMessages() {
+	m.sent_messages = nil
+	m.clearedsent_messages = false
+	m.removedsent_messages = nil
+}
+
 // ClearCreatedBy clears the "created_by" edge to the User entity.
 func (m *APIKeyMutation) ClearCreatedBy() {
 	m.clearedcreated_by = true
@@ -1061,12 +1122,15 @@ func (m *APIKeyMutation) ResetField(name string) error {
 
 // AddedEdges returns all edge names that were set/added in this mutation.
 func (m *APIKeyMutation) AddedEdges() []string {
-	edges := make([]string, 0, 3)
+	edges := make([]string, 0, 4)
 	if m.organization != nil {
 		edges = append(edges, apikey.EdgeOrganization)
 	}
 	if m.audit_entries != nil {
 		edges = append(edges, apikey.EdgeAuditEntries)
+	}
+	if m.sent_messages != nil {
+		edges = append(edges, apikey.EdgeSentMessages)
 	}
 	if m.created_by != nil {
 		edges = append(edges, apikey.EdgeCreatedBy)
@@ -1088,6 +1152,12 @@ func (m *APIKeyMutation) AddedIDs(name string) []ent.Value {
 			ids = append(ids, id)
 		}
 		return ids
+	case apikey.EdgeSentMessages:
+		ids := make([]ent.Value, 0, len(m.sent_messages))
+		for id := range m.sent_messages {
+			ids = append(ids, id)
+		}
+		return ids
 	case apikey.EdgeCreatedBy:
 		if id := m.created_by; id != nil {
 			return []ent.Value{*id}
@@ -1098,9 +1168,12 @@ func (m *APIKeyMutation) AddedIDs(name string) []ent.Value {
 
 // RemovedEdges returns all edge names that were removed in this mutation.
 func (m *APIKeyMutation) RemovedEdges() []string {
-	edges := make([]string, 0, 3)
+	edges := make([]string, 0, 4)
 	if m.removedaudit_entries != nil {
 		edges = append(edges, apikey.EdgeAuditEntries)
+	}
+	if m.removedsent_messages != nil {
+		edges = append(edges, apikey.EdgeSentMessages)
 	}
 	return edges
 }
@@ -1115,18 +1188,27 @@ func (m *APIKeyMutation) RemovedIDs(name string) []ent.Value {
 			ids = append(ids, id)
 		}
 		return ids
+	case apikey.EdgeSentMessages:
+		ids := make([]ent.Value, 0, len(m.removedsent_messages))
+		for id := range m.removedsent_messages {
+			ids = append(ids, id)
+		}
+		return ids
 	}
 	return nil
 }
 
 // ClearedEdges returns all edge names that were cleared in this mutation.
 func (m *APIKeyMutation) ClearedEdges() []string {
-	edges := make([]string, 0, 3)
+	edges := make([]string, 0, 4)
 	if m.clearedorganization {
 		edges = append(edges, apikey.EdgeOrganization)
 	}
 	if m.clearedaudit_entries {
 		edges = append(edges, apikey.EdgeAuditEntries)
+	}
+	if m.clearedsent_messages {
+		edges = append(edges, apikey.EdgeSentMessages)
 	}
 	if m.clearedcreated_by {
 		edges = append(edges, apikey.EdgeCreatedBy)
@@ -1142,6 +1224,8 @@ func (m *APIKeyMutation) EdgeCleared(name string) bool {
 		return m.clearedorganization
 	case apikey.EdgeAuditEntries:
 		return m.clearedaudit_entries
+	case apikey.EdgeSentMessages:
+		return m.clearedsent_messages
 	case apikey.EdgeCreatedBy:
 		return m.clearedcreated_by
 	}
@@ -1171,6 +1255,9 @@ func (m *APIKeyMutation) ResetEdge(name string) error {
 		return nil
 	case apikey.EdgeAuditEntries:
 		m.ResetAuditEntries()
+		return nil
+	case apikey.EdgeSentMessages:
+		m.ResetSentMessages()
 		return nil
 	case apikey.EdgeCreatedBy:
 		m.ResetCreatedBy()
@@ -2749,6 +2836,882 @@ func (m *AuthTokenMutation) ResetEdge(name string) error {
 		return nil
 	}
 	return fmt.Errorf("unknown AuthToken edge %s", name)
+}
+
+// ChatMutation represents an operation that mutates the Chat nodes in the graph.
+type ChatMutation struct {
+	config
+	op              Op
+	typ             string
+	id              *gid.ID
+	created_at      *time.Time
+	updated_at      *time.Time
+	organization_id *gid.ID
+	jid             *string
+	name            *string
+	is_group        *bool
+	last_message_at *time.Time
+	unread_count    *int
+	addunread_count *int
+	clearedFields   map[string]struct{}
+	session         *gid.ID
+	clearedsession  bool
+	done            bool
+	oldValue        func(context.Context) (*Chat, error)
+	predicates      []predicate.Chat
+}
+
+var _ ent.Mutation = (*ChatMutation)(nil)
+
+// chatOption allows management of the mutation configuration using functional options.
+type chatOption func(*ChatMutation)
+
+// newChatMutation creates new mutation for the Chat entity.
+func newChatMutation(c config, op Op, opts ...chatOption) *ChatMutation {
+	m := &ChatMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeChat,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withChatID sets the ID field of the mutation.
+func withChatID(id gid.ID) chatOption {
+	return func(m *ChatMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *Chat
+		)
+		m.oldValue = func(ctx context.Context) (*Chat, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().Chat.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withChat sets the old Chat of the mutation.
+func withChat(node *Chat) chatOption {
+	return func(m *ChatMutation) {
+		m.oldValue = func(context.Context) (*Chat, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m ChatMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m ChatMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// SetID sets the value of the id field. Note that this
+// operation is only accepted on creation of Chat entities.
+func (m *ChatMutation) SetID(id gid.ID) {
+	m.id = &id
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *ChatMutation) ID() (id gid.ID, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *ChatMutation) IDs(ctx context.Context) ([]gid.ID, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []gid.ID{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().Chat.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetCreatedAt sets the "created_at" field.
+func (m *ChatMutation) SetCreatedAt(t time.Time) {
+	m.created_at = &t
+}
+
+// CreatedAt returns the value of the "created_at" field in the mutation.
+func (m *ChatMutation) CreatedAt() (r time.Time, exists bool) {
+	v := m.created_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCreatedAt returns the old "created_at" field's value of the Chat entity.
+// If the Chat object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ChatMutation) OldCreatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCreatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCreatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCreatedAt: %w", err)
+	}
+	return oldValue.CreatedAt, nil
+}
+
+// ResetCreatedAt resets all changes to the "created_at" field.
+func (m *ChatMutation) ResetCreatedAt() {
+	m.created_at = nil
+}
+
+// SetUpdatedAt sets the "updated_at" field.
+func (m *ChatMutation) SetUpdatedAt(t time.Time) {
+	m.updated_at = &t
+}
+
+// UpdatedAt returns the value of the "updated_at" field in the mutation.
+func (m *ChatMutation) UpdatedAt() (r time.Time, exists bool) {
+	v := m.updated_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldUpdatedAt returns the old "updated_at" field's value of the Chat entity.
+// If the Chat object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ChatMutation) OldUpdatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldUpdatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldUpdatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldUpdatedAt: %w", err)
+	}
+	return oldValue.UpdatedAt, nil
+}
+
+// ResetUpdatedAt resets all changes to the "updated_at" field.
+func (m *ChatMutation) ResetUpdatedAt() {
+	m.updated_at = nil
+}
+
+// SetOrganizationID sets the "organization_id" field.
+func (m *ChatMutation) SetOrganizationID(gi gid.ID) {
+	m.organization_id = &gi
+}
+
+// OrganizationID returns the value of the "organization_id" field in the mutation.
+func (m *ChatMutation) OrganizationID() (r gid.ID, exists bool) {
+	v := m.organization_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldOrganizationID returns the old "organization_id" field's value of the Chat entity.
+// If the Chat object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ChatMutation) OldOrganizationID(ctx context.Context) (v gid.ID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldOrganizationID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldOrganizationID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldOrganizationID: %w", err)
+	}
+	return oldValue.OrganizationID, nil
+}
+
+// ResetOrganizationID resets all changes to the "organization_id" field.
+func (m *ChatMutation) ResetOrganizationID() {
+	m.organization_id = nil
+}
+
+// SetSessionID sets the "session_id" field.
+func (m *ChatMutation) SetSessionID(gi gid.ID) {
+	m.session = &gi
+}
+
+// SessionID returns the value of the "session_id" field in the mutation.
+func (m *ChatMutation) SessionID() (r gid.ID, exists bool) {
+	v := m.session
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldSessionID returns the old "session_id" field's value of the Chat entity.
+// If the Chat object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ChatMutation) OldSessionID(ctx context.Context) (v gid.ID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldSessionID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldSessionID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldSessionID: %w", err)
+	}
+	return oldValue.SessionID, nil
+}
+
+// ResetSessionID resets all changes to the "session_id" field.
+func (m *ChatMutation) ResetSessionID() {
+	m.session = nil
+}
+
+// SetJid sets the "jid" field.
+func (m *ChatMutation) SetJid(s string) {
+	m.jid = &s
+}
+
+// Jid returns the value of the "jid" field in the mutation.
+func (m *ChatMutation) Jid() (r string, exists bool) {
+	v := m.jid
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldJid returns the old "jid" field's value of the Chat entity.
+// If the Chat object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ChatMutation) OldJid(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldJid is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldJid requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldJid: %w", err)
+	}
+	return oldValue.Jid, nil
+}
+
+// ResetJid resets all changes to the "jid" field.
+func (m *ChatMutation) ResetJid() {
+	m.jid = nil
+}
+
+// SetName sets the "name" field.
+func (m *ChatMutation) SetName(s string) {
+	m.name = &s
+}
+
+// Name returns the value of the "name" field in the mutation.
+func (m *ChatMutation) Name() (r string, exists bool) {
+	v := m.name
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldName returns the old "name" field's value of the Chat entity.
+// If the Chat object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ChatMutation) OldName(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldName is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldName requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldName: %w", err)
+	}
+	return oldValue.Name, nil
+}
+
+// ResetName resets all changes to the "name" field.
+func (m *ChatMutation) ResetName() {
+	m.name = nil
+}
+
+// SetIsGroup sets the "is_group" field.
+func (m *ChatMutation) SetIsGroup(b bool) {
+	m.is_group = &b
+}
+
+// IsGroup returns the value of the "is_group" field in the mutation.
+func (m *ChatMutation) IsGroup() (r bool, exists bool) {
+	v := m.is_group
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldIsGroup returns the old "is_group" field's value of the Chat entity.
+// If the Chat object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ChatMutation) OldIsGroup(ctx context.Context) (v bool, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldIsGroup is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldIsGroup requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldIsGroup: %w", err)
+	}
+	return oldValue.IsGroup, nil
+}
+
+// ResetIsGroup resets all changes to the "is_group" field.
+func (m *ChatMutation) ResetIsGroup() {
+	m.is_group = nil
+}
+
+// SetLastMessageAt sets the "last_message_at" field.
+func (m *ChatMutation) SetLastMessageAt(t time.Time) {
+	m.last_message_at = &t
+}
+
+// LastMessageAt returns the value of the "last_message_at" field in the mutation.
+func (m *ChatMutation) LastMessageAt() (r time.Time, exists bool) {
+	v := m.last_message_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldLastMessageAt returns the old "last_message_at" field's value of the Chat entity.
+// If the Chat object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ChatMutation) OldLastMessageAt(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldLastMessageAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldLastMessageAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldLastMessageAt: %w", err)
+	}
+	return oldValue.LastMessageAt, nil
+}
+
+// ClearLastMessageAt clears the value of the "last_message_at" field.
+func (m *ChatMutation) ClearLastMessageAt() {
+	m.last_message_at = nil
+	m.clearedFields[chat.FieldLastMessageAt] = struct{}{}
+}
+
+// LastMessageAtCleared returns if the "last_message_at" field was cleared in this mutation.
+func (m *ChatMutation) LastMessageAtCleared() bool {
+	_, ok := m.clearedFields[chat.FieldLastMessageAt]
+	return ok
+}
+
+// ResetLastMessageAt resets all changes to the "last_message_at" field.
+func (m *ChatMutation) ResetLastMessageAt() {
+	m.last_message_at = nil
+	delete(m.clearedFields, chat.FieldLastMessageAt)
+}
+
+// SetUnreadCount sets the "unread_count" field.
+func (m *ChatMutation) SetUnreadCount(i int) {
+	m.unread_count = &i
+	m.addunread_count = nil
+}
+
+// UnreadCount returns the value of the "unread_count" field in the mutation.
+func (m *ChatMutation) UnreadCount() (r int, exists bool) {
+	v := m.unread_count
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldUnreadCount returns the old "unread_count" field's value of the Chat entity.
+// If the Chat object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ChatMutation) OldUnreadCount(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldUnreadCount is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldUnreadCount requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldUnreadCount: %w", err)
+	}
+	return oldValue.UnreadCount, nil
+}
+
+// AddUnreadCount adds i to the "unread_count" field.
+func (m *ChatMutation) AddUnreadCount(i int) {
+	if m.addunread_count != nil {
+		*m.addunread_count += i
+	} else {
+		m.addunread_count = &i
+	}
+}
+
+// AddedUnreadCount returns the value that was added to the "unread_count" field in this mutation.
+func (m *ChatMutation) AddedUnreadCount() (r int, exists bool) {
+	v := m.addunread_count
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetUnreadCount resets all changes to the "unread_count" field.
+func (m *ChatMutation) ResetUnreadCount() {
+	m.unread_count = nil
+	m.addunread_count = nil
+}
+
+// ClearSession clears the "session" edge to the Session entity.
+func (m *ChatMutation) ClearSession() {
+	m.clearedsession = true
+	m.clearedFields[chat.FieldSessionID] = struct{}{}
+}
+
+// SessionCleared reports if the "session" edge to the Session entity was cleared.
+func (m *ChatMutation) SessionCleared() bool {
+	return m.clearedsession
+}
+
+// SessionIDs returns the "session" edge IDs in the mutation.
+// Note that IDs always returns len(IDs) <= 1 for unique edges, and you should use
+// SessionID instead. It exists only for internal usage by the builders.
+func (m *ChatMutation) SessionIDs() (ids []gid.ID) {
+	if id := m.session; id != nil {
+		ids = append(ids, *id)
+	}
+	return
+}
+
+// ResetSession resets all changes to the "session" edge.
+func (m *ChatMutation) ResetSession() {
+	m.session = nil
+	m.clearedsession = false
+}
+
+// Where appends a list predicates to the ChatMutation builder.
+func (m *ChatMutation) Where(ps ...predicate.Chat) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the ChatMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *ChatMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.Chat, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *ChatMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *ChatMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (Chat).
+func (m *ChatMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *ChatMutation) Fields() []string {
+	fields := make([]string, 0, 9)
+	if m.created_at != nil {
+		fields = append(fields, chat.FieldCreatedAt)
+	}
+	if m.updated_at != nil {
+		fields = append(fields, chat.FieldUpdatedAt)
+	}
+	if m.organization_id != nil {
+		fields = append(fields, chat.FieldOrganizationID)
+	}
+	if m.session != nil {
+		fields = append(fields, chat.FieldSessionID)
+	}
+	if m.jid != nil {
+		fields = append(fields, chat.FieldJid)
+	}
+	if m.name != nil {
+		fields = append(fields, chat.FieldName)
+	}
+	if m.is_group != nil {
+		fields = append(fields, chat.FieldIsGroup)
+	}
+	if m.last_message_at != nil {
+		fields = append(fields, chat.FieldLastMessageAt)
+	}
+	if m.unread_count != nil {
+		fields = append(fields, chat.FieldUnreadCount)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *ChatMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case chat.FieldCreatedAt:
+		return m.CreatedAt()
+	case chat.FieldUpdatedAt:
+		return m.UpdatedAt()
+	case chat.FieldOrganizationID:
+		return m.OrganizationID()
+	case chat.FieldSessionID:
+		return m.SessionID()
+	case chat.FieldJid:
+		return m.Jid()
+	case chat.FieldName:
+		return m.Name()
+	case chat.FieldIsGroup:
+		return m.IsGroup()
+	case chat.FieldLastMessageAt:
+		return m.LastMessageAt()
+	case chat.FieldUnreadCount:
+		return m.UnreadCount()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *ChatMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case chat.FieldCreatedAt:
+		return m.OldCreatedAt(ctx)
+	case chat.FieldUpdatedAt:
+		return m.OldUpdatedAt(ctx)
+	case chat.FieldOrganizationID:
+		return m.OldOrganizationID(ctx)
+	case chat.FieldSessionID:
+		return m.OldSessionID(ctx)
+	case chat.FieldJid:
+		return m.OldJid(ctx)
+	case chat.FieldName:
+		return m.OldName(ctx)
+	case chat.FieldIsGroup:
+		return m.OldIsGroup(ctx)
+	case chat.FieldLastMessageAt:
+		return m.OldLastMessageAt(ctx)
+	case chat.FieldUnreadCount:
+		return m.OldUnreadCount(ctx)
+	}
+	return nil, fmt.Errorf("unknown Chat field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *ChatMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case chat.FieldCreatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCreatedAt(v)
+		return nil
+	case chat.FieldUpdatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetUpdatedAt(v)
+		return nil
+	case chat.FieldOrganizationID:
+		v, ok := value.(gid.ID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetOrganizationID(v)
+		return nil
+	case chat.FieldSessionID:
+		v, ok := value.(gid.ID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetSessionID(v)
+		return nil
+	case chat.FieldJid:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetJid(v)
+		return nil
+	case chat.FieldName:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetName(v)
+		return nil
+	case chat.FieldIsGroup:
+		v, ok := value.(bool)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetIsGroup(v)
+		return nil
+	case chat.FieldLastMessageAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetLastMessageAt(v)
+		return nil
+	case chat.FieldUnreadCount:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetUnreadCount(v)
+		return nil
+	}
+	return fmt.Errorf("unknown Chat field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *ChatMutation) AddedFields() []string {
+	var fields []string
+	if m.addunread_count != nil {
+		fields = append(fields, chat.FieldUnreadCount)
+	}
+	return fields
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *ChatMutation) AddedField(name string) (ent.Value, bool) {
+	switch name {
+	case chat.FieldUnreadCount:
+		return m.AddedUnreadCount()
+	}
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *ChatMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	case chat.FieldUnreadCount:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddUnreadCount(v)
+		return nil
+	}
+	return fmt.Errorf("unknown Chat numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *ChatMutation) ClearedFields() []string {
+	var fields []string
+	if m.FieldCleared(chat.FieldLastMessageAt) {
+		fields = append(fields, chat.FieldLastMessageAt)
+	}
+	return fields
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *ChatMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *ChatMutation) ClearField(name string) error {
+	switch name {
+	case chat.FieldLastMessageAt:
+		m.ClearLastMessageAt()
+		return nil
+	}
+	return fmt.Errorf("unknown Chat nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *ChatMutation) ResetField(name string) error {
+	switch name {
+	case chat.FieldCreatedAt:
+		m.ResetCreatedAt()
+		return nil
+	case chat.FieldUpdatedAt:
+		m.ResetUpdatedAt()
+		return nil
+	case chat.FieldOrganizationID:
+		m.ResetOrganizationID()
+		return nil
+	case chat.FieldSessionID:
+		m.ResetSessionID()
+		return nil
+	case chat.FieldJid:
+		m.ResetJid()
+		return nil
+	case chat.FieldName:
+		m.ResetName()
+		return nil
+	case chat.FieldIsGroup:
+		m.ResetIsGroup()
+		return nil
+	case chat.FieldLastMessageAt:
+		m.ResetLastMessageAt()
+		return nil
+	case chat.FieldUnreadCount:
+		m.ResetUnreadCount()
+		return nil
+	}
+	return fmt.Errorf("unknown Chat field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *ChatMutation) AddedEdges() []string {
+	edges := make([]string, 0, 1)
+	if m.session != nil {
+		edges = append(edges, chat.EdgeSession)
+	}
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *ChatMutation) AddedIDs(name string) []ent.Value {
+	switch name {
+	case chat.EdgeSession:
+		if id := m.session; id != nil {
+			return []ent.Value{*id}
+		}
+	}
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *ChatMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 1)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *ChatMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *ChatMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 1)
+	if m.clearedsession {
+		edges = append(edges, chat.EdgeSession)
+	}
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *ChatMutation) EdgeCleared(name string) bool {
+	switch name {
+	case chat.EdgeSession:
+		return m.clearedsession
+	}
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *ChatMutation) ClearEdge(name string) error {
+	switch name {
+	case chat.EdgeSession:
+		m.ClearSession()
+		return nil
+	}
+	return fmt.Errorf("unknown Chat unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *ChatMutation) ResetEdge(name string) error {
+	switch name {
+	case chat.EdgeSession:
+		m.ResetSession()
+		return nil
+	}
+	return fmt.Errorf("unknown Chat edge %s", name)
 }
 
 // InvitationMutation represents an operation that mutates the Invitation nodes in the graph.
@@ -4358,6 +5321,2389 @@ func (m *MembershipMutation) ResetEdge(name string) error {
 	return fmt.Errorf("unknown Membership edge %s", name)
 }
 
+// MessageMutation represents an operation that mutates the Message nodes in the graph.
+type MessageMutation struct {
+	config
+	op                     Op
+	typ                    string
+	id                     *gid.ID
+	created_at             *time.Time
+	updated_at             *time.Time
+	organization_id        *gid.ID
+	chat_jid               *string
+	sender_jid             *string
+	sender_phone           *string
+	push_name              *string
+	from_me                *bool
+	direction              *message.Direction
+	kind                   *message.Kind
+	text                   *string
+	status                 *message.Status
+	error                  *string
+	wa_message_id          *string
+	timestamp              *time.Time
+	reply_to               *string
+	target_wa_id           *string
+	edited                 *bool
+	revoked                *bool
+	media_mime             *string
+	media_name             *string
+	media_size             *int64
+	addmedia_size          *int64
+	media_descriptor       *[]byte
+	media_data             *[]byte
+	extra                  *map[string]interface{}
+	idempotency_key        *string
+	attempts               *int
+	addattempts            *int
+	clearedFields          map[string]struct{}
+	session                *gid.ID
+	clearedsession         bool
+	sent_by                *gid.ID
+	clearedsent_by         bool
+	sent_by_api_key        *gid.ID
+	clearedsent_by_api_key bool
+	done                   bool
+	oldValue               func(context.Context) (*Message, error)
+	predicates             []predicate.Message
+}
+
+var _ ent.Mutation = (*MessageMutation)(nil)
+
+// messageOption allows management of the mutation configuration using functional options.
+type messageOption func(*MessageMutation)
+
+// newMessageMutation creates new mutation for the Message entity.
+func newMessageMutation(c config, op Op, opts ...messageOption) *MessageMutation {
+	m := &MessageMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeMessage,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withMessageID sets the ID field of the mutation.
+func withMessageID(id gid.ID) messageOption {
+	return func(m *MessageMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *Message
+		)
+		m.oldValue = func(ctx context.Context) (*Message, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().Message.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withMessage sets the old Message of the mutation.
+func withMessage(node *Message) messageOption {
+	return func(m *MessageMutation) {
+		m.oldValue = func(context.Context) (*Message, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m MessageMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m MessageMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// SetID sets the value of the id field. Note that this
+// operation is only accepted on creation of Message entities.
+func (m *MessageMutation) SetID(id gid.ID) {
+	m.id = &id
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *MessageMutation) ID() (id gid.ID, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *MessageMutation) IDs(ctx context.Context) ([]gid.ID, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []gid.ID{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().Message.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetCreatedAt sets the "created_at" field.
+func (m *MessageMutation) SetCreatedAt(t time.Time) {
+	m.created_at = &t
+}
+
+// CreatedAt returns the value of the "created_at" field in the mutation.
+func (m *MessageMutation) CreatedAt() (r time.Time, exists bool) {
+	v := m.created_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCreatedAt returns the old "created_at" field's value of the Message entity.
+// If the Message object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *MessageMutation) OldCreatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCreatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCreatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCreatedAt: %w", err)
+	}
+	return oldValue.CreatedAt, nil
+}
+
+// ResetCreatedAt resets all changes to the "created_at" field.
+func (m *MessageMutation) ResetCreatedAt() {
+	m.created_at = nil
+}
+
+// SetUpdatedAt sets the "updated_at" field.
+func (m *MessageMutation) SetUpdatedAt(t time.Time) {
+	m.updated_at = &t
+}
+
+// UpdatedAt returns the value of the "updated_at" field in the mutation.
+func (m *MessageMutation) UpdatedAt() (r time.Time, exists bool) {
+	v := m.updated_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldUpdatedAt returns the old "updated_at" field's value of the Message entity.
+// If the Message object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *MessageMutation) OldUpdatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldUpdatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldUpdatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldUpdatedAt: %w", err)
+	}
+	return oldValue.UpdatedAt, nil
+}
+
+// ResetUpdatedAt resets all changes to the "updated_at" field.
+func (m *MessageMutation) ResetUpdatedAt() {
+	m.updated_at = nil
+}
+
+// SetOrganizationID sets the "organization_id" field.
+func (m *MessageMutation) SetOrganizationID(gi gid.ID) {
+	m.organization_id = &gi
+}
+
+// OrganizationID returns the value of the "organization_id" field in the mutation.
+func (m *MessageMutation) OrganizationID() (r gid.ID, exists bool) {
+	v := m.organization_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldOrganizationID returns the old "organization_id" field's value of the Message entity.
+// If the Message object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *MessageMutation) OldOrganizationID(ctx context.Context) (v gid.ID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldOrganizationID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldOrganizationID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldOrganizationID: %w", err)
+	}
+	return oldValue.OrganizationID, nil
+}
+
+// ResetOrganizationID resets all changes to the "organization_id" field.
+func (m *MessageMutation) ResetOrganizationID() {
+	m.organization_id = nil
+}
+
+// SetSessionID sets the "session_id" field.
+func (m *MessageMutation) SetSessionID(gi gid.ID) {
+	m.session = &gi
+}
+
+// SessionID returns the value of the "session_id" field in the mutation.
+func (m *MessageMutation) SessionID() (r gid.ID, exists bool) {
+	v := m.session
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldSessionID returns the old "session_id" field's value of the Message entity.
+// If the Message object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *MessageMutation) OldSessionID(ctx context.Context) (v gid.ID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldSessionID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldSessionID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldSessionID: %w", err)
+	}
+	return oldValue.SessionID, nil
+}
+
+// ResetSessionID resets all changes to the "session_id" field.
+func (m *MessageMutation) ResetSessionID() {
+	m.session = nil
+}
+
+// SetChatJid sets the "chat_jid" field.
+func (m *MessageMutation) SetChatJid(s string) {
+	m.chat_jid = &s
+}
+
+// ChatJid returns the value of the "chat_jid" field in the mutation.
+func (m *MessageMutation) ChatJid() (r string, exists bool) {
+	v := m.chat_jid
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldChatJid returns the old "chat_jid" field's value of the Message entity.
+// If the Message object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *MessageMutation) OldChatJid(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldChatJid is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldChatJid requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldChatJid: %w", err)
+	}
+	return oldValue.ChatJid, nil
+}
+
+// ResetChatJid resets all changes to the "chat_jid" field.
+func (m *MessageMutation) ResetChatJid() {
+	m.chat_jid = nil
+}
+
+// SetSenderJid sets the "sender_jid" field.
+func (m *MessageMutation) SetSenderJid(s string) {
+	m.sender_jid = &s
+}
+
+// SenderJid returns the value of the "sender_jid" field in the mutation.
+func (m *MessageMutation) SenderJid() (r string, exists bool) {
+	v := m.sender_jid
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldSenderJid returns the old "sender_jid" field's value of the Message entity.
+// If the Message object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *MessageMutation) OldSenderJid(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldSenderJid is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldSenderJid requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldSenderJid: %w", err)
+	}
+	return oldValue.SenderJid, nil
+}
+
+// ResetSenderJid resets all changes to the "sender_jid" field.
+func (m *MessageMutation) ResetSenderJid() {
+	m.sender_jid = nil
+}
+
+// SetSenderPhone sets the "sender_phone" field.
+func (m *MessageMutation) SetSenderPhone(s string) {
+	m.sender_phone = &s
+}
+
+// SenderPhone returns the value of the "sender_phone" field in the mutation.
+func (m *MessageMutation) SenderPhone() (r string, exists bool) {
+	v := m.sender_phone
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldSenderPhone returns the old "sender_phone" field's value of the Message entity.
+// If the Message object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *MessageMutation) OldSenderPhone(ctx context.Context) (v *string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldSenderPhone is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldSenderPhone requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldSenderPhone: %w", err)
+	}
+	return oldValue.SenderPhone, nil
+}
+
+// ClearSenderPhone clears the value of the "sender_phone" field.
+func (m *MessageMutation) ClearSenderPhone() {
+	m.sender_phone = nil
+	m.clearedFields[message.FieldSenderPhone] = struct{}{}
+}
+
+// SenderPhoneCleared returns if the "sender_phone" field was cleared in this mutation.
+func (m *MessageMutation) SenderPhoneCleared() bool {
+	_, ok := m.clearedFields[message.FieldSenderPhone]
+	return ok
+}
+
+// ResetSenderPhone resets all changes to the "sender_phone" field.
+func (m *MessageMutation) ResetSenderPhone() {
+	m.sender_phone = nil
+	delete(m.clearedFields, message.FieldSenderPhone)
+}
+
+// SetPushName sets the "push_name" field.
+func (m *MessageMutation) SetPushName(s string) {
+	m.push_name = &s
+}
+
+// PushName returns the value of the "push_name" field in the mutation.
+func (m *MessageMutation) PushName() (r string, exists bool) {
+	v := m.push_name
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldPushName returns the old "push_name" field's value of the Message entity.
+// If the Message object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *MessageMutation) OldPushName(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldPushName is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldPushName requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldPushName: %w", err)
+	}
+	return oldValue.PushName, nil
+}
+
+// ResetPushName resets all changes to the "push_name" field.
+func (m *MessageMutation) ResetPushName() {
+	m.push_name = nil
+}
+
+// SetFromMe sets the "from_me" field.
+func (m *MessageMutation) SetFromMe(b bool) {
+	m.from_me = &b
+}
+
+// FromMe returns the value of the "from_me" field in the mutation.
+func (m *MessageMutation) FromMe() (r bool, exists bool) {
+	v := m.from_me
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldFromMe returns the old "from_me" field's value of the Message entity.
+// If the Message object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *MessageMutation) OldFromMe(ctx context.Context) (v bool, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldFromMe is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldFromMe requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldFromMe: %w", err)
+	}
+	return oldValue.FromMe, nil
+}
+
+// ResetFromMe resets all changes to the "from_me" field.
+func (m *MessageMutation) ResetFromMe() {
+	m.from_me = nil
+}
+
+// SetDirection sets the "direction" field.
+func (m *MessageMutation) SetDirection(value message.Direction) {
+	m.direction = &value
+}
+
+// Direction returns the value of the "direction" field in the mutation.
+func (m *MessageMutation) Direction() (r message.Direction, exists bool) {
+	v := m.direction
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldDirection returns the old "direction" field's value of the Message entity.
+// If the Message object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *MessageMutation) OldDirection(ctx context.Context) (v message.Direction, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldDirection is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldDirection requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldDirection: %w", err)
+	}
+	return oldValue.Direction, nil
+}
+
+// ResetDirection resets all changes to the "direction" field.
+func (m *MessageMutation) ResetDirection() {
+	m.direction = nil
+}
+
+// SetKind sets the "kind" field.
+func (m *MessageMutation) SetKind(value message.Kind) {
+	m.kind = &value
+}
+
+// Kind returns the value of the "kind" field in the mutation.
+func (m *MessageMutation) Kind() (r message.Kind, exists bool) {
+	v := m.kind
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldKind returns the old "kind" field's value of the Message entity.
+// If the Message object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *MessageMutation) OldKind(ctx context.Context) (v message.Kind, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldKind is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldKind requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldKind: %w", err)
+	}
+	return oldValue.Kind, nil
+}
+
+// ResetKind resets all changes to the "kind" field.
+func (m *MessageMutation) ResetKind() {
+	m.kind = nil
+}
+
+// SetText sets the "text" field.
+func (m *MessageMutation) SetText(s string) {
+	m.text = &s
+}
+
+// Text returns the value of the "text" field in the mutation.
+func (m *MessageMutation) Text() (r string, exists bool) {
+	v := m.text
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldText returns the old "text" field's value of the Message entity.
+// If the Message object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *MessageMutation) OldText(ctx context.Context) (v *string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldText is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldText requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldText: %w", err)
+	}
+	return oldValue.Text, nil
+}
+
+// ClearText clears the value of the "text" field.
+func (m *MessageMutation) ClearText() {
+	m.text = nil
+	m.clearedFields[message.FieldText] = struct{}{}
+}
+
+// TextCleared returns if the "text" field was cleared in this mutation.
+func (m *MessageMutation) TextCleared() bool {
+	_, ok := m.clearedFields[message.FieldText]
+	return ok
+}
+
+// ResetText resets all changes to the "text" field.
+func (m *MessageMutation) ResetText() {
+	m.text = nil
+	delete(m.clearedFields, message.FieldText)
+}
+
+// SetStatus sets the "status" field.
+func (m *MessageMutation) SetStatus(value message.Status) {
+	m.status = &value
+}
+
+// Status returns the value of the "status" field in the mutation.
+func (m *MessageMutation) Status() (r message.Status, exists bool) {
+	v := m.status
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldStatus returns the old "status" field's value of the Message entity.
+// If the Message object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *MessageMutation) OldStatus(ctx context.Context) (v message.Status, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldStatus is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldStatus requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldStatus: %w", err)
+	}
+	return oldValue.Status, nil
+}
+
+// ResetStatus resets all changes to the "status" field.
+func (m *MessageMutation) ResetStatus() {
+	m.status = nil
+}
+
+// SetError sets the "error" field.
+func (m *MessageMutation) SetError(s string) {
+	m.error = &s
+}
+
+// Error returns the value of the "error" field in the mutation.
+func (m *MessageMutation) Error() (r string, exists bool) {
+	v := m.error
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldError returns the old "error" field's value of the Message entity.
+// If the Message object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *MessageMutation) OldError(ctx context.Context) (v *string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldError is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldError requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldError: %w", err)
+	}
+	return oldValue.Error, nil
+}
+
+// ClearError clears the value of the "error" field.
+func (m *MessageMutation) ClearError() {
+	m.error = nil
+	m.clearedFields[message.FieldError] = struct{}{}
+}
+
+// ErrorCleared returns if the "error" field was cleared in this mutation.
+func (m *MessageMutation) ErrorCleared() bool {
+	_, ok := m.clearedFields[message.FieldError]
+	return ok
+}
+
+// ResetError resets all changes to the "error" field.
+func (m *MessageMutation) ResetError() {
+	m.error = nil
+	delete(m.clearedFields, message.FieldError)
+}
+
+// SetWaMessageID sets the "wa_message_id" field.
+func (m *MessageMutation) SetWaMessageID(s string) {
+	m.wa_message_id = &s
+}
+
+// WaMessageID returns the value of the "wa_message_id" field in the mutation.
+func (m *MessageMutation) WaMessageID() (r string, exists bool) {
+	v := m.wa_message_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldWaMessageID returns the old "wa_message_id" field's value of the Message entity.
+// If the Message object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *MessageMutation) OldWaMessageID(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldWaMessageID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldWaMessageID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldWaMessageID: %w", err)
+	}
+	return oldValue.WaMessageID, nil
+}
+
+// ResetWaMessageID resets all changes to the "wa_message_id" field.
+func (m *MessageMutation) ResetWaMessageID() {
+	m.wa_message_id = nil
+}
+
+// SetTimestamp sets the "timestamp" field.
+func (m *MessageMutation) SetTimestamp(t time.Time) {
+	m.timestamp = &t
+}
+
+// Timestamp returns the value of the "timestamp" field in the mutation.
+func (m *MessageMutation) Timestamp() (r time.Time, exists bool) {
+	v := m.timestamp
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldTimestamp returns the old "timestamp" field's value of the Message entity.
+// If the Message object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *MessageMutation) OldTimestamp(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldTimestamp is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldTimestamp requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldTimestamp: %w", err)
+	}
+	return oldValue.Timestamp, nil
+}
+
+// ResetTimestamp resets all changes to the "timestamp" field.
+func (m *MessageMutation) ResetTimestamp() {
+	m.timestamp = nil
+}
+
+// SetReplyTo sets the "reply_to" field.
+func (m *MessageMutation) SetReplyTo(s string) {
+	m.reply_to = &s
+}
+
+// ReplyTo returns the value of the "reply_to" field in the mutation.
+func (m *MessageMutation) ReplyTo() (r string, exists bool) {
+	v := m.reply_to
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldReplyTo returns the old "reply_to" field's value of the Message entity.
+// If the Message object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *MessageMutation) OldReplyTo(ctx context.Context) (v *string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldReplyTo is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldReplyTo requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldReplyTo: %w", err)
+	}
+	return oldValue.ReplyTo, nil
+}
+
+// ClearReplyTo clears the value of the "reply_to" field.
+func (m *MessageMutation) ClearReplyTo() {
+	m.reply_to = nil
+	m.clearedFields[message.FieldReplyTo] = struct{}{}
+}
+
+// ReplyToCleared returns if the "reply_to" field was cleared in this mutation.
+func (m *MessageMutation) ReplyToCleared() bool {
+	_, ok := m.clearedFields[message.FieldReplyTo]
+	return ok
+}
+
+// ResetReplyTo resets all changes to the "reply_to" field.
+func (m *MessageMutation) ResetReplyTo() {
+	m.reply_to = nil
+	delete(m.clearedFields, message.FieldReplyTo)
+}
+
+// SetTargetWaID sets the "target_wa_id" field.
+func (m *MessageMutation) SetTargetWaID(s string) {
+	m.target_wa_id = &s
+}
+
+// TargetWaID returns the value of the "target_wa_id" field in the mutation.
+func (m *MessageMutation) TargetWaID() (r string, exists bool) {
+	v := m.target_wa_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldTargetWaID returns the old "target_wa_id" field's value of the Message entity.
+// If the Message object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *MessageMutation) OldTargetWaID(ctx context.Context) (v *string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldTargetWaID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldTargetWaID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldTargetWaID: %w", err)
+	}
+	return oldValue.TargetWaID, nil
+}
+
+// ClearTargetWaID clears the value of the "target_wa_id" field.
+func (m *MessageMutation) ClearTargetWaID() {
+	m.target_wa_id = nil
+	m.clearedFields[message.FieldTargetWaID] = struct{}{}
+}
+
+// TargetWaIDCleared returns if the "target_wa_id" field was cleared in this mutation.
+func (m *MessageMutation) TargetWaIDCleared() bool {
+	_, ok := m.clearedFields[message.FieldTargetWaID]
+	return ok
+}
+
+// ResetTargetWaID resets all changes to the "target_wa_id" field.
+func (m *MessageMutation) ResetTargetWaID() {
+	m.target_wa_id = nil
+	delete(m.clearedFields, message.FieldTargetWaID)
+}
+
+// SetEdited sets the "edited" field.
+func (m *MessageMutation) SetEdited(b bool) {
+	m.edited = &b
+}
+
+// Edited returns the value of the "edited" field in the mutation.
+func (m *MessageMutation) Edited() (r bool, exists bool) {
+	v := m.edited
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldEdited returns the old "edited" field's value of the Message entity.
+// If the Message object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *MessageMutation) OldEdited(ctx context.Context) (v bool, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldEdited is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldEdited requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldEdited: %w", err)
+	}
+	return oldValue.Edited, nil
+}
+
+// ResetEdited resets all changes to the "edited" field.
+func (m *MessageMutation) ResetEdited() {
+	m.edited = nil
+}
+
+// SetRevoked sets the "revoked" field.
+func (m *MessageMutation) SetRevoked(b bool) {
+	m.revoked = &b
+}
+
+// Revoked returns the value of the "revoked" field in the mutation.
+func (m *MessageMutation) Revoked() (r bool, exists bool) {
+	v := m.revoked
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldRevoked returns the old "revoked" field's value of the Message entity.
+// If the Message object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *MessageMutation) OldRevoked(ctx context.Context) (v bool, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldRevoked is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldRevoked requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldRevoked: %w", err)
+	}
+	return oldValue.Revoked, nil
+}
+
+// ResetRevoked resets all changes to the "revoked" field.
+func (m *MessageMutation) ResetRevoked() {
+	m.revoked = nil
+}
+
+// SetMediaMime sets the "media_mime" field.
+func (m *MessageMutation) SetMediaMime(s string) {
+	m.media_mime = &s
+}
+
+// MediaMime returns the value of the "media_mime" field in the mutation.
+func (m *MessageMutation) MediaMime() (r string, exists bool) {
+	v := m.media_mime
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldMediaMime returns the old "media_mime" field's value of the Message entity.
+// If the Message object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *MessageMutation) OldMediaMime(ctx context.Context) (v *string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldMediaMime is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldMediaMime requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldMediaMime: %w", err)
+	}
+	return oldValue.MediaMime, nil
+}
+
+// ClearMediaMime clears the value of the "media_mime" field.
+func (m *MessageMutation) ClearMediaMime() {
+	m.media_mime = nil
+	m.clearedFields[message.FieldMediaMime] = struct{}{}
+}
+
+// MediaMimeCleared returns if the "media_mime" field was cleared in this mutation.
+func (m *MessageMutation) MediaMimeCleared() bool {
+	_, ok := m.clearedFields[message.FieldMediaMime]
+	return ok
+}
+
+// ResetMediaMime resets all changes to the "media_mime" field.
+func (m *MessageMutation) ResetMediaMime() {
+	m.media_mime = nil
+	delete(m.clearedFields, message.FieldMediaMime)
+}
+
+// SetMediaName sets the "media_name" field.
+func (m *MessageMutation) SetMediaName(s string) {
+	m.media_name = &s
+}
+
+// MediaName returns the value of the "media_name" field in the mutation.
+func (m *MessageMutation) MediaName() (r string, exists bool) {
+	v := m.media_name
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldMediaName returns the old "media_name" field's value of the Message entity.
+// If the Message object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *MessageMutation) OldMediaName(ctx context.Context) (v *string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldMediaName is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldMediaName requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldMediaName: %w", err)
+	}
+	return oldValue.MediaName, nil
+}
+
+// ClearMediaName clears the value of the "media_name" field.
+func (m *MessageMutation) ClearMediaName() {
+	m.media_name = nil
+	m.clearedFields[message.FieldMediaName] = struct{}{}
+}
+
+// MediaNameCleared returns if the "media_name" field was cleared in this mutation.
+func (m *MessageMutation) MediaNameCleared() bool {
+	_, ok := m.clearedFields[message.FieldMediaName]
+	return ok
+}
+
+// ResetMediaName resets all changes to the "media_name" field.
+func (m *MessageMutation) ResetMediaName() {
+	m.media_name = nil
+	delete(m.clearedFields, message.FieldMediaName)
+}
+
+// SetMediaSize sets the "media_size" field.
+func (m *MessageMutation) SetMediaSize(i int64) {
+	m.media_size = &i
+	m.addmedia_size = nil
+}
+
+// MediaSize returns the value of the "media_size" field in the mutation.
+func (m *MessageMutation) MediaSize() (r int64, exists bool) {
+	v := m.media_size
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldMediaSize returns the old "media_size" field's value of the Message entity.
+// If the Message object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *MessageMutation) OldMediaSize(ctx context.Context) (v *int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldMediaSize is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldMediaSize requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldMediaSize: %w", err)
+	}
+	return oldValue.MediaSize, nil
+}
+
+// AddMediaSize adds i to the "media_size" field.
+func (m *MessageMutation) AddMediaSize(i int64) {
+	if m.addmedia_size != nil {
+		*m.addmedia_size += i
+	} else {
+		m.addmedia_size = &i
+	}
+}
+
+// AddedMediaSize returns the value that was added to the "media_size" field in this mutation.
+func (m *MessageMutation) AddedMediaSize() (r int64, exists bool) {
+	v := m.addmedia_size
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ClearMediaSize clears the value of the "media_size" field.
+func (m *MessageMutation) ClearMediaSize() {
+	m.media_size = nil
+	m.addmedia_size = nil
+	m.clearedFields[message.FieldMediaSize] = struct{}{}
+}
+
+// MediaSizeCleared returns if the "media_size" field was cleared in this mutation.
+func (m *MessageMutation) MediaSizeCleared() bool {
+	_, ok := m.clearedFields[message.FieldMediaSize]
+	return ok
+}
+
+// ResetMediaSize resets all changes to the "media_size" field.
+func (m *MessageMutation) ResetMediaSize() {
+	m.media_size = nil
+	m.addmedia_size = nil
+	delete(m.clearedFields, message.FieldMediaSize)
+}
+
+// SetMediaDescriptor sets the "media_descriptor" field.
+func (m *MessageMutation) SetMediaDescriptor(b []byte) {
+	m.media_descriptor = &b
+}
+
+// MediaDescriptor returns the value of the "media_descriptor" field in the mutation.
+func (m *MessageMutation) MediaDescriptor() (r []byte, exists bool) {
+	v := m.media_descriptor
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldMediaDescriptor returns the old "media_descriptor" field's value of the Message entity.
+// If the Message object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *MessageMutation) OldMediaDescriptor(ctx context.Context) (v *[]byte, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldMediaDescriptor is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldMediaDescriptor requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldMediaDescriptor: %w", err)
+	}
+	return oldValue.MediaDescriptor, nil
+}
+
+// ClearMediaDescriptor clears the value of the "media_descriptor" field.
+func (m *MessageMutation) ClearMediaDescriptor() {
+	m.media_descriptor = nil
+	m.clearedFields[message.FieldMediaDescriptor] = struct{}{}
+}
+
+// MediaDescriptorCleared returns if the "media_descriptor" field was cleared in this mutation.
+func (m *MessageMutation) MediaDescriptorCleared() bool {
+	_, ok := m.clearedFields[message.FieldMediaDescriptor]
+	return ok
+}
+
+// ResetMediaDescriptor resets all changes to the "media_descriptor" field.
+func (m *MessageMutation) ResetMediaDescriptor() {
+	m.media_descriptor = nil
+	delete(m.clearedFields, message.FieldMediaDescriptor)
+}
+
+// SetMediaData sets the "media_data" field.
+func (m *MessageMutation) SetMediaData(b []byte) {
+	m.media_data = &b
+}
+
+// MediaData returns the value of the "media_data" field in the mutation.
+func (m *MessageMutation) MediaData() (r []byte, exists bool) {
+	v := m.media_data
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldMediaData returns the old "media_data" field's value of the Message entity.
+// If the Message object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *MessageMutation) OldMediaData(ctx context.Context) (v *[]byte, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldMediaData is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldMediaData requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldMediaData: %w", err)
+	}
+	return oldValue.MediaData, nil
+}
+
+// ClearMediaData clears the value of the "media_data" field.
+func (m *MessageMutation) ClearMediaData() {
+	m.media_data = nil
+	m.clearedFields[message.FieldMediaData] = struct{}{}
+}
+
+// MediaDataCleared returns if the "media_data" field was cleared in this mutation.
+func (m *MessageMutation) MediaDataCleared() bool {
+	_, ok := m.clearedFields[message.FieldMediaData]
+	return ok
+}
+
+// ResetMediaData resets all changes to the "media_data" field.
+func (m *MessageMutation) ResetMediaData() {
+	m.media_data = nil
+	delete(m.clearedFields, message.FieldMediaData)
+}
+
+// SetExtra sets the "extra" field.
+func (m *MessageMutation) SetExtra(value map[string]interface{}) {
+	m.extra = &value
+}
+
+// Extra returns the value of the "extra" field in the mutation.
+func (m *MessageMutation) Extra() (r map[string]interface{}, exists bool) {
+	v := m.extra
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldExtra returns the old "extra" field's value of the Message entity.
+// If the Message object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *MessageMutation) OldExtra(ctx context.Context) (v map[string]interface{}, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldExtra is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldExtra requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldExtra: %w", err)
+	}
+	return oldValue.Extra, nil
+}
+
+// ClearExtra clears the value of the "extra" field.
+func (m *MessageMutation) ClearExtra() {
+	m.extra = nil
+	m.clearedFields[message.FieldExtra] = struct{}{}
+}
+
+// ExtraCleared returns if the "extra" field was cleared in this mutation.
+func (m *MessageMutation) ExtraCleared() bool {
+	_, ok := m.clearedFields[message.FieldExtra]
+	return ok
+}
+
+// ResetExtra resets all changes to the "extra" field.
+func (m *MessageMutation) ResetExtra() {
+	m.extra = nil
+	delete(m.clearedFields, message.FieldExtra)
+}
+
+// SetSentByID sets the "sent_by_id" field.
+func (m *MessageMutation) SetSentByID(gi gid.ID) {
+	m.sent_by = &gi
+}
+
+// SentByID returns the value of the "sent_by_id" field in the mutation.
+func (m *MessageMutation) SentByID() (r gid.ID, exists bool) {
+	v := m.sent_by
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldSentByID returns the old "sent_by_id" field's value of the Message entity.
+// If the Message object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *MessageMutation) OldSentByID(ctx context.Context) (v *gid.ID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldSentByID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldSentByID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldSentByID: %w", err)
+	}
+	return oldValue.SentByID, nil
+}
+
+// ClearSentByID clears the value of the "sent_by_id" field.
+func (m *MessageMutation) ClearSentByID() {
+	m.sent_by = nil
+	m.clearedFields[message.FieldSentByID] = struct{}{}
+}
+
+// SentByIDCleared returns if the "sent_by_id" field was cleared in this mutation.
+func (m *MessageMutation) SentByIDCleared() bool {
+	_, ok := m.clearedFields[message.FieldSentByID]
+	return ok
+}
+
+// ResetSentByID resets all changes to the "sent_by_id" field.
+func (m *MessageMutation) ResetSentByID() {
+	m.sent_by = nil
+	delete(m.clearedFields, message.FieldSentByID)
+}
+
+// SetSentByAPIKeyID sets the "sent_by_api_key_id" field.
+func (m *MessageMutation) SetSentByAPIKeyID(gi gid.ID) {
+	m.sent_by_api_key = &gi
+}
+
+// SentByAPIKeyID returns the value of the "sent_by_api_key_id" field in the mutation.
+func (m *MessageMutation) SentByAPIKeyID() (r gid.ID, exists bool) {
+	v := m.sent_by_api_key
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldSentByAPIKeyID returns the old "sent_by_api_key_id" field's value of the Message entity.
+// If the Message object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *MessageMutation) OldSentByAPIKeyID(ctx context.Context) (v *gid.ID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldSentByAPIKeyID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldSentByAPIKeyID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldSentByAPIKeyID: %w", err)
+	}
+	return oldValue.SentByAPIKeyID, nil
+}
+
+// ClearSentByAPIKeyID clears the value of the "sent_by_api_key_id" field.
+func (m *MessageMutation) ClearSentByAPIKeyID() {
+	m.sent_by_api_key = nil
+	m.clearedFields[message.FieldSentByAPIKeyID] = struct{}{}
+}
+
+// SentByAPIKeyIDCleared returns if the "sent_by_api_key_id" field was cleared in this mutation.
+func (m *MessageMutation) SentByAPIKeyIDCleared() bool {
+	_, ok := m.clearedFields[message.FieldSentByAPIKeyID]
+	return ok
+}
+
+// ResetSentByAPIKeyID resets all changes to the "sent_by_api_key_id" field.
+func (m *MessageMutation) ResetSentByAPIKeyID() {
+	m.sent_by_api_key = nil
+	delete(m.clearedFields, message.FieldSentByAPIKeyID)
+}
+
+// SetIdempotencyKey sets the "idempotency_key" field.
+func (m *MessageMutation) SetIdempotencyKey(s string) {
+	m.idempotency_key = &s
+}
+
+// IdempotencyKey returns the value of the "idempotency_key" field in the mutation.
+func (m *MessageMutation) IdempotencyKey() (r string, exists bool) {
+	v := m.idempotency_key
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldIdempotencyKey returns the old "idempotency_key" field's value of the Message entity.
+// If the Message object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *MessageMutation) OldIdempotencyKey(ctx context.Context) (v *string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldIdempotencyKey is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldIdempotencyKey requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldIdempotencyKey: %w", err)
+	}
+	return oldValue.IdempotencyKey, nil
+}
+
+// ClearIdempotencyKey clears the value of the "idempotency_key" field.
+func (m *MessageMutation) ClearIdempotencyKey() {
+	m.idempotency_key = nil
+	m.clearedFields[message.FieldIdempotencyKey] = struct{}{}
+}
+
+// IdempotencyKeyCleared returns if the "idempotency_key" field was cleared in this mutation.
+func (m *MessageMutation) IdempotencyKeyCleared() bool {
+	_, ok := m.clearedFields[message.FieldIdempotencyKey]
+	return ok
+}
+
+// ResetIdempotencyKey resets all changes to the "idempotency_key" field.
+func (m *MessageMutation) ResetIdempotencyKey() {
+	m.idempotency_key = nil
+	delete(m.clearedFields, message.FieldIdempotencyKey)
+}
+
+// SetAttempts sets the "attempts" field.
+func (m *MessageMutation) SetAttempts(i int) {
+	m.attempts = &i
+	m.addattempts = nil
+}
+
+// Attempts returns the value of the "attempts" field in the mutation.
+func (m *MessageMutation) Attempts() (r int, exists bool) {
+	v := m.attempts
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldAttempts returns the old "attempts" field's value of the Message entity.
+// If the Message object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *MessageMutation) OldAttempts(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldAttempts is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldAttempts requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldAttempts: %w", err)
+	}
+	return oldValue.Attempts, nil
+}
+
+// AddAttempts adds i to the "attempts" field.
+func (m *MessageMutation) AddAttempts(i int) {
+	if m.addattempts != nil {
+		*m.addattempts += i
+	} else {
+		m.addattempts = &i
+	}
+}
+
+// AddedAttempts returns the value that was added to the "attempts" field in this mutation.
+func (m *MessageMutation) AddedAttempts() (r int, exists bool) {
+	v := m.addattempts
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetAttempts resets all changes to the "attempts" field.
+func (m *MessageMutation) ResetAttempts() {
+	m.attempts = nil
+	m.addattempts = nil
+}
+
+// ClearSession clears the "session" edge to the Session entity.
+func (m *MessageMutation) ClearSession() {
+	m.clearedsession = true
+	m.clearedFields[message.FieldSessionID] = struct{}{}
+}
+
+// SessionCleared reports if the "session" edge to the Session entity was cleared.
+func (m *MessageMutation) SessionCleared() bool {
+	return m.clearedsession
+}
+
+// SessionIDs returns the "session" edge IDs in the mutation.
+// Note that IDs always returns len(IDs) <= 1 for unique edges, and you should use
+// SessionID instead. It exists only for internal usage by the builders.
+func (m *MessageMutation) SessionIDs() (ids []gid.ID) {
+	if id := m.session; id != nil {
+		ids = append(ids, *id)
+	}
+	return
+}
+
+// ResetSession resets all changes to the "session" edge.
+func (m *MessageMutation) ResetSession() {
+	m.session = nil
+	m.clearedsession = false
+}
+
+// ClearSentBy clears the "sent_by" edge to the User entity.
+func (m *MessageMutation) ClearSentBy() {
+	m.clearedsent_by = true
+	m.clearedFields[message.FieldSentByID] = struct{}{}
+}
+
+// SentByCleared reports if the "sent_by" edge to the User entity was cleared.
+func (m *MessageMutation) SentByCleared() bool {
+	return m.SentByIDCleared() || m.clearedsent_by
+}
+
+// SentByIDs returns the "sent_by" edge IDs in the mutation.
+// Note that IDs always returns len(IDs) <= 1 for unique edges, and you should use
+// SentByID instead. It exists only for internal usage by the builders.
+func (m *MessageMutation) SentByIDs() (ids []gid.ID) {
+	if id := m.sent_by; id != nil {
+		ids = append(ids, *id)
+	}
+	return
+}
+
+// ResetSentBy resets all changes to the "sent_by" edge.
+func (m *MessageMutation) ResetSentBy() {
+	m.sent_by = nil
+	m.clearedsent_by = false
+}
+
+// ClearSentByAPIKey clears the "sent_by_api_key" edge to the APIKey entity.
+func (m *MessageMutation) ClearSentByAPIKey() {
+	m.clearedsent_by_api_key = true
+	m.clearedFields[message.FieldSentByAPIKeyID] = struct{}{}
+}
+
+// SentByAPIKeyCleared reports if the "sent_by_api_key" edge to the APIKey entity was cleared.
+func (m *MessageMutation) SentByAPIKeyCleared() bool {
+	return m.SentByAPIKeyIDCleared() || m.clearedsent_by_api_key
+}
+
+// SentByAPIKeyIDs returns the "sent_by_api_key" edge IDs in the mutation.
+// Note that IDs always returns len(IDs) <= 1 for unique edges, and you should use
+// SentByAPIKeyID instead. It exists only for internal usage by the builders.
+func (m *MessageMutation) SentByAPIKeyIDs() (ids []gid.ID) {
+	if id := m.sent_by_api_key; id != nil {
+		ids = append(ids, *id)
+	}
+	return
+}
+
+// ResetSentByAPIKey resets all changes to the "sent_by_api_key" edge.
+func (m *MessageMutation) ResetSentByAPIKey() {
+	m.sent_by_api_key = nil
+	m.clearedsent_by_api_key = false
+}
+
+// Where appends a list predicates to the MessageMutation builder.
+func (m *MessageMutation) Where(ps ...predicate.Message) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the MessageMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *MessageMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.Message, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *MessageMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *MessageMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (Message).
+func (m *MessageMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *MessageMutation) Fields() []string {
+	fields := make([]string, 0, 30)
+	if m.created_at != nil {
+		fields = append(fields, message.FieldCreatedAt)
+	}
+	if m.updated_at != nil {
+		fields = append(fields, message.FieldUpdatedAt)
+	}
+	if m.organization_id != nil {
+		fields = append(fields, message.FieldOrganizationID)
+	}
+	if m.session != nil {
+		fields = append(fields, message.FieldSessionID)
+	}
+	if m.chat_jid != nil {
+		fields = append(fields, message.FieldChatJid)
+	}
+	if m.sender_jid != nil {
+		fields = append(fields, message.FieldSenderJid)
+	}
+	if m.sender_phone != nil {
+		fields = append(fields, message.FieldSenderPhone)
+	}
+	if m.push_name != nil {
+		fields = append(fields, message.FieldPushName)
+	}
+	if m.from_me != nil {
+		fields = append(fields, message.FieldFromMe)
+	}
+	if m.direction != nil {
+		fields = append(fields, message.FieldDirection)
+	}
+	if m.kind != nil {
+		fields = append(fields, message.FieldKind)
+	}
+	if m.text != nil {
+		fields = append(fields, message.FieldText)
+	}
+	if m.status != nil {
+		fields = append(fields, message.FieldStatus)
+	}
+	if m.error != nil {
+		fields = append(fields, message.FieldError)
+	}
+	if m.wa_message_id != nil {
+		fields = append(fields, message.FieldWaMessageID)
+	}
+	if m.timestamp != nil {
+		fields = append(fields, message.FieldTimestamp)
+	}
+	if m.reply_to != nil {
+		fields = append(fields, message.FieldReplyTo)
+	}
+	if m.target_wa_id != nil {
+		fields = append(fields, message.FieldTargetWaID)
+	}
+	if m.edited != nil {
+		fields = append(fields, message.FieldEdited)
+	}
+	if m.revoked != nil {
+		fields = append(fields, message.FieldRevoked)
+	}
+	if m.media_mime != nil {
+		fields = append(fields, message.FieldMediaMime)
+	}
+	if m.media_name != nil {
+		fields = append(fields, message.FieldMediaName)
+	}
+	if m.media_size != nil {
+		fields = append(fields, message.FieldMediaSize)
+	}
+	if m.media_descriptor != nil {
+		fields = append(fields, message.FieldMediaDescriptor)
+	}
+	if m.media_data != nil {
+		fields = append(fields, message.FieldMediaData)
+	}
+	if m.extra != nil {
+		fields = append(fields, message.FieldExtra)
+	}
+	if m.sent_by != nil {
+		fields = append(fields, message.FieldSentByID)
+	}
+	if m.sent_by_api_key != nil {
+		fields = append(fields, message.FieldSentByAPIKeyID)
+	}
+	if m.idempotency_key != nil {
+		fields = append(fields, message.FieldIdempotencyKey)
+	}
+	if m.attempts != nil {
+		fields = append(fields, message.FieldAttempts)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *MessageMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case message.FieldCreatedAt:
+		return m.CreatedAt()
+	case message.FieldUpdatedAt:
+		return m.UpdatedAt()
+	case message.FieldOrganizationID:
+		return m.OrganizationID()
+	case message.FieldSessionID:
+		return m.SessionID()
+	case message.FieldChatJid:
+		return m.ChatJid()
+	case message.FieldSenderJid:
+		return m.SenderJid()
+	case message.FieldSenderPhone:
+		return m.SenderPhone()
+	case message.FieldPushName:
+		return m.PushName()
+	case message.FieldFromMe:
+		return m.FromMe()
+	case message.FieldDirection:
+		return m.Direction()
+	case message.FieldKind:
+		return m.Kind()
+	case message.FieldText:
+		return m.Text()
+	case message.FieldStatus:
+		return m.Status()
+	case message.FieldError:
+		return m.Error()
+	case message.FieldWaMessageID:
+		return m.WaMessageID()
+	case message.FieldTimestamp:
+		return m.Timestamp()
+	case message.FieldReplyTo:
+		return m.ReplyTo()
+	case message.FieldTargetWaID:
+		return m.TargetWaID()
+	case message.FieldEdited:
+		return m.Edited()
+	case message.FieldRevoked:
+		return m.Revoked()
+	case message.FieldMediaMime:
+		return m.MediaMime()
+	case message.FieldMediaName:
+		return m.MediaName()
+	case message.FieldMediaSize:
+		return m.MediaSize()
+	case message.FieldMediaDescriptor:
+		return m.MediaDescriptor()
+	case message.FieldMediaData:
+		return m.MediaData()
+	case message.FieldExtra:
+		return m.Extra()
+	case message.FieldSentByID:
+		return m.SentByID()
+	case message.FieldSentByAPIKeyID:
+		return m.SentByAPIKeyID()
+	case message.FieldIdempotencyKey:
+		return m.IdempotencyKey()
+	case message.FieldAttempts:
+		return m.Attempts()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *MessageMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case message.FieldCreatedAt:
+		return m.OldCreatedAt(ctx)
+	case message.FieldUpdatedAt:
+		return m.OldUpdatedAt(ctx)
+	case message.FieldOrganizationID:
+		return m.OldOrganizationID(ctx)
+	case message.FieldSessionID:
+		return m.OldSessionID(ctx)
+	case message.FieldChatJid:
+		return m.OldChatJid(ctx)
+	case message.FieldSenderJid:
+		return m.OldSenderJid(ctx)
+	case message.FieldSenderPhone:
+		return m.OldSenderPhone(ctx)
+	case message.FieldPushName:
+		return m.OldPushName(ctx)
+	case message.FieldFromMe:
+		return m.OldFromMe(ctx)
+	case message.FieldDirection:
+		return m.OldDirection(ctx)
+	case message.FieldKind:
+		return m.OldKind(ctx)
+	case message.FieldText:
+		return m.OldText(ctx)
+	case message.FieldStatus:
+		return m.OldStatus(ctx)
+	case message.FieldError:
+		return m.OldError(ctx)
+	case message.FieldWaMessageID:
+		return m.OldWaMessageID(ctx)
+	case message.FieldTimestamp:
+		return m.OldTimestamp(ctx)
+	case message.FieldReplyTo:
+		return m.OldReplyTo(ctx)
+	case message.FieldTargetWaID:
+		return m.OldTargetWaID(ctx)
+	case message.FieldEdited:
+		return m.OldEdited(ctx)
+	case message.FieldRevoked:
+		return m.OldRevoked(ctx)
+	case message.FieldMediaMime:
+		return m.OldMediaMime(ctx)
+	case message.FieldMediaName:
+		return m.OldMediaName(ctx)
+	case message.FieldMediaSize:
+		return m.OldMediaSize(ctx)
+	case message.FieldMediaDescriptor:
+		return m.OldMediaDescriptor(ctx)
+	case message.FieldMediaData:
+		return m.OldMediaData(ctx)
+	case message.FieldExtra:
+		return m.OldExtra(ctx)
+	case message.FieldSentByID:
+		return m.OldSentByID(ctx)
+	case message.FieldSentByAPIKeyID:
+		return m.OldSentByAPIKeyID(ctx)
+	case message.FieldIdempotencyKey:
+		return m.OldIdempotencyKey(ctx)
+	case message.FieldAttempts:
+		return m.OldAttempts(ctx)
+	}
+	return nil, fmt.Errorf("unknown Message field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *MessageMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case message.FieldCreatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCreatedAt(v)
+		return nil
+	case message.FieldUpdatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetUpdatedAt(v)
+		return nil
+	case message.FieldOrganizationID:
+		v, ok := value.(gid.ID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetOrganizationID(v)
+		return nil
+	case message.FieldSessionID:
+		v, ok := value.(gid.ID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetSessionID(v)
+		return nil
+	case message.FieldChatJid:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetChatJid(v)
+		return nil
+	case message.FieldSenderJid:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetSenderJid(v)
+		return nil
+	case message.FieldSenderPhone:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetSenderPhone(v)
+		return nil
+	case message.FieldPushName:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetPushName(v)
+		return nil
+	case message.FieldFromMe:
+		v, ok := value.(bool)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetFromMe(v)
+		return nil
+	case message.FieldDirection:
+		v, ok := value.(message.Direction)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetDirection(v)
+		return nil
+	case message.FieldKind:
+		v, ok := value.(message.Kind)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetKind(v)
+		return nil
+	case message.FieldText:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetText(v)
+		return nil
+	case message.FieldStatus:
+		v, ok := value.(message.Status)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetStatus(v)
+		return nil
+	case message.FieldError:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetError(v)
+		return nil
+	case message.FieldWaMessageID:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetWaMessageID(v)
+		return nil
+	case message.FieldTimestamp:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetTimestamp(v)
+		return nil
+	case message.FieldReplyTo:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetReplyTo(v)
+		return nil
+	case message.FieldTargetWaID:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetTargetWaID(v)
+		return nil
+	case message.FieldEdited:
+		v, ok := value.(bool)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetEdited(v)
+		return nil
+	case message.FieldRevoked:
+		v, ok := value.(bool)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetRevoked(v)
+		return nil
+	case message.FieldMediaMime:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetMediaMime(v)
+		return nil
+	case message.FieldMediaName:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetMediaName(v)
+		return nil
+	case message.FieldMediaSize:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetMediaSize(v)
+		return nil
+	case message.FieldMediaDescriptor:
+		v, ok := value.([]byte)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetMediaDescriptor(v)
+		return nil
+	case message.FieldMediaData:
+		v, ok := value.([]byte)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetMediaData(v)
+		return nil
+	case message.FieldExtra:
+		v, ok := value.(map[string]interface{})
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetExtra(v)
+		return nil
+	case message.FieldSentByID:
+		v, ok := value.(gid.ID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetSentByID(v)
+		return nil
+	case message.FieldSentByAPIKeyID:
+		v, ok := value.(gid.ID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetSentByAPIKeyID(v)
+		return nil
+	case message.FieldIdempotencyKey:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetIdempotencyKey(v)
+		return nil
+	case message.FieldAttempts:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetAttempts(v)
+		return nil
+	}
+	return fmt.Errorf("unknown Message field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *MessageMutation) AddedFields() []string {
+	var fields []string
+	if m.addmedia_size != nil {
+		fields = append(fields, message.FieldMediaSize)
+	}
+	if m.addattempts != nil {
+		fields = append(fields, message.FieldAttempts)
+	}
+	return fields
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *MessageMutation) AddedField(name string) (ent.Value, bool) {
+	switch name {
+	case message.FieldMediaSize:
+		return m.AddedMediaSize()
+	case message.FieldAttempts:
+		return m.AddedAttempts()
+	}
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *MessageMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	case message.FieldMediaSize:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddMediaSize(v)
+		return nil
+	case message.FieldAttempts:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddAttempts(v)
+		return nil
+	}
+	return fmt.Errorf("unknown Message numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *MessageMutation) ClearedFields() []string {
+	var fields []string
+	if m.FieldCleared(message.FieldSenderPhone) {
+		fields = append(fields, message.FieldSenderPhone)
+	}
+	if m.FieldCleared(message.FieldText) {
+		fields = append(fields, message.FieldText)
+	}
+	if m.FieldCleared(message.FieldError) {
+		fields = append(fields, message.FieldError)
+	}
+	if m.FieldCleared(message.FieldReplyTo) {
+		fields = append(fields, message.FieldReplyTo)
+	}
+	if m.FieldCleared(message.FieldTargetWaID) {
+		fields = append(fields, message.FieldTargetWaID)
+	}
+	if m.FieldCleared(message.FieldMediaMime) {
+		fields = append(fields, message.FieldMediaMime)
+	}
+	if m.FieldCleared(message.FieldMediaName) {
+		fields = append(fields, message.FieldMediaName)
+	}
+	if m.FieldCleared(message.FieldMediaSize) {
+		fields = append(fields, message.FieldMediaSize)
+	}
+	if m.FieldCleared(message.FieldMediaDescriptor) {
+		fields = append(fields, message.FieldMediaDescriptor)
+	}
+	if m.FieldCleared(message.FieldMediaData) {
+		fields = append(fields, message.FieldMediaData)
+	}
+	if m.FieldCleared(message.FieldExtra) {
+		fields = append(fields, message.FieldExtra)
+	}
+	if m.FieldCleared(message.FieldSentByID) {
+		fields = append(fields, message.FieldSentByID)
+	}
+	if m.FieldCleared(message.FieldSentByAPIKeyID) {
+		fields = append(fields, message.FieldSentByAPIKeyID)
+	}
+	if m.FieldCleared(message.FieldIdempotencyKey) {
+		fields = append(fields, message.FieldIdempotencyKey)
+	}
+	return fields
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *MessageMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *MessageMutation) ClearField(name string) error {
+	switch name {
+	case message.FieldSenderPhone:
+		m.ClearSenderPhone()
+		return nil
+	case message.FieldText:
+		m.ClearText()
+		return nil
+	case message.FieldError:
+		m.ClearError()
+		return nil
+	case message.FieldReplyTo:
+		m.ClearReplyTo()
+		return nil
+	case message.FieldTargetWaID:
+		m.ClearTargetWaID()
+		return nil
+	case message.FieldMediaMime:
+		m.ClearMediaMime()
+		return nil
+	case message.FieldMediaName:
+		m.ClearMediaName()
+		return nil
+	case message.FieldMediaSize:
+		m.ClearMediaSize()
+		return nil
+	case message.FieldMediaDescriptor:
+		m.ClearMediaDescriptor()
+		return nil
+	case message.FieldMediaData:
+		m.ClearMediaData()
+		return nil
+	case message.FieldExtra:
+		m.ClearExtra()
+		return nil
+	case message.FieldSentByID:
+		m.ClearSentByID()
+		return nil
+	case message.FieldSentByAPIKeyID:
+		m.ClearSentByAPIKeyID()
+		return nil
+	case message.FieldIdempotencyKey:
+		m.ClearIdempotencyKey()
+		return nil
+	}
+	return fmt.Errorf("unknown Message nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *MessageMutation) ResetField(name string) error {
+	switch name {
+	case message.FieldCreatedAt:
+		m.ResetCreatedAt()
+		return nil
+	case message.FieldUpdatedAt:
+		m.ResetUpdatedAt()
+		return nil
+	case message.FieldOrganizationID:
+		m.ResetOrganizationID()
+		return nil
+	case message.FieldSessionID:
+		m.ResetSessionID()
+		return nil
+	case message.FieldChatJid:
+		m.ResetChatJid()
+		return nil
+	case message.FieldSenderJid:
+		m.ResetSenderJid()
+		return nil
+	case message.FieldSenderPhone:
+		m.ResetSenderPhone()
+		return nil
+	case message.FieldPushName:
+		m.ResetPushName()
+		return nil
+	case message.FieldFromMe:
+		m.ResetFromMe()
+		return nil
+	case message.FieldDirection:
+		m.ResetDirection()
+		return nil
+	case message.FieldKind:
+		m.ResetKind()
+		return nil
+	case message.FieldText:
+		m.ResetText()
+		return nil
+	case message.FieldStatus:
+		m.ResetStatus()
+		return nil
+	case message.FieldError:
+		m.ResetError()
+		return nil
+	case message.FieldWaMessageID:
+		m.ResetWaMessageID()
+		return nil
+	case message.FieldTimestamp:
+		m.ResetTimestamp()
+		return nil
+	case message.FieldReplyTo:
+		m.ResetReplyTo()
+		return nil
+	case message.FieldTargetWaID:
+		m.ResetTargetWaID()
+		return nil
+	case message.FieldEdited:
+		m.ResetEdited()
+		return nil
+	case message.FieldRevoked:
+		m.ResetRevoked()
+		return nil
+	case message.FieldMediaMime:
+		m.ResetMediaMime()
+		return nil
+	case message.FieldMediaName:
+		m.ResetMediaName()
+		return nil
+	case message.FieldMediaSize:
+		m.ResetMediaSize()
+		return nil
+	case message.FieldMediaDescriptor:
+		m.ResetMediaDescriptor()
+		return nil
+	case message.FieldMediaData:
+		m.ResetMediaData()
+		return nil
+	case message.FieldExtra:
+		m.ResetExtra()
+		return nil
+	case message.FieldSentByID:
+		m.ResetSentByID()
+		return nil
+	case message.FieldSentByAPIKeyID:
+		m.ResetSentByAPIKeyID()
+		return nil
+	case message.FieldIdempotencyKey:
+		m.ResetIdempotencyKey()
+		return nil
+	case message.FieldAttempts:
+		m.ResetAttempts()
+		return nil
+	}
+	return fmt.Errorf("unknown Message field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *MessageMutation) AddedEdges() []string {
+	edges := make([]string, 0, 3)
+	if m.session != nil {
+		edges = append(edges, message.EdgeSession)
+	}
+	if m.sent_by != nil {
+		edges = append(edges, message.EdgeSentBy)
+	}
+	if m.sent_by_api_key != nil {
+		edges = append(edges, message.EdgeSentByAPIKey)
+	}
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *MessageMutation) AddedIDs(name string) []ent.Value {
+	switch name {
+	case message.EdgeSession:
+		if id := m.session; id != nil {
+			return []ent.Value{*id}
+		}
+	case message.EdgeSentBy:
+		if id := m.sent_by; id != nil {
+			return []ent.Value{*id}
+		}
+	case message.EdgeSentByAPIKey:
+		if id := m.sent_by_api_key; id != nil {
+			return []ent.Value{*id}
+		}
+	}
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *MessageMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 3)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *MessageMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *MessageMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 3)
+	if m.clearedsession {
+		edges = append(edges, message.EdgeSession)
+	}
+	if m.clearedsent_by {
+		edges = append(edges, message.EdgeSentBy)
+	}
+	if m.clearedsent_by_api_key {
+		edges = append(edges, message.EdgeSentByAPIKey)
+	}
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *MessageMutation) EdgeCleared(name string) bool {
+	switch name {
+	case message.EdgeSession:
+		return m.clearedsession
+	case message.EdgeSentBy:
+		return m.clearedsent_by
+	case message.EdgeSentByAPIKey:
+		return m.clearedsent_by_api_key
+	}
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *MessageMutation) ClearEdge(name string) error {
+	switch name {
+	case message.EdgeSession:
+		m.ClearSession()
+		return nil
+	case message.EdgeSentBy:
+		m.ClearSentBy()
+		return nil
+	case message.EdgeSentByAPIKey:
+		m.ClearSentByAPIKey()
+		return nil
+	}
+	return fmt.Errorf("unknown Message unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *MessageMutation) ResetEdge(name string) error {
+	switch name {
+	case message.EdgeSession:
+		m.ResetSession()
+		return nil
+	case message.EdgeSentBy:
+		m.ResetSentBy()
+		return nil
+	case message.EdgeSentByAPIKey:
+		m.ResetSentByAPIKey()
+		return nil
+	}
+	return fmt.Errorf("unknown Message edge %s", name)
+}
+
 // OrganizationMutation represents an operation that mutates the Organization nodes in the graph.
 type OrganizationMutation struct {
 	config
@@ -5591,7 +8937,16 @@ type SessionMutation struct {
 	phone_number        *string
 	push_name           *string
 	last_connected_at   *time.Time
+	device_jid          *string
+	lid                 *string
+	autoconnect         *bool
 	clearedFields       map[string]struct{}
+	chats               map[gid.ID]struct{}
+	removedchats        map[gid.ID]struct{}
+	clearedchats        bool
+	messages            map[gid.ID]struct{}
+	removedmessages     map[gid.ID]struct{}
+	clearedmessages     bool
 	organization        *gid.ID
 	clearedorganization bool
 	done                bool
@@ -6102,6 +9457,248 @@ func (m *SessionMutation) ResetLastConnectedAt() {
 	delete(m.clearedFields, session.FieldLastConnectedAt)
 }
 
+// SetDeviceJid sets the "device_jid" field.
+func (m *SessionMutation) SetDeviceJid(s string) {
+	m.device_jid = &s
+}
+
+// DeviceJid returns the value of the "device_jid" field in the mutation.
+func (m *SessionMutation) DeviceJid() (r string, exists bool) {
+	v := m.device_jid
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldDeviceJid returns the old "device_jid" field's value of the Session entity.
+// If the Session object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *SessionMutation) OldDeviceJid(ctx context.Context) (v *string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldDeviceJid is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldDeviceJid requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldDeviceJid: %w", err)
+	}
+	return oldValue.DeviceJid, nil
+}
+
+// ClearDeviceJid clears the value of the "device_jid" field.
+func (m *SessionMutation) ClearDeviceJid() {
+	m.device_jid = nil
+	m.clearedFields[session.FieldDeviceJid] = struct{}{}
+}
+
+// DeviceJidCleared returns if the "device_jid" field was cleared in this mutation.
+func (m *SessionMutation) DeviceJidCleared() bool {
+	_, ok := m.clearedFields[session.FieldDeviceJid]
+	return ok
+}
+
+// ResetDeviceJid resets all changes to the "device_jid" field.
+func (m *SessionMutation) ResetDeviceJid() {
+	m.device_jid = nil
+	delete(m.clearedFields, session.FieldDeviceJid)
+}
+
+// SetLid sets the "lid" field.
+func (m *SessionMutation) SetLid(s string) {
+	m.lid = &s
+}
+
+// Lid returns the value of the "lid" field in the mutation.
+func (m *SessionMutation) Lid() (r string, exists bool) {
+	v := m.lid
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldLid returns the old "lid" field's value of the Session entity.
+// If the Session object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *SessionMutation) OldLid(ctx context.Context) (v *string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldLid is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldLid requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldLid: %w", err)
+	}
+	return oldValue.Lid, nil
+}
+
+// ClearLid clears the value of the "lid" field.
+func (m *SessionMutation) ClearLid() {
+	m.lid = nil
+	m.clearedFields[session.FieldLid] = struct{}{}
+}
+
+// LidCleared returns if the "lid" field was cleared in this mutation.
+func (m *SessionMutation) LidCleared() bool {
+	_, ok := m.clearedFields[session.FieldLid]
+	return ok
+}
+
+// ResetLid resets all changes to the "lid" field.
+func (m *SessionMutation) ResetLid() {
+	m.lid = nil
+	delete(m.clearedFields, session.FieldLid)
+}
+
+// SetAutoconnect sets the "autoconnect" field.
+func (m *SessionMutation) SetAutoconnect(b bool) {
+	m.autoconnect = &b
+}
+
+// Autoconnect returns the value of the "autoconnect" field in the mutation.
+func (m *SessionMutation) Autoconnect() (r bool, exists bool) {
+	v := m.autoconnect
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldAutoconnect returns the old "autoconnect" field's value of the Session entity.
+// If the Session object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *SessionMutation) OldAutoconnect(ctx context.Context) (v bool, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldAutoconnect is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldAutoconnect requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldAutoconnect: %w", err)
+	}
+	return oldValue.Autoconnect, nil
+}
+
+// ResetAutoconnect resets all changes to the "autoconnect" field.
+func (m *SessionMutation) ResetAutoconnect() {
+	m.autoconnect = nil
+}
+
+// AddChatIDs adds the "chats" edge to the Chat entity by ids.
+func (m *SessionMutation) AddChatIDs(ids ...gid.ID) {
+	if m.chats == nil {
+		m.chats = make(map[gid.ID]struct{})
+	}
+	for i := range ids {
+		m.chats[ids[i]] = struct{}{}
+	}
+}
+
+// ClearChats clears the "chats" edge to the Chat entity.
+func (m *SessionMutation) ClearChats() {
+	m.clearedchats = true
+}
+
+// ChatsCleared reports if the "chats" edge to the Chat entity was cleared.
+func (m *SessionMutation) ChatsCleared() bool {
+	return m.clearedchats
+}
+
+// RemoveChatIDs removes the "chats" edge to the Chat entity by IDs.
+func (m *SessionMutation) RemoveChatIDs(ids ...gid.ID) {
+	if m.removedchats == nil {
+		m.removedchats = make(map[gid.ID]struct{})
+	}
+	for i := range ids {
+		delete(m.chats, ids[i])
+		m.removedchats[ids[i]] = struct{}{}
+	}
+}
+
+// RemovedChats returns the removed IDs of the "chats" edge to the Chat entity.
+func (m *SessionMutation) RemovedChatsIDs() (ids []gid.ID) {
+	for id := range m.removedchats {
+		ids = append(ids, id)
+	}
+	return
+}
+
+// ChatsIDs returns the "chats" edge IDs in the mutation.
+func (m *SessionMutation) ChatsIDs() (ids []gid.ID) {
+	for id := range m.chats {
+		ids = append(ids, id)
+	}
+	return
+}
+
+// ResetChats resets all changes to the "chats" edge.
+func (m *SessionMutation) ResetChats() {
+	m.chats = nil
+	m.clearedchats = false
+	m.removedchats = nil
+}
+
+// AddMessageIDs adds the "messages" edge to the Message entity by ids.
+func (m *SessionMutation) AddMessageIDs(ids ...gid.ID) {
+	if m.messages == nil {
+		m.messages = make(map[gid.ID]struct{})
+	}
+	for i := range ids {
+		m.messages[ids[i]] = struct{}{}
+	}
+}
+
+// ClearMessages clears the "messages" edge to the Message entity.
+func (m *SessionMutation) ClearMessages() {
+	m.clearedmessages = true
+}
+
+// MessagesCleared reports if the "messages" edge to the Message entity was cleared.
+func (m *SessionMutation) MessagesCleared() bool {
+	return m.clearedmessages
+}
+
+// RemoveMessageIDs removes the "messages" edge to the Message entity by IDs.
+func (m *SessionMutation) RemoveMessageIDs(ids ...gid.ID) {
+	if m.removedmessages == nil {
+		m.removedmessages = make(map[gid.ID]struct{})
+	}
+	for i := range ids {
+		delete(m.messages, ids[i])
+		m.removedmessages[ids[i]] = struct{}{}
+	}
+}
+
+// RemovedMessages returns the removed IDs of the "messages" edge to the Message entity.
+func (m *SessionMutation) RemovedMessagesIDs() (ids []gid.ID) {
+	for id := range m.removedmessages {
+		ids = append(ids, id)
+	}
+	return
+}
+
+// MessagesIDs returns the "messages" edge IDs in the mutation.
+func (m *SessionMutation) MessagesIDs() (ids []gid.ID) {
+	for id := range m.messages {
+		ids = append(ids, id)
+	}
+	return
+}
+
+// ResetMessages resets all changes to the "messages" edge.
+func (m *SessionMutation) ResetMessages() {
+	m.messages = nil
+	m.clearedmessages = false
+	m.removedmessages = nil
+}
+
 // ClearOrganization clears the "organization" edge to the Organization entity.
 func (m *SessionMutation) ClearOrganization() {
 	m.clearedorganization = true
@@ -6163,7 +9760,7 @@ func (m *SessionMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *SessionMutation) Fields() []string {
-	fields := make([]string, 0, 10)
+	fields := make([]string, 0, 13)
 	if m.created_at != nil {
 		fields = append(fields, session.FieldCreatedAt)
 	}
@@ -6194,6 +9791,15 @@ func (m *SessionMutation) Fields() []string {
 	if m.last_connected_at != nil {
 		fields = append(fields, session.FieldLastConnectedAt)
 	}
+	if m.device_jid != nil {
+		fields = append(fields, session.FieldDeviceJid)
+	}
+	if m.lid != nil {
+		fields = append(fields, session.FieldLid)
+	}
+	if m.autoconnect != nil {
+		fields = append(fields, session.FieldAutoconnect)
+	}
 	return fields
 }
 
@@ -6222,6 +9828,12 @@ func (m *SessionMutation) Field(name string) (ent.Value, bool) {
 		return m.PushName()
 	case session.FieldLastConnectedAt:
 		return m.LastConnectedAt()
+	case session.FieldDeviceJid:
+		return m.DeviceJid()
+	case session.FieldLid:
+		return m.Lid()
+	case session.FieldAutoconnect:
+		return m.Autoconnect()
 	}
 	return nil, false
 }
@@ -6251,6 +9863,12 @@ func (m *SessionMutation) OldField(ctx context.Context, name string) (ent.Value,
 		return m.OldPushName(ctx)
 	case session.FieldLastConnectedAt:
 		return m.OldLastConnectedAt(ctx)
+	case session.FieldDeviceJid:
+		return m.OldDeviceJid(ctx)
+	case session.FieldLid:
+		return m.OldLid(ctx)
+	case session.FieldAutoconnect:
+		return m.OldAutoconnect(ctx)
 	}
 	return nil, fmt.Errorf("unknown Session field %s", name)
 }
@@ -6330,6 +9948,27 @@ func (m *SessionMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetLastConnectedAt(v)
 		return nil
+	case session.FieldDeviceJid:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetDeviceJid(v)
+		return nil
+	case session.FieldLid:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetLid(v)
+		return nil
+	case session.FieldAutoconnect:
+		v, ok := value.(bool)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetAutoconnect(v)
+		return nil
 	}
 	return fmt.Errorf("unknown Session field %s", name)
 }
@@ -6369,6 +10008,12 @@ func (m *SessionMutation) ClearedFields() []string {
 	if m.FieldCleared(session.FieldLastConnectedAt) {
 		fields = append(fields, session.FieldLastConnectedAt)
 	}
+	if m.FieldCleared(session.FieldDeviceJid) {
+		fields = append(fields, session.FieldDeviceJid)
+	}
+	if m.FieldCleared(session.FieldLid) {
+		fields = append(fields, session.FieldLid)
+	}
 	return fields
 }
 
@@ -6391,6 +10036,12 @@ func (m *SessionMutation) ClearField(name string) error {
 		return nil
 	case session.FieldLastConnectedAt:
 		m.ClearLastConnectedAt()
+		return nil
+	case session.FieldDeviceJid:
+		m.ClearDeviceJid()
+		return nil
+	case session.FieldLid:
+		m.ClearLid()
 		return nil
 	}
 	return fmt.Errorf("unknown Session nullable field %s", name)
@@ -6430,13 +10081,28 @@ func (m *SessionMutation) ResetField(name string) error {
 	case session.FieldLastConnectedAt:
 		m.ResetLastConnectedAt()
 		return nil
+	case session.FieldDeviceJid:
+		m.ResetDeviceJid()
+		return nil
+	case session.FieldLid:
+		m.ResetLid()
+		return nil
+	case session.FieldAutoconnect:
+		m.ResetAutoconnect()
+		return nil
 	}
 	return fmt.Errorf("unknown Session field %s", name)
 }
 
 // AddedEdges returns all edge names that were set/added in this mutation.
 func (m *SessionMutation) AddedEdges() []string {
-	edges := make([]string, 0, 1)
+	edges := make([]string, 0, 3)
+	if m.chats != nil {
+		edges = append(edges, session.EdgeChats)
+	}
+	if m.messages != nil {
+		edges = append(edges, session.EdgeMessages)
+	}
 	if m.organization != nil {
 		edges = append(edges, session.EdgeOrganization)
 	}
@@ -6447,6 +10113,18 @@ func (m *SessionMutation) AddedEdges() []string {
 // name in this mutation.
 func (m *SessionMutation) AddedIDs(name string) []ent.Value {
 	switch name {
+	case session.EdgeChats:
+		ids := make([]ent.Value, 0, len(m.chats))
+		for id := range m.chats {
+			ids = append(ids, id)
+		}
+		return ids
+	case session.EdgeMessages:
+		ids := make([]ent.Value, 0, len(m.messages))
+		for id := range m.messages {
+			ids = append(ids, id)
+		}
+		return ids
 	case session.EdgeOrganization:
 		if id := m.organization; id != nil {
 			return []ent.Value{*id}
@@ -6457,19 +10135,45 @@ func (m *SessionMutation) AddedIDs(name string) []ent.Value {
 
 // RemovedEdges returns all edge names that were removed in this mutation.
 func (m *SessionMutation) RemovedEdges() []string {
-	edges := make([]string, 0, 1)
+	edges := make([]string, 0, 3)
+	if m.removedchats != nil {
+		edges = append(edges, session.EdgeChats)
+	}
+	if m.removedmessages != nil {
+		edges = append(edges, session.EdgeMessages)
+	}
 	return edges
 }
 
 // RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
 // the given name in this mutation.
 func (m *SessionMutation) RemovedIDs(name string) []ent.Value {
+	switch name {
+	case session.EdgeChats:
+		ids := make([]ent.Value, 0, len(m.removedchats))
+		for id := range m.removedchats {
+			ids = append(ids, id)
+		}
+		return ids
+	case session.EdgeMessages:
+		ids := make([]ent.Value, 0, len(m.removedmessages))
+		for id := range m.removedmessages {
+			ids = append(ids, id)
+		}
+		return ids
+	}
 	return nil
 }
 
 // ClearedEdges returns all edge names that were cleared in this mutation.
 func (m *SessionMutation) ClearedEdges() []string {
-	edges := make([]string, 0, 1)
+	edges := make([]string, 0, 3)
+	if m.clearedchats {
+		edges = append(edges, session.EdgeChats)
+	}
+	if m.clearedmessages {
+		edges = append(edges, session.EdgeMessages)
+	}
 	if m.clearedorganization {
 		edges = append(edges, session.EdgeOrganization)
 	}
@@ -6480,6 +10184,10 @@ func (m *SessionMutation) ClearedEdges() []string {
 // was cleared in this mutation.
 func (m *SessionMutation) EdgeCleared(name string) bool {
 	switch name {
+	case session.EdgeChats:
+		return m.clearedchats
+	case session.EdgeMessages:
+		return m.clearedmessages
 	case session.EdgeOrganization:
 		return m.clearedorganization
 	}
@@ -6501,6 +10209,12 @@ func (m *SessionMutation) ClearEdge(name string) error {
 // It returns an error if the edge is not defined in the schema.
 func (m *SessionMutation) ResetEdge(name string) error {
 	switch name {
+	case session.EdgeChats:
+		m.ResetChats()
+		return nil
+	case session.EdgeMessages:
+		m.ResetMessages()
+		return nil
 	case session.EdgeOrganization:
 		m.ResetOrganization()
 		return nil
@@ -6537,6 +10251,9 @@ type UserMutation struct {
 	audit_entries                map[gid.ID]struct{}
 	removedaudit_entries         map[gid.ID]struct{}
 	clearedaudit_entries         bool
+	sent_messages                map[gid.ID]struct{}
+	removedsent_messages         map[gid.ID]struct{}
+	clearedsent_messages         bool
 	selected_organization        *gid.ID
 	clearedselected_organization bool
 	done                         bool
@@ -7219,6 +10936,60 @@ func (m *UserMutation) ResetAuditEntries() {
 	m.removedaudit_entries = nil
 }
 
+// AddSentMessageIDs adds the "sent_messages" edge to the Message entity by ids.
+func (m *UserMutation) AddSentMessageIDs(ids ...gid.ID) {
+	if m.sent_messages == nil {
+		m.sent_messages = make(map[gid.ID]struct{})
+	}
+	for i := range ids {
+		m.sent_messages[ids[i]] = struct{}{}
+	}
+}
+
+// ClearSentMessages clears the "sent_messages" edge to the Message entity.
+func (m *UserMutation) ClearSentMessages() {
+	m.clearedsent_messages = true
+}
+
+// SentMessagesCleared reports if the "sent_messages" edge to the Message entity was cleared.
+func (m *UserMutation) SentMessagesCleared() bool {
+	return m.clearedsent_messages
+}
+
+// RemoveSentMessageIDs removes the "sent_messages" edge to the Message entity by IDs.
+func (m *UserMutation) RemoveSentMessageIDs(ids ...gid.ID) {
+	if m.removedsent_messages == nil {
+		m.removedsent_messages = make(map[gid.ID]struct{})
+	}
+	for i := range ids {
+		delete(m.sent_messages, ids[i])
+		m.removedsent_messages[ids[i]] = struct{}{}
+	}
+}
+
+// RemovedSentMessages returns the removed IDs of the "sent_messages" edge to the Message entity.
+func (m *UserMutation) RemovedSentMessagesIDs() (ids []gid.ID) {
+	for id := range m.removedsent_messages {
+		ids = append(ids, id)
+	}
+	return
+}
+
+// SentMessagesIDs returns the "sent_messages" edge IDs in the mutation.
+func (m *UserMutation) SentMessagesIDs() (ids []gid.ID) {
+	for id := range m.sent_messages {
+		ids = append(ids, id)
+	}
+	return
+}
+
+// ResetSentMessages resets all changes to the "sent_messages" edge.
+func (m *UserMutation) ResetSentMessages() {
+	m.sent_messages = nil
+	m.clearedsent_messages = false
+	m.removedsent_messages = nil
+}
+
 // ClearSelectedOrganization clears the "selected_organization" edge to the Organization entity.
 func (m *UserMutation) ClearSelectedOrganization() {
 	m.clearedselected_organization = true
@@ -7507,7 +11278,7 @@ func (m *UserMutation) ResetField(name string) error {
 
 // AddedEdges returns all edge names that were set/added in this mutation.
 func (m *UserMutation) AddedEdges() []string {
-	edges := make([]string, 0, 6)
+	edges := make([]string, 0, 7)
 	if m.memberships != nil {
 		edges = append(edges, user.EdgeMemberships)
 	}
@@ -7522,6 +11293,9 @@ func (m *UserMutation) AddedEdges() []string {
 	}
 	if m.audit_entries != nil {
 		edges = append(edges, user.EdgeAuditEntries)
+	}
+	if m.sent_messages != nil {
+		edges = append(edges, user.EdgeSentMessages)
 	}
 	if m.selected_organization != nil {
 		edges = append(edges, user.EdgeSelectedOrganization)
@@ -7563,6 +11337,12 @@ func (m *UserMutation) AddedIDs(name string) []ent.Value {
 			ids = append(ids, id)
 		}
 		return ids
+	case user.EdgeSentMessages:
+		ids := make([]ent.Value, 0, len(m.sent_messages))
+		for id := range m.sent_messages {
+			ids = append(ids, id)
+		}
+		return ids
 	case user.EdgeSelectedOrganization:
 		if id := m.selected_organization; id != nil {
 			return []ent.Value{*id}
@@ -7573,7 +11353,7 @@ func (m *UserMutation) AddedIDs(name string) []ent.Value {
 
 // RemovedEdges returns all edge names that were removed in this mutation.
 func (m *UserMutation) RemovedEdges() []string {
-	edges := make([]string, 0, 6)
+	edges := make([]string, 0, 7)
 	if m.removedmemberships != nil {
 		edges = append(edges, user.EdgeMemberships)
 	}
@@ -7588,6 +11368,9 @@ func (m *UserMutation) RemovedEdges() []string {
 	}
 	if m.removedaudit_entries != nil {
 		edges = append(edges, user.EdgeAuditEntries)
+	}
+	if m.removedsent_messages != nil {
+		edges = append(edges, user.EdgeSentMessages)
 	}
 	return edges
 }
@@ -7626,13 +11409,19 @@ func (m *UserMutation) RemovedIDs(name string) []ent.Value {
 			ids = append(ids, id)
 		}
 		return ids
+	case user.EdgeSentMessages:
+		ids := make([]ent.Value, 0, len(m.removedsent_messages))
+		for id := range m.removedsent_messages {
+			ids = append(ids, id)
+		}
+		return ids
 	}
 	return nil
 }
 
 // ClearedEdges returns all edge names that were cleared in this mutation.
 func (m *UserMutation) ClearedEdges() []string {
-	edges := make([]string, 0, 6)
+	edges := make([]string, 0, 7)
 	if m.clearedmemberships {
 		edges = append(edges, user.EdgeMemberships)
 	}
@@ -7647,6 +11436,9 @@ func (m *UserMutation) ClearedEdges() []string {
 	}
 	if m.clearedaudit_entries {
 		edges = append(edges, user.EdgeAuditEntries)
+	}
+	if m.clearedsent_messages {
+		edges = append(edges, user.EdgeSentMessages)
 	}
 	if m.clearedselected_organization {
 		edges = append(edges, user.EdgeSelectedOrganization)
@@ -7668,6 +11460,8 @@ func (m *UserMutation) EdgeCleared(name string) bool {
 		return m.clearedcreated_api_keys
 	case user.EdgeAuditEntries:
 		return m.clearedaudit_entries
+	case user.EdgeSentMessages:
+		return m.clearedsent_messages
 	case user.EdgeSelectedOrganization:
 		return m.clearedselected_organization
 	}
@@ -7703,6 +11497,9 @@ func (m *UserMutation) ResetEdge(name string) error {
 		return nil
 	case user.EdgeAuditEntries:
 		m.ResetAuditEntries()
+		return nil
+	case user.EdgeSentMessages:
+		m.ResetSentMessages()
 		return nil
 	case user.EdgeSelectedOrganization:
 		m.ResetSelectedOrganization()

@@ -39,6 +39,12 @@ type Session struct {
 	PushName *string `json:"push_name,omitempty"`
 	// LastConnectedAt holds the value of the "last_connected_at" field.
 	LastConnectedAt *time.Time `json:"last_connected_at,omitempty"`
+	// DeviceJid holds the value of the "device_jid" field.
+	DeviceJid *string `json:"device_jid,omitempty"`
+	// Lid holds the value of the "lid" field.
+	Lid *string `json:"lid,omitempty"`
+	// Autoconnect holds the value of the "autoconnect" field.
+	Autoconnect bool `json:"autoconnect,omitempty"`
 	// Edges holds the relations/edges for other nodes in the graph.
 	// The values are being populated by the SessionQuery when eager-loading is set.
 	Edges        SessionEdges `json:"edges"`
@@ -47,13 +53,38 @@ type Session struct {
 
 // SessionEdges holds the relations/edges for other nodes in the graph.
 type SessionEdges struct {
+	// Chats holds the value of the chats edge.
+	Chats []*Chat `json:"chats,omitempty"`
+	// Messages holds the value of the messages edge.
+	Messages []*Message `json:"messages,omitempty"`
 	// Organization holds the value of the organization edge.
 	Organization *Organization `json:"organization,omitempty"`
 	// loadedTypes holds the information for reporting if a
 	// type was loaded (or requested) in eager-loading or not.
-	loadedTypes [1]bool
+	loadedTypes [3]bool
 	// totalCount holds the count of the edges above.
 	totalCount [1]map[string]int
+
+	namedChats    map[string][]*Chat
+	namedMessages map[string][]*Message
+}
+
+// ChatsOrErr returns the Chats value or an error if the edge
+// was not loaded in eager-loading.
+func (e SessionEdges) ChatsOrErr() ([]*Chat, error) {
+	if e.loadedTypes[0] {
+		return e.Chats, nil
+	}
+	return nil, &NotLoadedError{edge: "chats"}
+}
+
+// MessagesOrErr returns the Messages value or an error if the edge
+// was not loaded in eager-loading.
+func (e SessionEdges) MessagesOrErr() ([]*Message, error) {
+	if e.loadedTypes[1] {
+		return e.Messages, nil
+	}
+	return nil, &NotLoadedError{edge: "messages"}
 }
 
 // OrganizationOrErr returns the Organization value or an error if the edge
@@ -61,7 +92,7 @@ type SessionEdges struct {
 func (e SessionEdges) OrganizationOrErr() (*Organization, error) {
 	if e.Organization != nil {
 		return e.Organization, nil
-	} else if e.loadedTypes[0] {
+	} else if e.loadedTypes[2] {
 		return nil, &NotFoundError{label: organization.Label}
 	}
 	return nil, &NotLoadedError{edge: "organization"}
@@ -74,7 +105,9 @@ func (*Session) scanValues(columns []string) ([]any, error) {
 		switch columns[i] {
 		case session.FieldID, session.FieldOrganizationID:
 			values[i] = new(gid.ID)
-		case session.FieldName, session.FieldEngine, session.FieldStatus, session.FieldStatusReason, session.FieldPhoneNumber, session.FieldPushName:
+		case session.FieldAutoconnect:
+			values[i] = new(sql.NullBool)
+		case session.FieldName, session.FieldEngine, session.FieldStatus, session.FieldStatusReason, session.FieldPhoneNumber, session.FieldPushName, session.FieldDeviceJid, session.FieldLid:
 			values[i] = new(sql.NullString)
 		case session.FieldCreatedAt, session.FieldUpdatedAt, session.FieldLastConnectedAt:
 			values[i] = new(sql.NullTime)
@@ -162,6 +195,26 @@ func (_m *Session) assignValues(columns []string, values []any) error {
 				_m.LastConnectedAt = new(time.Time)
 				*_m.LastConnectedAt = value.Time
 			}
+		case session.FieldDeviceJid:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field device_jid", values[i])
+			} else if value.Valid {
+				_m.DeviceJid = new(string)
+				*_m.DeviceJid = value.String
+			}
+		case session.FieldLid:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field lid", values[i])
+			} else if value.Valid {
+				_m.Lid = new(string)
+				*_m.Lid = value.String
+			}
+		case session.FieldAutoconnect:
+			if value, ok := values[i].(*sql.NullBool); !ok {
+				return fmt.Errorf("unexpected type %T for field autoconnect", values[i])
+			} else if value.Valid {
+				_m.Autoconnect = value.Bool
+			}
 		default:
 			_m.selectValues.Set(columns[i], values[i])
 		}
@@ -173,6 +226,16 @@ func (_m *Session) assignValues(columns []string, values []any) error {
 // This includes values selected through modifiers, order, etc.
 func (_m *Session) Value(name string) (ent.Value, error) {
 	return _m.selectValues.Get(name)
+}
+
+// QueryChats queries the "chats" edge of the Session entity.
+func (_m *Session) QueryChats() *ChatQuery {
+	return NewSessionClient(_m.config).QueryChats(_m)
+}
+
+// QueryMessages queries the "messages" edge of the Session entity.
+func (_m *Session) QueryMessages() *MessageQuery {
+	return NewSessionClient(_m.config).QueryMessages(_m)
 }
 
 // QueryOrganization queries the "organization" edge of the Session entity.
@@ -238,8 +301,69 @@ func (_m *Session) String() string {
 		builder.WriteString("last_connected_at=")
 		builder.WriteString(v.Format(time.ANSIC))
 	}
+	builder.WriteString(", ")
+	if v := _m.DeviceJid; v != nil {
+		builder.WriteString("device_jid=")
+		builder.WriteString(*v)
+	}
+	builder.WriteString(", ")
+	if v := _m.Lid; v != nil {
+		builder.WriteString("lid=")
+		builder.WriteString(*v)
+	}
+	builder.WriteString(", ")
+	builder.WriteString("autoconnect=")
+	builder.WriteString(fmt.Sprintf("%v", _m.Autoconnect))
 	builder.WriteByte(')')
 	return builder.String()
+}
+
+// NamedChats returns the Chats named value or an error if the edge was not
+// loaded in eager-loading with this name.
+func (_m *Session) NamedChats(name string) ([]*Chat, error) {
+	if _m.Edges.namedChats == nil {
+		return nil, &NotLoadedError{edge: name}
+	}
+	nodes, ok := _m.Edges.namedChats[name]
+	if !ok {
+		return nil, &NotLoadedError{edge: name}
+	}
+	return nodes, nil
+}
+
+func (_m *Session) appendNamedChats(name string, edges ...*Chat) {
+	if _m.Edges.namedChats == nil {
+		_m.Edges.namedChats = make(map[string][]*Chat)
+	}
+	if len(edges) == 0 {
+		_m.Edges.namedChats[name] = []*Chat{}
+	} else {
+		_m.Edges.namedChats[name] = append(_m.Edges.namedChats[name], edges...)
+	}
+}
+
+// NamedMessages returns the Messages named value or an error if the edge was not
+// loaded in eager-loading with this name.
+func (_m *Session) NamedMessages(name string) ([]*Message, error) {
+	if _m.Edges.namedMessages == nil {
+		return nil, &NotLoadedError{edge: name}
+	}
+	nodes, ok := _m.Edges.namedMessages[name]
+	if !ok {
+		return nil, &NotLoadedError{edge: name}
+	}
+	return nodes, nil
+}
+
+func (_m *Session) appendNamedMessages(name string, edges ...*Message) {
+	if _m.Edges.namedMessages == nil {
+		_m.Edges.namedMessages = make(map[string][]*Message)
+	}
+	if len(edges) == 0 {
+		_m.Edges.namedMessages[name] = []*Message{}
+	} else {
+		_m.Edges.namedMessages[name] = append(_m.Edges.namedMessages[name], edges...)
+	}
 }
 
 // Sessions is a parsable slice of Session.

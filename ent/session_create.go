@@ -12,6 +12,8 @@ import (
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
 	"entgo.io/ent/schema/field"
+	"github.com/wagate/wagate/ent/chat"
+	"github.com/wagate/wagate/ent/message"
 	"github.com/wagate/wagate/ent/organization"
 	"github.com/wagate/wagate/ent/session"
 	"github.com/wagate/wagate/internal/gid"
@@ -141,6 +143,48 @@ func (_c *SessionCreate) SetNillableLastConnectedAt(v *time.Time) *SessionCreate
 	return _c
 }
 
+// SetDeviceJid sets the "device_jid" field.
+func (_c *SessionCreate) SetDeviceJid(v string) *SessionCreate {
+	_c.mutation.SetDeviceJid(v)
+	return _c
+}
+
+// SetNillableDeviceJid sets the "device_jid" field if the given value is not nil.
+func (_c *SessionCreate) SetNillableDeviceJid(v *string) *SessionCreate {
+	if v != nil {
+		_c.SetDeviceJid(*v)
+	}
+	return _c
+}
+
+// SetLid sets the "lid" field.
+func (_c *SessionCreate) SetLid(v string) *SessionCreate {
+	_c.mutation.SetLid(v)
+	return _c
+}
+
+// SetNillableLid sets the "lid" field if the given value is not nil.
+func (_c *SessionCreate) SetNillableLid(v *string) *SessionCreate {
+	if v != nil {
+		_c.SetLid(*v)
+	}
+	return _c
+}
+
+// SetAutoconnect sets the "autoconnect" field.
+func (_c *SessionCreate) SetAutoconnect(v bool) *SessionCreate {
+	_c.mutation.SetAutoconnect(v)
+	return _c
+}
+
+// SetNillableAutoconnect sets the "autoconnect" field if the given value is not nil.
+func (_c *SessionCreate) SetNillableAutoconnect(v *bool) *SessionCreate {
+	if v != nil {
+		_c.SetAutoconnect(*v)
+	}
+	return _c
+}
+
 // SetID sets the "id" field.
 func (_c *SessionCreate) SetID(v gid.ID) *SessionCreate {
 	_c.mutation.SetID(v)
@@ -153,6 +197,36 @@ func (_c *SessionCreate) SetNillableID(v *gid.ID) *SessionCreate {
 		_c.SetID(*v)
 	}
 	return _c
+}
+
+// AddChatIDs adds the "chats" edge to the Chat entity by IDs.
+func (_c *SessionCreate) AddChatIDs(ids ...gid.ID) *SessionCreate {
+	_c.mutation.AddChatIDs(ids...)
+	return _c
+}
+
+// AddChats adds the "chats" edges to the Chat entity.
+func (_c *SessionCreate) AddChats(v ...*Chat) *SessionCreate {
+	ids := make([]gid.ID, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _c.AddChatIDs(ids...)
+}
+
+// AddMessageIDs adds the "messages" edge to the Message entity by IDs.
+func (_c *SessionCreate) AddMessageIDs(ids ...gid.ID) *SessionCreate {
+	_c.mutation.AddMessageIDs(ids...)
+	return _c
+}
+
+// AddMessages adds the "messages" edges to the Message entity.
+func (_c *SessionCreate) AddMessages(v ...*Message) *SessionCreate {
+	ids := make([]gid.ID, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _c.AddMessageIDs(ids...)
 }
 
 // SetOrganization sets the "organization" edge to the Organization entity.
@@ -219,6 +293,10 @@ func (_c *SessionCreate) defaults() error {
 		v := session.DefaultStatusReason
 		_c.mutation.SetStatusReason(v)
 	}
+	if _, ok := _c.mutation.Autoconnect(); !ok {
+		v := session.DefaultAutoconnect
+		_c.mutation.SetAutoconnect(v)
+	}
 	if _, ok := _c.mutation.ID(); !ok {
 		if session.DefaultID == nil {
 			return fmt.Errorf("ent: uninitialized session.DefaultID (forgotten import ent/runtime?)")
@@ -266,6 +344,9 @@ func (_c *SessionCreate) check() error {
 	}
 	if _, ok := _c.mutation.StatusReason(); !ok {
 		return &ValidationError{Name: "status_reason", err: errors.New(`ent: missing required field "Session.status_reason"`)}
+	}
+	if _, ok := _c.mutation.Autoconnect(); !ok {
+		return &ValidationError{Name: "autoconnect", err: errors.New(`ent: missing required field "Session.autoconnect"`)}
 	}
 	if v, ok := _c.mutation.ID(); ok {
 		if err := session.IDValidator(string(v)); err != nil {
@@ -346,6 +427,50 @@ func (_c *SessionCreate) createSpec() (*Session, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.LastConnectedAt(); ok {
 		_spec.SetField(session.FieldLastConnectedAt, field.TypeTime, value)
 		_node.LastConnectedAt = &value
+	}
+	if value, ok := _c.mutation.DeviceJid(); ok {
+		_spec.SetField(session.FieldDeviceJid, field.TypeString, value)
+		_node.DeviceJid = &value
+	}
+	if value, ok := _c.mutation.Lid(); ok {
+		_spec.SetField(session.FieldLid, field.TypeString, value)
+		_node.Lid = &value
+	}
+	if value, ok := _c.mutation.Autoconnect(); ok {
+		_spec.SetField(session.FieldAutoconnect, field.TypeBool, value)
+		_node.Autoconnect = value
+	}
+	if nodes := _c.mutation.ChatsIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   session.ChatsTable,
+			Columns: []string{session.ChatsColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(chat.FieldID, field.TypeString),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges = append(_spec.Edges, edge)
+	}
+	if nodes := _c.mutation.MessagesIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   session.MessagesTable,
+			Columns: []string{session.MessagesColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(message.FieldID, field.TypeString),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges = append(_spec.Edges, edge)
 	}
 	if nodes := _c.mutation.OrganizationIDs(); len(nodes) > 0 {
 		edge := &sqlgraph.EdgeSpec{
@@ -515,6 +640,54 @@ func (u *SessionUpsert) UpdateLastConnectedAt() *SessionUpsert {
 // ClearLastConnectedAt clears the value of the "last_connected_at" field.
 func (u *SessionUpsert) ClearLastConnectedAt() *SessionUpsert {
 	u.SetNull(session.FieldLastConnectedAt)
+	return u
+}
+
+// SetDeviceJid sets the "device_jid" field.
+func (u *SessionUpsert) SetDeviceJid(v string) *SessionUpsert {
+	u.Set(session.FieldDeviceJid, v)
+	return u
+}
+
+// UpdateDeviceJid sets the "device_jid" field to the value that was provided on create.
+func (u *SessionUpsert) UpdateDeviceJid() *SessionUpsert {
+	u.SetExcluded(session.FieldDeviceJid)
+	return u
+}
+
+// ClearDeviceJid clears the value of the "device_jid" field.
+func (u *SessionUpsert) ClearDeviceJid() *SessionUpsert {
+	u.SetNull(session.FieldDeviceJid)
+	return u
+}
+
+// SetLid sets the "lid" field.
+func (u *SessionUpsert) SetLid(v string) *SessionUpsert {
+	u.Set(session.FieldLid, v)
+	return u
+}
+
+// UpdateLid sets the "lid" field to the value that was provided on create.
+func (u *SessionUpsert) UpdateLid() *SessionUpsert {
+	u.SetExcluded(session.FieldLid)
+	return u
+}
+
+// ClearLid clears the value of the "lid" field.
+func (u *SessionUpsert) ClearLid() *SessionUpsert {
+	u.SetNull(session.FieldLid)
+	return u
+}
+
+// SetAutoconnect sets the "autoconnect" field.
+func (u *SessionUpsert) SetAutoconnect(v bool) *SessionUpsert {
+	u.Set(session.FieldAutoconnect, v)
+	return u
+}
+
+// UpdateAutoconnect sets the "autoconnect" field to the value that was provided on create.
+func (u *SessionUpsert) UpdateAutoconnect() *SessionUpsert {
+	u.SetExcluded(session.FieldAutoconnect)
 	return u
 }
 
@@ -691,6 +864,62 @@ func (u *SessionUpsertOne) UpdateLastConnectedAt() *SessionUpsertOne {
 func (u *SessionUpsertOne) ClearLastConnectedAt() *SessionUpsertOne {
 	return u.Update(func(s *SessionUpsert) {
 		s.ClearLastConnectedAt()
+	})
+}
+
+// SetDeviceJid sets the "device_jid" field.
+func (u *SessionUpsertOne) SetDeviceJid(v string) *SessionUpsertOne {
+	return u.Update(func(s *SessionUpsert) {
+		s.SetDeviceJid(v)
+	})
+}
+
+// UpdateDeviceJid sets the "device_jid" field to the value that was provided on create.
+func (u *SessionUpsertOne) UpdateDeviceJid() *SessionUpsertOne {
+	return u.Update(func(s *SessionUpsert) {
+		s.UpdateDeviceJid()
+	})
+}
+
+// ClearDeviceJid clears the value of the "device_jid" field.
+func (u *SessionUpsertOne) ClearDeviceJid() *SessionUpsertOne {
+	return u.Update(func(s *SessionUpsert) {
+		s.ClearDeviceJid()
+	})
+}
+
+// SetLid sets the "lid" field.
+func (u *SessionUpsertOne) SetLid(v string) *SessionUpsertOne {
+	return u.Update(func(s *SessionUpsert) {
+		s.SetLid(v)
+	})
+}
+
+// UpdateLid sets the "lid" field to the value that was provided on create.
+func (u *SessionUpsertOne) UpdateLid() *SessionUpsertOne {
+	return u.Update(func(s *SessionUpsert) {
+		s.UpdateLid()
+	})
+}
+
+// ClearLid clears the value of the "lid" field.
+func (u *SessionUpsertOne) ClearLid() *SessionUpsertOne {
+	return u.Update(func(s *SessionUpsert) {
+		s.ClearLid()
+	})
+}
+
+// SetAutoconnect sets the "autoconnect" field.
+func (u *SessionUpsertOne) SetAutoconnect(v bool) *SessionUpsertOne {
+	return u.Update(func(s *SessionUpsert) {
+		s.SetAutoconnect(v)
+	})
+}
+
+// UpdateAutoconnect sets the "autoconnect" field to the value that was provided on create.
+func (u *SessionUpsertOne) UpdateAutoconnect() *SessionUpsertOne {
+	return u.Update(func(s *SessionUpsert) {
+		s.UpdateAutoconnect()
 	})
 }
 
@@ -1034,6 +1263,62 @@ func (u *SessionUpsertBulk) UpdateLastConnectedAt() *SessionUpsertBulk {
 func (u *SessionUpsertBulk) ClearLastConnectedAt() *SessionUpsertBulk {
 	return u.Update(func(s *SessionUpsert) {
 		s.ClearLastConnectedAt()
+	})
+}
+
+// SetDeviceJid sets the "device_jid" field.
+func (u *SessionUpsertBulk) SetDeviceJid(v string) *SessionUpsertBulk {
+	return u.Update(func(s *SessionUpsert) {
+		s.SetDeviceJid(v)
+	})
+}
+
+// UpdateDeviceJid sets the "device_jid" field to the value that was provided on create.
+func (u *SessionUpsertBulk) UpdateDeviceJid() *SessionUpsertBulk {
+	return u.Update(func(s *SessionUpsert) {
+		s.UpdateDeviceJid()
+	})
+}
+
+// ClearDeviceJid clears the value of the "device_jid" field.
+func (u *SessionUpsertBulk) ClearDeviceJid() *SessionUpsertBulk {
+	return u.Update(func(s *SessionUpsert) {
+		s.ClearDeviceJid()
+	})
+}
+
+// SetLid sets the "lid" field.
+func (u *SessionUpsertBulk) SetLid(v string) *SessionUpsertBulk {
+	return u.Update(func(s *SessionUpsert) {
+		s.SetLid(v)
+	})
+}
+
+// UpdateLid sets the "lid" field to the value that was provided on create.
+func (u *SessionUpsertBulk) UpdateLid() *SessionUpsertBulk {
+	return u.Update(func(s *SessionUpsert) {
+		s.UpdateLid()
+	})
+}
+
+// ClearLid clears the value of the "lid" field.
+func (u *SessionUpsertBulk) ClearLid() *SessionUpsertBulk {
+	return u.Update(func(s *SessionUpsert) {
+		s.ClearLid()
+	})
+}
+
+// SetAutoconnect sets the "autoconnect" field.
+func (u *SessionUpsertBulk) SetAutoconnect(v bool) *SessionUpsertBulk {
+	return u.Update(func(s *SessionUpsert) {
+		s.SetAutoconnect(v)
+	})
+}
+
+// UpdateAutoconnect sets the "autoconnect" field to the value that was provided on create.
+func (u *SessionUpsertBulk) UpdateAutoconnect() *SessionUpsertBulk {
+	return u.Update(func(s *SessionUpsert) {
+		s.UpdateAutoconnect()
 	})
 }
 

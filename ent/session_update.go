@@ -11,8 +11,11 @@ import (
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
 	"entgo.io/ent/schema/field"
+	"github.com/wagate/wagate/ent/chat"
+	"github.com/wagate/wagate/ent/message"
 	"github.com/wagate/wagate/ent/predicate"
 	"github.com/wagate/wagate/ent/session"
+	"github.com/wagate/wagate/internal/gid"
 )
 
 // SessionUpdate is the builder for updating Session entities.
@@ -136,9 +139,135 @@ func (_u *SessionUpdate) ClearLastConnectedAt() *SessionUpdate {
 	return _u
 }
 
+// SetDeviceJid sets the "device_jid" field.
+func (_u *SessionUpdate) SetDeviceJid(v string) *SessionUpdate {
+	_u.mutation.SetDeviceJid(v)
+	return _u
+}
+
+// SetNillableDeviceJid sets the "device_jid" field if the given value is not nil.
+func (_u *SessionUpdate) SetNillableDeviceJid(v *string) *SessionUpdate {
+	if v != nil {
+		_u.SetDeviceJid(*v)
+	}
+	return _u
+}
+
+// ClearDeviceJid clears the value of the "device_jid" field.
+func (_u *SessionUpdate) ClearDeviceJid() *SessionUpdate {
+	_u.mutation.ClearDeviceJid()
+	return _u
+}
+
+// SetLid sets the "lid" field.
+func (_u *SessionUpdate) SetLid(v string) *SessionUpdate {
+	_u.mutation.SetLid(v)
+	return _u
+}
+
+// SetNillableLid sets the "lid" field if the given value is not nil.
+func (_u *SessionUpdate) SetNillableLid(v *string) *SessionUpdate {
+	if v != nil {
+		_u.SetLid(*v)
+	}
+	return _u
+}
+
+// ClearLid clears the value of the "lid" field.
+func (_u *SessionUpdate) ClearLid() *SessionUpdate {
+	_u.mutation.ClearLid()
+	return _u
+}
+
+// SetAutoconnect sets the "autoconnect" field.
+func (_u *SessionUpdate) SetAutoconnect(v bool) *SessionUpdate {
+	_u.mutation.SetAutoconnect(v)
+	return _u
+}
+
+// SetNillableAutoconnect sets the "autoconnect" field if the given value is not nil.
+func (_u *SessionUpdate) SetNillableAutoconnect(v *bool) *SessionUpdate {
+	if v != nil {
+		_u.SetAutoconnect(*v)
+	}
+	return _u
+}
+
+// AddChatIDs adds the "chats" edge to the Chat entity by IDs.
+func (_u *SessionUpdate) AddChatIDs(ids ...gid.ID) *SessionUpdate {
+	_u.mutation.AddChatIDs(ids...)
+	return _u
+}
+
+// AddChats adds the "chats" edges to the Chat entity.
+func (_u *SessionUpdate) AddChats(v ...*Chat) *SessionUpdate {
+	ids := make([]gid.ID, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _u.AddChatIDs(ids...)
+}
+
+// AddMessageIDs adds the "messages" edge to the Message entity by IDs.
+func (_u *SessionUpdate) AddMessageIDs(ids ...gid.ID) *SessionUpdate {
+	_u.mutation.AddMessageIDs(ids...)
+	return _u
+}
+
+// AddMessages adds the "messages" edges to the Message entity.
+func (_u *SessionUpdate) AddMessages(v ...*Message) *SessionUpdate {
+	ids := make([]gid.ID, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _u.AddMessageIDs(ids...)
+}
+
 // Mutation returns the SessionMutation object of the builder.
 func (_u *SessionUpdate) Mutation() *SessionMutation {
 	return _u.mutation
+}
+
+// ClearChats clears all "chats" edges to the Chat entity.
+func (_u *SessionUpdate) ClearChats() *SessionUpdate {
+	_u.mutation.ClearChats()
+	return _u
+}
+
+// RemoveChatIDs removes the "chats" edge to Chat entities by IDs.
+func (_u *SessionUpdate) RemoveChatIDs(ids ...gid.ID) *SessionUpdate {
+	_u.mutation.RemoveChatIDs(ids...)
+	return _u
+}
+
+// RemoveChats removes "chats" edges to Chat entities.
+func (_u *SessionUpdate) RemoveChats(v ...*Chat) *SessionUpdate {
+	ids := make([]gid.ID, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _u.RemoveChatIDs(ids...)
+}
+
+// ClearMessages clears all "messages" edges to the Message entity.
+func (_u *SessionUpdate) ClearMessages() *SessionUpdate {
+	_u.mutation.ClearMessages()
+	return _u
+}
+
+// RemoveMessageIDs removes the "messages" edge to Message entities by IDs.
+func (_u *SessionUpdate) RemoveMessageIDs(ids ...gid.ID) *SessionUpdate {
+	_u.mutation.RemoveMessageIDs(ids...)
+	return _u
+}
+
+// RemoveMessages removes "messages" edges to Message entities.
+func (_u *SessionUpdate) RemoveMessages(v ...*Message) *SessionUpdate {
+	ids := make([]gid.ID, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _u.RemoveMessageIDs(ids...)
 }
 
 // Save executes the query and returns the number of nodes affected by the update operation.
@@ -242,6 +371,111 @@ func (_u *SessionUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	}
 	if _u.mutation.LastConnectedAtCleared() {
 		_spec.ClearField(session.FieldLastConnectedAt, field.TypeTime)
+	}
+	if value, ok := _u.mutation.DeviceJid(); ok {
+		_spec.SetField(session.FieldDeviceJid, field.TypeString, value)
+	}
+	if _u.mutation.DeviceJidCleared() {
+		_spec.ClearField(session.FieldDeviceJid, field.TypeString)
+	}
+	if value, ok := _u.mutation.Lid(); ok {
+		_spec.SetField(session.FieldLid, field.TypeString, value)
+	}
+	if _u.mutation.LidCleared() {
+		_spec.ClearField(session.FieldLid, field.TypeString)
+	}
+	if value, ok := _u.mutation.Autoconnect(); ok {
+		_spec.SetField(session.FieldAutoconnect, field.TypeBool, value)
+	}
+	if _u.mutation.ChatsCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   session.ChatsTable,
+			Columns: []string{session.ChatsColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(chat.FieldID, field.TypeString),
+			},
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.RemovedChatsIDs(); len(nodes) > 0 && !_u.mutation.ChatsCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   session.ChatsTable,
+			Columns: []string{session.ChatsColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(chat.FieldID, field.TypeString),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.ChatsIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   session.ChatsTable,
+			Columns: []string{session.ChatsColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(chat.FieldID, field.TypeString),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Add = append(_spec.Edges.Add, edge)
+	}
+	if _u.mutation.MessagesCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   session.MessagesTable,
+			Columns: []string{session.MessagesColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(message.FieldID, field.TypeString),
+			},
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.RemovedMessagesIDs(); len(nodes) > 0 && !_u.mutation.MessagesCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   session.MessagesTable,
+			Columns: []string{session.MessagesColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(message.FieldID, field.TypeString),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.MessagesIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   session.MessagesTable,
+			Columns: []string{session.MessagesColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(message.FieldID, field.TypeString),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Add = append(_spec.Edges.Add, edge)
 	}
 	if _node, err = sqlgraph.UpdateNodes(ctx, _u.driver, _spec); err != nil {
 		if _, ok := err.(*sqlgraph.NotFoundError); ok {
@@ -371,9 +605,135 @@ func (_u *SessionUpdateOne) ClearLastConnectedAt() *SessionUpdateOne {
 	return _u
 }
 
+// SetDeviceJid sets the "device_jid" field.
+func (_u *SessionUpdateOne) SetDeviceJid(v string) *SessionUpdateOne {
+	_u.mutation.SetDeviceJid(v)
+	return _u
+}
+
+// SetNillableDeviceJid sets the "device_jid" field if the given value is not nil.
+func (_u *SessionUpdateOne) SetNillableDeviceJid(v *string) *SessionUpdateOne {
+	if v != nil {
+		_u.SetDeviceJid(*v)
+	}
+	return _u
+}
+
+// ClearDeviceJid clears the value of the "device_jid" field.
+func (_u *SessionUpdateOne) ClearDeviceJid() *SessionUpdateOne {
+	_u.mutation.ClearDeviceJid()
+	return _u
+}
+
+// SetLid sets the "lid" field.
+func (_u *SessionUpdateOne) SetLid(v string) *SessionUpdateOne {
+	_u.mutation.SetLid(v)
+	return _u
+}
+
+// SetNillableLid sets the "lid" field if the given value is not nil.
+func (_u *SessionUpdateOne) SetNillableLid(v *string) *SessionUpdateOne {
+	if v != nil {
+		_u.SetLid(*v)
+	}
+	return _u
+}
+
+// ClearLid clears the value of the "lid" field.
+func (_u *SessionUpdateOne) ClearLid() *SessionUpdateOne {
+	_u.mutation.ClearLid()
+	return _u
+}
+
+// SetAutoconnect sets the "autoconnect" field.
+func (_u *SessionUpdateOne) SetAutoconnect(v bool) *SessionUpdateOne {
+	_u.mutation.SetAutoconnect(v)
+	return _u
+}
+
+// SetNillableAutoconnect sets the "autoconnect" field if the given value is not nil.
+func (_u *SessionUpdateOne) SetNillableAutoconnect(v *bool) *SessionUpdateOne {
+	if v != nil {
+		_u.SetAutoconnect(*v)
+	}
+	return _u
+}
+
+// AddChatIDs adds the "chats" edge to the Chat entity by IDs.
+func (_u *SessionUpdateOne) AddChatIDs(ids ...gid.ID) *SessionUpdateOne {
+	_u.mutation.AddChatIDs(ids...)
+	return _u
+}
+
+// AddChats adds the "chats" edges to the Chat entity.
+func (_u *SessionUpdateOne) AddChats(v ...*Chat) *SessionUpdateOne {
+	ids := make([]gid.ID, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _u.AddChatIDs(ids...)
+}
+
+// AddMessageIDs adds the "messages" edge to the Message entity by IDs.
+func (_u *SessionUpdateOne) AddMessageIDs(ids ...gid.ID) *SessionUpdateOne {
+	_u.mutation.AddMessageIDs(ids...)
+	return _u
+}
+
+// AddMessages adds the "messages" edges to the Message entity.
+func (_u *SessionUpdateOne) AddMessages(v ...*Message) *SessionUpdateOne {
+	ids := make([]gid.ID, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _u.AddMessageIDs(ids...)
+}
+
 // Mutation returns the SessionMutation object of the builder.
 func (_u *SessionUpdateOne) Mutation() *SessionMutation {
 	return _u.mutation
+}
+
+// ClearChats clears all "chats" edges to the Chat entity.
+func (_u *SessionUpdateOne) ClearChats() *SessionUpdateOne {
+	_u.mutation.ClearChats()
+	return _u
+}
+
+// RemoveChatIDs removes the "chats" edge to Chat entities by IDs.
+func (_u *SessionUpdateOne) RemoveChatIDs(ids ...gid.ID) *SessionUpdateOne {
+	_u.mutation.RemoveChatIDs(ids...)
+	return _u
+}
+
+// RemoveChats removes "chats" edges to Chat entities.
+func (_u *SessionUpdateOne) RemoveChats(v ...*Chat) *SessionUpdateOne {
+	ids := make([]gid.ID, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _u.RemoveChatIDs(ids...)
+}
+
+// ClearMessages clears all "messages" edges to the Message entity.
+func (_u *SessionUpdateOne) ClearMessages() *SessionUpdateOne {
+	_u.mutation.ClearMessages()
+	return _u
+}
+
+// RemoveMessageIDs removes the "messages" edge to Message entities by IDs.
+func (_u *SessionUpdateOne) RemoveMessageIDs(ids ...gid.ID) *SessionUpdateOne {
+	_u.mutation.RemoveMessageIDs(ids...)
+	return _u
+}
+
+// RemoveMessages removes "messages" edges to Message entities.
+func (_u *SessionUpdateOne) RemoveMessages(v ...*Message) *SessionUpdateOne {
+	ids := make([]gid.ID, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _u.RemoveMessageIDs(ids...)
 }
 
 // Where appends a list predicates to the SessionUpdate builder.
@@ -507,6 +867,111 @@ func (_u *SessionUpdateOne) sqlSave(ctx context.Context) (_node *Session, err er
 	}
 	if _u.mutation.LastConnectedAtCleared() {
 		_spec.ClearField(session.FieldLastConnectedAt, field.TypeTime)
+	}
+	if value, ok := _u.mutation.DeviceJid(); ok {
+		_spec.SetField(session.FieldDeviceJid, field.TypeString, value)
+	}
+	if _u.mutation.DeviceJidCleared() {
+		_spec.ClearField(session.FieldDeviceJid, field.TypeString)
+	}
+	if value, ok := _u.mutation.Lid(); ok {
+		_spec.SetField(session.FieldLid, field.TypeString, value)
+	}
+	if _u.mutation.LidCleared() {
+		_spec.ClearField(session.FieldLid, field.TypeString)
+	}
+	if value, ok := _u.mutation.Autoconnect(); ok {
+		_spec.SetField(session.FieldAutoconnect, field.TypeBool, value)
+	}
+	if _u.mutation.ChatsCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   session.ChatsTable,
+			Columns: []string{session.ChatsColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(chat.FieldID, field.TypeString),
+			},
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.RemovedChatsIDs(); len(nodes) > 0 && !_u.mutation.ChatsCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   session.ChatsTable,
+			Columns: []string{session.ChatsColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(chat.FieldID, field.TypeString),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.ChatsIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   session.ChatsTable,
+			Columns: []string{session.ChatsColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(chat.FieldID, field.TypeString),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Add = append(_spec.Edges.Add, edge)
+	}
+	if _u.mutation.MessagesCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   session.MessagesTable,
+			Columns: []string{session.MessagesColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(message.FieldID, field.TypeString),
+			},
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.RemovedMessagesIDs(); len(nodes) > 0 && !_u.mutation.MessagesCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   session.MessagesTable,
+			Columns: []string{session.MessagesColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(message.FieldID, field.TypeString),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.MessagesIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   session.MessagesTable,
+			Columns: []string{session.MessagesColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(message.FieldID, field.TypeString),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Add = append(_spec.Edges.Add, edge)
 	}
 	_node = &Session{config: _u.config}
 	_spec.Assign = _node.assignValues

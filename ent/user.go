@@ -53,17 +53,20 @@ type UserEdges struct {
 	CreatedAPIKeys []*APIKey `json:"created_api_keys,omitempty"`
 	// AuditEntries holds the value of the audit_entries edge.
 	AuditEntries []*AuditEntry `json:"audit_entries,omitempty"`
+	// SentMessages holds the value of the sent_messages edge.
+	SentMessages []*Message `json:"sent_messages,omitempty"`
 	// SelectedOrganization holds the value of the selected_organization edge.
 	SelectedOrganization *Organization `json:"selected_organization,omitempty"`
 	// loadedTypes holds the information for reporting if a
 	// type was loaded (or requested) in eager-loading or not.
-	loadedTypes [6]bool
+	loadedTypes [7]bool
 
 	namedMemberships     map[string][]*Membership
 	namedAuthTokens      map[string][]*AuthToken
 	namedSentInvitations map[string][]*Invitation
 	namedCreatedAPIKeys  map[string][]*APIKey
 	namedAuditEntries    map[string][]*AuditEntry
+	namedSentMessages    map[string][]*Message
 }
 
 // MembershipsOrErr returns the Memberships value or an error if the edge
@@ -111,12 +114,21 @@ func (e UserEdges) AuditEntriesOrErr() ([]*AuditEntry, error) {
 	return nil, &NotLoadedError{edge: "audit_entries"}
 }
 
+// SentMessagesOrErr returns the SentMessages value or an error if the edge
+// was not loaded in eager-loading.
+func (e UserEdges) SentMessagesOrErr() ([]*Message, error) {
+	if e.loadedTypes[5] {
+		return e.SentMessages, nil
+	}
+	return nil, &NotLoadedError{edge: "sent_messages"}
+}
+
 // SelectedOrganizationOrErr returns the SelectedOrganization value or an error if the edge
 // was not loaded in eager-loading, or loaded but was not found.
 func (e UserEdges) SelectedOrganizationOrErr() (*Organization, error) {
 	if e.SelectedOrganization != nil {
 		return e.SelectedOrganization, nil
-	} else if e.loadedTypes[5] {
+	} else if e.loadedTypes[6] {
 		return nil, &NotFoundError{label: organization.Label}
 	}
 	return nil, &NotLoadedError{edge: "selected_organization"}
@@ -243,6 +255,11 @@ func (_m *User) QueryCreatedAPIKeys() *APIKeyQuery {
 // QueryAuditEntries queries the "audit_entries" edge of the User entity.
 func (_m *User) QueryAuditEntries() *AuditEntryQuery {
 	return NewUserClient(_m.config).QueryAuditEntries(_m)
+}
+
+// QuerySentMessages queries the "sent_messages" edge of the User entity.
+func (_m *User) QuerySentMessages() *MessageQuery {
+	return NewUserClient(_m.config).QuerySentMessages(_m)
 }
 
 // QuerySelectedOrganization queries the "selected_organization" edge of the User entity.
@@ -418,6 +435,30 @@ func (_m *User) appendNamedAuditEntries(name string, edges ...*AuditEntry) {
 		_m.Edges.namedAuditEntries[name] = []*AuditEntry{}
 	} else {
 		_m.Edges.namedAuditEntries[name] = append(_m.Edges.namedAuditEntries[name], edges...)
+	}
+}
+
+// NamedSentMessages returns the SentMessages named value or an error if the edge was not
+// loaded in eager-loading with this name.
+func (_m *User) NamedSentMessages(name string) ([]*Message, error) {
+	if _m.Edges.namedSentMessages == nil {
+		return nil, &NotLoadedError{edge: name}
+	}
+	nodes, ok := _m.Edges.namedSentMessages[name]
+	if !ok {
+		return nil, &NotLoadedError{edge: name}
+	}
+	return nodes, nil
+}
+
+func (_m *User) appendNamedSentMessages(name string, edges ...*Message) {
+	if _m.Edges.namedSentMessages == nil {
+		_m.Edges.namedSentMessages = make(map[string][]*Message)
+	}
+	if len(edges) == 0 {
+		_m.Edges.namedSentMessages[name] = []*Message{}
+	} else {
+		_m.Edges.namedSentMessages[name] = append(_m.Edges.namedSentMessages[name], edges...)
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/wagate/wagate/ent/authtoken"
 	"github.com/wagate/wagate/ent/invitation"
 	"github.com/wagate/wagate/ent/membership"
+	"github.com/wagate/wagate/ent/message"
 	"github.com/wagate/wagate/ent/organization"
 	"github.com/wagate/wagate/ent/user"
 	"github.com/wagate/wagate/internal/gid"
@@ -213,6 +214,21 @@ func (_c *UserCreate) AddAuditEntries(v ...*AuditEntry) *UserCreate {
 		ids[i] = v[i].ID
 	}
 	return _c.AddAuditEntryIDs(ids...)
+}
+
+// AddSentMessageIDs adds the "sent_messages" edge to the Message entity by IDs.
+func (_c *UserCreate) AddSentMessageIDs(ids ...gid.ID) *UserCreate {
+	_c.mutation.AddSentMessageIDs(ids...)
+	return _c
+}
+
+// AddSentMessages adds the "sent_messages" edges to the Message entity.
+func (_c *UserCreate) AddSentMessages(v ...*Message) *UserCreate {
+	ids := make([]gid.ID, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _c.AddSentMessageIDs(ids...)
 }
 
 // SetSelectedOrganization sets the "selected_organization" edge to the Organization entity.
@@ -473,6 +489,22 @@ func (_c *UserCreate) createSpec() (*User, *sqlgraph.CreateSpec) {
 			Bidi:    false,
 			Target: &sqlgraph.EdgeTarget{
 				IDSpec: sqlgraph.NewFieldSpec(auditentry.FieldID, field.TypeString),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges = append(_spec.Edges, edge)
+	}
+	if nodes := _c.mutation.SentMessagesIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   user.SentMessagesTable,
+			Columns: []string{user.SentMessagesColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(message.FieldID, field.TypeString),
 			},
 		}
 		for _, k := range nodes {

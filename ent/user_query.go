@@ -19,6 +19,7 @@ import (
 	"github.com/wagate/wagate/ent/authtoken"
 	"github.com/wagate/wagate/ent/invitation"
 	"github.com/wagate/wagate/ent/membership"
+	"github.com/wagate/wagate/ent/message"
 	"github.com/wagate/wagate/ent/organization"
 	"github.com/wagate/wagate/ent/predicate"
 	"github.com/wagate/wagate/ent/user"
@@ -37,6 +38,7 @@ type UserQuery struct {
 	withSentInvitations      *InvitationQuery
 	withCreatedAPIKeys       *APIKeyQuery
 	withAuditEntries         *AuditEntryQuery
+	withSentMessages         *MessageQuery
 	withSelectedOrganization *OrganizationQuery
 	loadTotal                []func(context.Context, []*User) error
 	modifiers                []func(*sql.Selector)
@@ -45,6 +47,7 @@ type UserQuery struct {
 	withNamedSentInvitations map[string]*InvitationQuery
 	withNamedCreatedAPIKeys  map[string]*APIKeyQuery
 	withNamedAuditEntries    map[string]*AuditEntryQuery
+	withNamedSentMessages    map[string]*MessageQuery
 	// intermediate query (i.e. traversal path).
 	sql  *sql.Selector
 	path func(context.Context) (*sql.Selector, error)
@@ -184,6 +187,28 @@ func (_q *UserQuery) QueryAuditEntries() *AuditEntryQuery {
 			sqlgraph.From(user.Table, user.FieldID, selector),
 			sqlgraph.To(auditentry.Table, auditentry.FieldID),
 			sqlgraph.Edge(sqlgraph.O2M, false, user.AuditEntriesTable, user.AuditEntriesColumn),
+		)
+		fromU = sqlgraph.SetNeighbors(_q.driver.Dialect(), step)
+		return fromU, nil
+	}
+	return query
+}
+
+// QuerySentMessages chains the current query on the "sent_messages" edge.
+func (_q *UserQuery) QuerySentMessages() *MessageQuery {
+	query := (&MessageClient{config: _q.config}).Query()
+	query.path = func(ctx context.Context) (fromU *sql.Selector, err error) {
+		if err := _q.prepareQuery(ctx); err != nil {
+			return nil, err
+		}
+		selector := _q.sqlQuery(ctx)
+		if err := selector.Err(); err != nil {
+			return nil, err
+		}
+		step := sqlgraph.NewStep(
+			sqlgraph.From(user.Table, user.FieldID, selector),
+			sqlgraph.To(message.Table, message.FieldID),
+			sqlgraph.Edge(sqlgraph.O2M, false, user.SentMessagesTable, user.SentMessagesColumn),
 		)
 		fromU = sqlgraph.SetNeighbors(_q.driver.Dialect(), step)
 		return fromU, nil
@@ -410,6 +435,7 @@ func (_q *UserQuery) Clone() *UserQuery {
 		withSentInvitations:      _q.withSentInvitations.Clone(),
 		withCreatedAPIKeys:       _q.withCreatedAPIKeys.Clone(),
 		withAuditEntries:         _q.withAuditEntries.Clone(),
+		withSentMessages:         _q.withSentMessages.Clone(),
 		withSelectedOrganization: _q.withSelectedOrganization.Clone(),
 		// clone intermediate query.
 		sql:  _q.sql.Clone(),
@@ -469,6 +495,17 @@ func (_q *UserQuery) WithAuditEntries(opts ...func(*AuditEntryQuery)) *UserQuery
 		opt(query)
 	}
 	_q.withAuditEntries = query
+	return _q
+}
+
+// WithSentMessages tells the query-builder to eager-load the nodes that are connected to
+// the "sent_messages" edge. The optional arguments are used to configure the query builder of the edge.
+func (_q *UserQuery) WithSentMessages(opts ...func(*MessageQuery)) *UserQuery {
+	query := (&MessageClient{config: _q.config}).Query()
+	for _, opt := range opts {
+		opt(query)
+	}
+	_q.withSentMessages = query
 	return _q
 }
 
@@ -567,12 +604,13 @@ func (_q *UserQuery) sqlAll(ctx context.Context, hooks ...queryHook) ([]*User, e
 	var (
 		nodes       = []*User{}
 		_spec       = _q.querySpec()
-		loadedTypes = [6]bool{
+		loadedTypes = [7]bool{
 			_q.withMemberships != nil,
 			_q.withAuthTokens != nil,
 			_q.withSentInvitations != nil,
 			_q.withCreatedAPIKeys != nil,
 			_q.withAuditEntries != nil,
+			_q.withSentMessages != nil,
 			_q.withSelectedOrganization != nil,
 		}
 	)
@@ -632,6 +670,13 @@ func (_q *UserQuery) sqlAll(ctx context.Context, hooks ...queryHook) ([]*User, e
 			return nil, err
 		}
 	}
+	if query := _q.withSentMessages; query != nil {
+		if err := _q.loadSentMessages(ctx, query, nodes,
+			func(n *User) { n.Edges.SentMessages = []*Message{} },
+			func(n *User, e *Message) { n.Edges.SentMessages = append(n.Edges.SentMessages, e) }); err != nil {
+			return nil, err
+		}
+	}
 	if query := _q.withSelectedOrganization; query != nil {
 		if err := _q.loadSelectedOrganization(ctx, query, nodes, nil,
 			func(n *User, e *Organization) { n.Edges.SelectedOrganization = e }); err != nil {
@@ -670,6 +715,13 @@ func (_q *UserQuery) sqlAll(ctx context.Context, hooks ...queryHook) ([]*User, e
 		if err := _q.loadAuditEntries(ctx, query, nodes,
 			func(n *User) { n.appendNamedAuditEntries(name) },
 			func(n *User, e *AuditEntry) { n.appendNamedAuditEntries(name, e) }); err != nil {
+			return nil, err
+		}
+	}
+	for name, query := range _q.withNamedSentMessages {
+		if err := _q.loadSentMessages(ctx, query, nodes,
+			func(n *User) { n.appendNamedSentMessages(name) },
+			func(n *User, e *Message) { n.appendNamedSentMessages(name, e) }); err != nil {
 			return nil, err
 		}
 	}
@@ -835,6 +887,39 @@ func (_q *UserQuery) loadAuditEntries(ctx context.Context, query *AuditEntryQuer
 		node, ok := nodeids[*fk]
 		if !ok {
 			return fmt.Errorf(`unexpected referenced foreign-key "actor_user_id" returned %v for node %v`, *fk, n.ID)
+		}
+		assign(node, n)
+	}
+	return nil
+}
+func (_q *UserQuery) loadSentMessages(ctx context.Context, query *MessageQuery, nodes []*User, init func(*User), assign func(*User, *Message)) error {
+	fks := make([]driver.Value, 0, len(nodes))
+	nodeids := make(map[gid.ID]*User)
+	for i := range nodes {
+		fks = append(fks, nodes[i].ID)
+		nodeids[nodes[i].ID] = nodes[i]
+		if init != nil {
+			init(nodes[i])
+		}
+	}
+	if len(query.ctx.Fields) > 0 {
+		query.ctx.AppendFieldOnce(message.FieldSentByID)
+	}
+	query.Where(predicate.Message(func(s *sql.Selector) {
+		s.Where(sql.InValues(s.C(user.SentMessagesColumn), fks...))
+	}))
+	neighbors, err := query.All(ctx)
+	if err != nil {
+		return err
+	}
+	for _, n := range neighbors {
+		fk := n.SentByID
+		if fk == nil {
+			return fmt.Errorf(`foreign-key "sent_by_id" is nil for node %v`, n.ID)
+		}
+		node, ok := nodeids[*fk]
+		if !ok {
+			return fmt.Errorf(`unexpected referenced foreign-key "sent_by_id" returned %v for node %v`, *fk, n.ID)
 		}
 		assign(node, n)
 	}
@@ -1056,6 +1141,20 @@ func (_q *UserQuery) WithNamedAuditEntries(name string, opts ...func(*AuditEntry
 		_q.withNamedAuditEntries = make(map[string]*AuditEntryQuery)
 	}
 	_q.withNamedAuditEntries[name] = query
+	return _q
+}
+
+// WithNamedSentMessages tells the query-builder to eager-load the nodes that are connected to the "sent_messages"
+// edge with the given name. The optional arguments are used to configure the query builder of the edge.
+func (_q *UserQuery) WithNamedSentMessages(name string, opts ...func(*MessageQuery)) *UserQuery {
+	query := (&MessageClient{config: _q.config}).Query()
+	for _, opt := range opts {
+		opt(query)
+	}
+	if _q.withNamedSentMessages == nil {
+		_q.withNamedSentMessages = make(map[string]*MessageQuery)
+	}
+	_q.withNamedSentMessages[name] = query
 	return _q
 }
 

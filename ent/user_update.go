@@ -16,6 +16,7 @@ import (
 	"github.com/wagate/wagate/ent/authtoken"
 	"github.com/wagate/wagate/ent/invitation"
 	"github.com/wagate/wagate/ent/membership"
+	"github.com/wagate/wagate/ent/message"
 	"github.com/wagate/wagate/ent/organization"
 	"github.com/wagate/wagate/ent/predicate"
 	"github.com/wagate/wagate/ent/user"
@@ -206,6 +207,21 @@ func (_u *UserUpdate) AddAuditEntries(v ...*AuditEntry) *UserUpdate {
 	return _u.AddAuditEntryIDs(ids...)
 }
 
+// AddSentMessageIDs adds the "sent_messages" edge to the Message entity by IDs.
+func (_u *UserUpdate) AddSentMessageIDs(ids ...gid.ID) *UserUpdate {
+	_u.mutation.AddSentMessageIDs(ids...)
+	return _u
+}
+
+// AddSentMessages adds the "sent_messages" edges to the Message entity.
+func (_u *UserUpdate) AddSentMessages(v ...*Message) *UserUpdate {
+	ids := make([]gid.ID, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _u.AddSentMessageIDs(ids...)
+}
+
 // SetSelectedOrganization sets the "selected_organization" edge to the Organization entity.
 func (_u *UserUpdate) SetSelectedOrganization(v *Organization) *UserUpdate {
 	return _u.SetSelectedOrganizationID(v.ID)
@@ -319,6 +335,27 @@ func (_u *UserUpdate) RemoveAuditEntries(v ...*AuditEntry) *UserUpdate {
 		ids[i] = v[i].ID
 	}
 	return _u.RemoveAuditEntryIDs(ids...)
+}
+
+// ClearSentMessages clears all "sent_messages" edges to the Message entity.
+func (_u *UserUpdate) ClearSentMessages() *UserUpdate {
+	_u.mutation.ClearSentMessages()
+	return _u
+}
+
+// RemoveSentMessageIDs removes the "sent_messages" edge to Message entities by IDs.
+func (_u *UserUpdate) RemoveSentMessageIDs(ids ...gid.ID) *UserUpdate {
+	_u.mutation.RemoveSentMessageIDs(ids...)
+	return _u
+}
+
+// RemoveSentMessages removes "sent_messages" edges to Message entities.
+func (_u *UserUpdate) RemoveSentMessages(v ...*Message) *UserUpdate {
+	ids := make([]gid.ID, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _u.RemoveSentMessageIDs(ids...)
 }
 
 // ClearSelectedOrganization clears the "selected_organization" edge to the Organization entity.
@@ -644,6 +681,51 @@ func (_u *UserUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 		}
 		_spec.Edges.Add = append(_spec.Edges.Add, edge)
 	}
+	if _u.mutation.SentMessagesCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   user.SentMessagesTable,
+			Columns: []string{user.SentMessagesColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(message.FieldID, field.TypeString),
+			},
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.RemovedSentMessagesIDs(); len(nodes) > 0 && !_u.mutation.SentMessagesCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   user.SentMessagesTable,
+			Columns: []string{user.SentMessagesColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(message.FieldID, field.TypeString),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.SentMessagesIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   user.SentMessagesTable,
+			Columns: []string{user.SentMessagesColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(message.FieldID, field.TypeString),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Add = append(_spec.Edges.Add, edge)
+	}
 	if _u.mutation.SelectedOrganizationCleared() {
 		edge := &sqlgraph.EdgeSpec{
 			Rel:     sqlgraph.M2O,
@@ -864,6 +946,21 @@ func (_u *UserUpdateOne) AddAuditEntries(v ...*AuditEntry) *UserUpdateOne {
 	return _u.AddAuditEntryIDs(ids...)
 }
 
+// AddSentMessageIDs adds the "sent_messages" edge to the Message entity by IDs.
+func (_u *UserUpdateOne) AddSentMessageIDs(ids ...gid.ID) *UserUpdateOne {
+	_u.mutation.AddSentMessageIDs(ids...)
+	return _u
+}
+
+// AddSentMessages adds the "sent_messages" edges to the Message entity.
+func (_u *UserUpdateOne) AddSentMessages(v ...*Message) *UserUpdateOne {
+	ids := make([]gid.ID, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _u.AddSentMessageIDs(ids...)
+}
+
 // SetSelectedOrganization sets the "selected_organization" edge to the Organization entity.
 func (_u *UserUpdateOne) SetSelectedOrganization(v *Organization) *UserUpdateOne {
 	return _u.SetSelectedOrganizationID(v.ID)
@@ -977,6 +1074,27 @@ func (_u *UserUpdateOne) RemoveAuditEntries(v ...*AuditEntry) *UserUpdateOne {
 		ids[i] = v[i].ID
 	}
 	return _u.RemoveAuditEntryIDs(ids...)
+}
+
+// ClearSentMessages clears all "sent_messages" edges to the Message entity.
+func (_u *UserUpdateOne) ClearSentMessages() *UserUpdateOne {
+	_u.mutation.ClearSentMessages()
+	return _u
+}
+
+// RemoveSentMessageIDs removes the "sent_messages" edge to Message entities by IDs.
+func (_u *UserUpdateOne) RemoveSentMessageIDs(ids ...gid.ID) *UserUpdateOne {
+	_u.mutation.RemoveSentMessageIDs(ids...)
+	return _u
+}
+
+// RemoveSentMessages removes "sent_messages" edges to Message entities.
+func (_u *UserUpdateOne) RemoveSentMessages(v ...*Message) *UserUpdateOne {
+	ids := make([]gid.ID, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _u.RemoveSentMessageIDs(ids...)
 }
 
 // ClearSelectedOrganization clears the "selected_organization" edge to the Organization entity.
@@ -1325,6 +1443,51 @@ func (_u *UserUpdateOne) sqlSave(ctx context.Context) (_node *User, err error) {
 			Bidi:    false,
 			Target: &sqlgraph.EdgeTarget{
 				IDSpec: sqlgraph.NewFieldSpec(auditentry.FieldID, field.TypeString),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Add = append(_spec.Edges.Add, edge)
+	}
+	if _u.mutation.SentMessagesCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   user.SentMessagesTable,
+			Columns: []string{user.SentMessagesColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(message.FieldID, field.TypeString),
+			},
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.RemovedSentMessagesIDs(); len(nodes) > 0 && !_u.mutation.SentMessagesCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   user.SentMessagesTable,
+			Columns: []string{user.SentMessagesColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(message.FieldID, field.TypeString),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.SentMessagesIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   user.SentMessagesTable,
+			Columns: []string{user.SentMessagesColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(message.FieldID, field.TypeString),
 			},
 		}
 		for _, k := range nodes {

@@ -47,6 +47,9 @@ func (r *Resolver) APIKey() APIKeyResolver { return &aPIKeyResolver{r} }
 // Invitation returns InvitationResolver implementation.
 func (r *Resolver) Invitation() InvitationResolver { return &invitationResolver{r} }
 
+// Message returns MessageResolver implementation.
+func (r *Resolver) Message() MessageResolver { return &messageResolver{r} }
+
 // Organization returns OrganizationResolver implementation.
 func (r *Resolver) Organization() OrganizationResolver { return &organizationResolver{r} }
 
@@ -62,6 +65,7 @@ func (r *Resolver) User() UserResolver { return &userResolver{r} }
 type (
 	aPIKeyResolver       struct{ *Resolver }
 	invitationResolver   struct{ *Resolver }
+	messageResolver      struct{ *Resolver }
 	organizationResolver struct{ *Resolver }
 	queryResolver        struct{ *Resolver }
 	sessionResolver      struct{ *Resolver }

@@ -1,6 +1,10 @@
 package graph
 
-import "github.com/wagate/wagate/internal/viewer"
+import (
+	"github.com/wagate/wagate/ent"
+	"github.com/wagate/wagate/graph/model"
+	"github.com/wagate/wagate/internal/viewer"
+)
 
 // optionalRole maps "no role" to null.
 func optionalRole(r viewer.Role) *viewer.Role {
@@ -8,4 +12,16 @@ func optionalRole(r viewer.Role) *viewer.Role {
 		return nil
 	}
 	return &r
+}
+
+// mediaOf describes a message's attachment, downloadable from /media/{id}.
+func mediaOf(m *ent.Message) *model.Media {
+	if m.MediaMime == nil {
+		return nil
+	}
+	var size int64
+	if m.MediaSize != nil {
+		size = *m.MediaSize
+	}
+	return &model.Media{MimeType: *m.MediaMime, FileName: m.MediaName, Size: int(size), URL: "/media/" + string(m.ID)}
 }

@@ -6,6 +6,7 @@ import (
 	"github.com/wagate/wagate/ent"
 	"github.com/wagate/wagate/internal/auth"
 	"github.com/wagate/wagate/internal/oversight"
+	"github.com/wagate/wagate/internal/sessions"
 	"github.com/wagate/wagate/internal/tenancy"
 )
 
@@ -15,6 +16,7 @@ type Resolver struct {
 	auth      *auth.Service
 	tenancy   *tenancy.Service
 	oversight *oversight.Service
+	sessions  *sessions.Service
 }
 
 // Services are what the resolvers delegate to.
@@ -23,9 +25,10 @@ type Services struct {
 	Auth      *auth.Service
 	Tenancy   *tenancy.Service
 	Oversight *oversight.Service
+	Sessions  *sessions.Service
 }
 
 // NewResolver returns the root resolver.
 func NewResolver(s Services) *Resolver {
-	return &Resolver{client: s.Client, auth: s.Auth, tenancy: s.Tenancy, oversight: s.Oversight}
+	return &Resolver{client: s.Client, auth: s.Auth, tenancy: s.Tenancy, oversight: s.Oversight, sessions: s.Sessions}
 }

@@ -25,6 +25,8 @@ type ServerConfig struct {
 	Introspection bool
 	// AllowedOrigins may open WebSockets besides the server's own origin ("*": any).
 	AllowedOrigins []string
+	// MaxUploadBytes bounds an attachment in a multipart request.
+	MaxUploadBytes int64
 	// WebsocketInit authenticates a WebSocket's connection_init.
 	WebsocketInit transport.WebsocketInitFunc
 	Log           *slog.Logger
@@ -46,6 +48,7 @@ func NewServer(r *Resolver, cfg ServerConfig) *handler.Server {
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(transport.GET{})
 	srv.AddTransport(transport.POST{})
+	srv.AddTransport(transport.MultipartForm{MaxUploadSize: cfg.MaxUploadBytes, MaxMemory: 4 << 20})
 	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
 	if cfg.Introspection {
 		srv.Use(extension.Introspection{})

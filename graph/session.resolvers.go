@@ -8,10 +8,96 @@ package graph
 import (
 	"context"
 
+	"entgo.io/contrib/entgql"
 	"github.com/wagate/wagate/ent"
+	"github.com/wagate/wagate/graph/model"
+	"github.com/wagate/wagate/internal/gid"
+	"github.com/wagate/wagate/internal/page"
+	"github.com/wagate/wagate/internal/sessions"
+	"github.com/wagate/wagate/internal/whatsapp"
 )
+
+// SenderPhone is the resolver for the senderPhone field.
+func (r *messageResolver) SenderPhone(ctx context.Context, obj *ent.Message) (*string, error) {
+	return r.tenancy.MaskedPhone(ctx, obj.OrganizationID, obj.SenderPhone), nil
+}
+
+// Media is the resolver for the media field.
+func (r *messageResolver) Media(ctx context.Context, obj *ent.Message) (*model.Media, error) {
+	return mediaOf(obj), nil
+}
+
+// CreateSession is the resolver for the createSession field.
+func (r *mutationResolver) CreateSession(ctx context.Context, input sessions.CreateSessionInput) (*ent.Session, error) {
+	return r.sessions.CreateSession(ctx, input)
+}
+
+// ConnectSession is the resolver for the connectSession field.
+func (r *mutationResolver) ConnectSession(ctx context.Context, id gid.ID) (*ent.Session, error) {
+	return r.sessions.ConnectSession(ctx, id)
+}
+
+// RequestPairingCode is the resolver for the requestPairingCode field.
+func (r *mutationResolver) RequestPairingCode(ctx context.Context, id gid.ID, phoneNumber string) (string, error) {
+	return r.sessions.RequestPairingCode(ctx, id, phoneNumber)
+}
+
+// DisconnectSession is the resolver for the disconnectSession field.
+func (r *mutationResolver) DisconnectSession(ctx context.Context, id gid.ID) (*ent.Session, error) {
+	return r.sessions.DisconnectSession(ctx, id)
+}
+
+// LogoutSession is the resolver for the logoutSession field.
+func (r *mutationResolver) LogoutSession(ctx context.Context, id gid.ID) (*ent.Session, error) {
+	return r.sessions.LogoutSession(ctx, id)
+}
+
+// DeleteSession is the resolver for the deleteSession field.
+func (r *mutationResolver) DeleteSession(ctx context.Context, id gid.ID) (gid.ID, error) {
+	return r.sessions.DeleteSession(ctx, id)
+}
+
+// SendMessage is the resolver for the sendMessage field.
+func (r *mutationResolver) SendMessage(ctx context.Context, input sessions.SendMessageInput) (*ent.Message, error) {
+	return r.sessions.SendMessage(ctx, input)
+}
+
+// MarkRead is the resolver for the markRead field.
+func (r *mutationResolver) MarkRead(ctx context.Context, input sessions.MarkReadInput) (bool, error) {
+	return r.sessions.MarkRead(ctx, input)
+}
+
+// React is the resolver for the react field.
+func (r *mutationResolver) React(ctx context.Context, input sessions.ReactInput) (*ent.Message, error) {
+	return r.sessions.React(ctx, input)
+}
+
+// SimulateIncomingMessage is the resolver for the simulateIncomingMessage field.
+func (r *mutationResolver) SimulateIncomingMessage(ctx context.Context, input sessions.SimulateIncomingMessageInput) (*ent.Message, error) {
+	return r.sessions.SimulateIncomingMessage(ctx, input)
+}
 
 // PhoneNumber is the resolver for the phoneNumber field.
 func (r *sessionResolver) PhoneNumber(ctx context.Context, obj *ent.Session) (*string, error) {
 	return r.tenancy.PhoneNumber(ctx, obj), nil
 }
+
+// Chats is the resolver for the chats field.
+func (r *sessionResolver) Chats(ctx context.Context, obj *ent.Session, after *entgql.Cursor[gid.ID], first *int, before *entgql.Cursor[gid.ID], last *int) (*ent.ChatConnection, error) {
+	return r.sessions.Chats(ctx, obj, page.Args{After: after, First: first, Before: before, Last: last})
+}
+
+// Messages is the resolver for the messages field.
+func (r *sessionResolver) Messages(ctx context.Context, obj *ent.Session, chatJid *string, after *entgql.Cursor[gid.ID], first *int, before *entgql.Cursor[gid.ID], last *int) (*ent.MessageConnection, error) {
+	return r.sessions.Messages(ctx, obj, chatJid, page.Args{After: after, First: first, Before: before, Last: last})
+}
+
+// SessionPairing is the resolver for the sessionPairing field.
+func (r *subscriptionResolver) SessionPairing(ctx context.Context, sessionID gid.ID) (<-chan *whatsapp.PairingUpdate, error) {
+	return r.sessions.SubscribePairing(ctx, sessionID)
+}
+
+// Subscription returns SubscriptionResolver implementation.
+func (r *Resolver) Subscription() SubscriptionResolver { return &subscriptionResolver{r} }
+
+type subscriptionResolver struct{ *Resolver }

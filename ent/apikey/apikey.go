@@ -45,6 +45,8 @@ const (
 	EdgeOrganization = "organization"
 	// EdgeAuditEntries holds the string denoting the audit_entries edge name in mutations.
 	EdgeAuditEntries = "audit_entries"
+	// EdgeSentMessages holds the string denoting the sent_messages edge name in mutations.
+	EdgeSentMessages = "sent_messages"
 	// EdgeCreatedBy holds the string denoting the created_by edge name in mutations.
 	EdgeCreatedBy = "created_by"
 	// Table holds the table name of the apikey in the database.
@@ -63,6 +65,13 @@ const (
 	AuditEntriesInverseTable = "audit_entries"
 	// AuditEntriesColumn is the table column denoting the audit_entries relation/edge.
 	AuditEntriesColumn = "actor_api_key_id"
+	// SentMessagesTable is the table that holds the sent_messages relation/edge.
+	SentMessagesTable = "messages"
+	// SentMessagesInverseTable is the table name for the Message entity.
+	// It exists in this package in order to avoid circular dependency with the "message" package.
+	SentMessagesInverseTable = "messages"
+	// SentMessagesColumn is the table column denoting the sent_messages relation/edge.
+	SentMessagesColumn = "sent_by_api_key_id"
 	// CreatedByTable is the table that holds the created_by relation/edge.
 	CreatedByTable = "api_keys"
 	// CreatedByInverseTable is the table name for the User entity.
@@ -211,6 +220,20 @@ func ByAuditEntries(term sql.OrderTerm, terms ...sql.OrderTerm) OrderOption {
 	}
 }
 
+// BySentMessagesCount orders the results by sent_messages count.
+func BySentMessagesCount(opts ...sql.OrderTermOption) OrderOption {
+	return func(s *sql.Selector) {
+		sqlgraph.OrderByNeighborsCount(s, newSentMessagesStep(), opts...)
+	}
+}
+
+// BySentMessages orders the results by sent_messages terms.
+func BySentMessages(term sql.OrderTerm, terms ...sql.OrderTerm) OrderOption {
+	return func(s *sql.Selector) {
+		sqlgraph.OrderByNeighborTerms(s, newSentMessagesStep(), append([]sql.OrderTerm{term}, terms...)...)
+	}
+}
+
 // ByCreatedByField orders the results by created_by field.
 func ByCreatedByField(field string, opts ...sql.OrderTermOption) OrderOption {
 	return func(s *sql.Selector) {
@@ -229,6 +252,13 @@ func newAuditEntriesStep() *sqlgraph.Step {
 		sqlgraph.From(Table, FieldID),
 		sqlgraph.To(AuditEntriesInverseTable, FieldID),
 		sqlgraph.Edge(sqlgraph.O2M, false, AuditEntriesTable, AuditEntriesColumn),
+	)
+}
+func newSentMessagesStep() *sqlgraph.Step {
+	return sqlgraph.NewStep(
+		sqlgraph.From(Table, FieldID),
+		sqlgraph.To(SentMessagesInverseTable, FieldID),
+		sqlgraph.Edge(sqlgraph.O2M, false, SentMessagesTable, SentMessagesColumn),
 	)
 }
 func newCreatedByStep() *sqlgraph.Step {

@@ -733,6 +733,29 @@ func HasAuditEntriesWith(preds ...predicate.AuditEntry) predicate.APIKey {
 	})
 }
 
+// HasSentMessages applies the HasEdge predicate on the "sent_messages" edge.
+func HasSentMessages() predicate.APIKey {
+	return predicate.APIKey(func(s *sql.Selector) {
+		step := sqlgraph.NewStep(
+			sqlgraph.From(Table, FieldID),
+			sqlgraph.Edge(sqlgraph.O2M, false, SentMessagesTable, SentMessagesColumn),
+		)
+		sqlgraph.HasNeighbors(s, step)
+	})
+}
+
+// HasSentMessagesWith applies the HasEdge predicate on the "sent_messages" edge with a given conditions (other predicates).
+func HasSentMessagesWith(preds ...predicate.Message) predicate.APIKey {
+	return predicate.APIKey(func(s *sql.Selector) {
+		step := newSentMessagesStep()
+		sqlgraph.HasNeighborsWith(s, step, func(s *sql.Selector) {
+			for _, p := range preds {
+				p(s)
+			}
+		})
+	})
+}
+
 // HasCreatedBy applies the HasEdge predicate on the "created_by" edge.
 func HasCreatedBy() predicate.APIKey {
 	return predicate.APIKey(func(s *sql.Selector) {

@@ -131,6 +131,45 @@ var (
 			},
 		},
 	}
+	// ChatsColumns holds the columns for the "chats" table.
+	ChatsColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeString, Size: 40},
+		{Name: "created_at", Type: field.TypeTime},
+		{Name: "updated_at", Type: field.TypeTime},
+		{Name: "organization_id", Type: field.TypeString},
+		{Name: "jid", Type: field.TypeString},
+		{Name: "name", Type: field.TypeString, Default: ""},
+		{Name: "is_group", Type: field.TypeBool, Default: false},
+		{Name: "last_message_at", Type: field.TypeTime, Nullable: true},
+		{Name: "unread_count", Type: field.TypeInt, Default: 0},
+		{Name: "session_id", Type: field.TypeString, Size: 40},
+	}
+	// ChatsTable holds the schema information for the "chats" table.
+	ChatsTable = &schema.Table{
+		Name:       "chats",
+		Columns:    ChatsColumns,
+		PrimaryKey: []*schema.Column{ChatsColumns[0]},
+		ForeignKeys: []*schema.ForeignKey{
+			{
+				Symbol:     "chats_sessions_chats",
+				Columns:    []*schema.Column{ChatsColumns[9]},
+				RefColumns: []*schema.Column{SessionsColumns[0]},
+				OnDelete:   schema.Cascade,
+			},
+		},
+		Indexes: []*schema.Index{
+			{
+				Name:    "chat_session_id_jid",
+				Unique:  true,
+				Columns: []*schema.Column{ChatsColumns[9], ChatsColumns[4]},
+			},
+			{
+				Name:    "chat_session_id_last_message_at",
+				Unique:  false,
+				Columns: []*schema.Column{ChatsColumns[9], ChatsColumns[7]},
+			},
+		},
+	}
 	// InvitationsColumns holds the columns for the "invitations" table.
 	InvitationsColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeString, Size: 40},
@@ -218,6 +257,88 @@ var (
 			},
 		},
 	}
+	// MessagesColumns holds the columns for the "messages" table.
+	MessagesColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeString, Size: 40},
+		{Name: "created_at", Type: field.TypeTime},
+		{Name: "updated_at", Type: field.TypeTime},
+		{Name: "organization_id", Type: field.TypeString},
+		{Name: "chat_jid", Type: field.TypeString},
+		{Name: "sender_jid", Type: field.TypeString, Default: ""},
+		{Name: "sender_phone", Type: field.TypeString, Nullable: true},
+		{Name: "push_name", Type: field.TypeString, Default: ""},
+		{Name: "from_me", Type: field.TypeBool},
+		{Name: "direction", Type: field.TypeEnum, Enums: []string{"INBOUND", "OUTBOUND"}},
+		{Name: "kind", Type: field.TypeEnum, Enums: []string{"TEXT", "IMAGE", "VIDEO", "AUDIO", "DOCUMENT", "STICKER", "LOCATION", "CONTACT", "REACTION", "POLL", "OTHER"}},
+		{Name: "text", Type: field.TypeString, Nullable: true},
+		{Name: "status", Type: field.TypeEnum, Enums: []string{"PENDING", "SENT", "DELIVERED", "READ", "FAILED"}},
+		{Name: "error", Type: field.TypeString, Nullable: true},
+		{Name: "wa_message_id", Type: field.TypeString},
+		{Name: "timestamp", Type: field.TypeTime},
+		{Name: "reply_to", Type: field.TypeString, Nullable: true},
+		{Name: "target_wa_id", Type: field.TypeString, Nullable: true},
+		{Name: "edited", Type: field.TypeBool, Default: false},
+		{Name: "revoked", Type: field.TypeBool, Default: false},
+		{Name: "media_mime", Type: field.TypeString, Nullable: true},
+		{Name: "media_name", Type: field.TypeString, Nullable: true},
+		{Name: "media_size", Type: field.TypeInt64, Nullable: true},
+		{Name: "media_descriptor", Type: field.TypeBytes, Nullable: true},
+		{Name: "media_data", Type: field.TypeBytes, Nullable: true},
+		{Name: "extra", Type: field.TypeJSON, Nullable: true},
+		{Name: "idempotency_key", Type: field.TypeString, Nullable: true, Size: 200},
+		{Name: "attempts", Type: field.TypeInt, Default: 0},
+		{Name: "sent_by_api_key_id", Type: field.TypeString, Nullable: true, Size: 40},
+		{Name: "session_id", Type: field.TypeString, Size: 40},
+		{Name: "sent_by_id", Type: field.TypeString, Nullable: true, Size: 40},
+	}
+	// MessagesTable holds the schema information for the "messages" table.
+	MessagesTable = &schema.Table{
+		Name:       "messages",
+		Columns:    MessagesColumns,
+		PrimaryKey: []*schema.Column{MessagesColumns[0]},
+		ForeignKeys: []*schema.ForeignKey{
+			{
+				Symbol:     "messages_api_keys_sent_messages",
+				Columns:    []*schema.Column{MessagesColumns[28]},
+				RefColumns: []*schema.Column{APIKeysColumns[0]},
+				OnDelete:   schema.SetNull,
+			},
+			{
+				Symbol:     "messages_sessions_messages",
+				Columns:    []*schema.Column{MessagesColumns[29]},
+				RefColumns: []*schema.Column{SessionsColumns[0]},
+				OnDelete:   schema.Cascade,
+			},
+			{
+				Symbol:     "messages_users_sent_messages",
+				Columns:    []*schema.Column{MessagesColumns[30]},
+				RefColumns: []*schema.Column{UsersColumns[0]},
+				OnDelete:   schema.SetNull,
+			},
+		},
+		Indexes: []*schema.Index{
+			{
+				Name:    "message_session_id_wa_message_id",
+				Unique:  true,
+				Columns: []*schema.Column{MessagesColumns[29], MessagesColumns[14]},
+			},
+			{
+				Name:    "message_session_id_idempotency_key",
+				Unique:  true,
+				Columns: []*schema.Column{MessagesColumns[29], MessagesColumns[26]},
+			},
+			{
+				Name:    "message_session_id_chat_jid_timestamp",
+				Unique:  false,
+				Columns: []*schema.Column{MessagesColumns[29], MessagesColumns[4], MessagesColumns[15]},
+			},
+			{
+				Name:    "message_session_id_status_direction",
+				Unique:  false,
+				Columns: []*schema.Column{MessagesColumns[29], MessagesColumns[12], MessagesColumns[9]},
+			},
+		},
+	}
 	// OrganizationsColumns holds the columns for the "organizations" table.
 	OrganizationsColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeString, Size: 40},
@@ -248,6 +369,9 @@ var (
 		{Name: "phone_number", Type: field.TypeString, Nullable: true},
 		{Name: "push_name", Type: field.TypeString, Nullable: true},
 		{Name: "last_connected_at", Type: field.TypeTime, Nullable: true},
+		{Name: "device_jid", Type: field.TypeString, Nullable: true},
+		{Name: "lid", Type: field.TypeString, Nullable: true},
+		{Name: "autoconnect", Type: field.TypeBool, Default: false},
 		{Name: "organization_id", Type: field.TypeString, Size: 40},
 	}
 	// SessionsTable holds the schema information for the "sessions" table.
@@ -258,7 +382,7 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "sessions_organizations_sessions",
-				Columns:    []*schema.Column{SessionsColumns[10]},
+				Columns:    []*schema.Column{SessionsColumns[13]},
 				RefColumns: []*schema.Column{OrganizationsColumns[0]},
 				OnDelete:   schema.Cascade,
 			},
@@ -267,7 +391,7 @@ var (
 			{
 				Name:    "session_organization_id_created_at",
 				Unique:  false,
-				Columns: []*schema.Column{SessionsColumns[10], SessionsColumns[1]},
+				Columns: []*schema.Column{SessionsColumns[13], SessionsColumns[1]},
 			},
 			{
 				Name:    "session_status",
@@ -307,8 +431,10 @@ var (
 		APIKeysTable,
 		AuditEntriesTable,
 		AuthTokensTable,
+		ChatsTable,
 		InvitationsTable,
 		MembershipsTable,
+		MessagesTable,
 		OrganizationsTable,
 		SessionsTable,
 		UsersTable,
@@ -322,10 +448,14 @@ func init() {
 	AuditEntriesTable.ForeignKeys[1].RefTable = OrganizationsTable
 	AuditEntriesTable.ForeignKeys[2].RefTable = UsersTable
 	AuthTokensTable.ForeignKeys[0].RefTable = UsersTable
+	ChatsTable.ForeignKeys[0].RefTable = SessionsTable
 	InvitationsTable.ForeignKeys[0].RefTable = OrganizationsTable
 	InvitationsTable.ForeignKeys[1].RefTable = UsersTable
 	MembershipsTable.ForeignKeys[0].RefTable = OrganizationsTable
 	MembershipsTable.ForeignKeys[1].RefTable = UsersTable
+	MessagesTable.ForeignKeys[0].RefTable = APIKeysTable
+	MessagesTable.ForeignKeys[1].RefTable = SessionsTable
+	MessagesTable.ForeignKeys[2].RefTable = UsersTable
 	SessionsTable.ForeignKeys[0].RefTable = OrganizationsTable
 	UsersTable.ForeignKeys[0].RefTable = OrganizationsTable
 }

@@ -9,8 +9,10 @@ import (
 	"github.com/wagate/wagate/ent/apikey"
 	"github.com/wagate/wagate/ent/auditentry"
 	"github.com/wagate/wagate/ent/authtoken"
+	"github.com/wagate/wagate/ent/chat"
 	"github.com/wagate/wagate/ent/invitation"
 	"github.com/wagate/wagate/ent/membership"
+	"github.com/wagate/wagate/ent/message"
 	"github.com/wagate/wagate/ent/organization"
 	"github.com/wagate/wagate/ent/schema"
 	"github.com/wagate/wagate/ent/session"
@@ -219,6 +221,70 @@ func init() {
 			return nil
 		}
 	}()
+	chatMixin := schema.Chat{}.Mixin()
+	chat.Policy = privacy.NewPolicies(schema.Chat{})
+	chat.Hooks[0] = func(next ent.Mutator) ent.Mutator {
+		return ent.MutateFunc(func(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+			if err := chat.Policy.EvalMutation(ctx, m); err != nil {
+				return nil, err
+			}
+			return next.Mutate(ctx, m)
+		})
+	}
+	chatMixinFields0 := chatMixin[0].Fields()
+	_ = chatMixinFields0
+	chatMixinFields1 := chatMixin[1].Fields()
+	_ = chatMixinFields1
+	chatFields := schema.Chat{}.Fields()
+	_ = chatFields
+	// chatDescCreatedAt is the schema descriptor for created_at field.
+	chatDescCreatedAt := chatMixinFields1[0].Descriptor()
+	// chat.DefaultCreatedAt holds the default value on creation for the created_at field.
+	chat.DefaultCreatedAt = chatDescCreatedAt.Default.(func() time.Time)
+	// chatDescUpdatedAt is the schema descriptor for updated_at field.
+	chatDescUpdatedAt := chatMixinFields1[1].Descriptor()
+	// chat.DefaultUpdatedAt holds the default value on creation for the updated_at field.
+	chat.DefaultUpdatedAt = chatDescUpdatedAt.Default.(func() time.Time)
+	// chat.UpdateDefaultUpdatedAt holds the default value on update for the updated_at field.
+	chat.UpdateDefaultUpdatedAt = chatDescUpdatedAt.UpdateDefault.(func() time.Time)
+	// chatDescJid is the schema descriptor for jid field.
+	chatDescJid := chatFields[2].Descriptor()
+	// chat.JidValidator is a validator for the "jid" field. It is called by the builders before save.
+	chat.JidValidator = chatDescJid.Validators[0].(func(string) error)
+	// chatDescName is the schema descriptor for name field.
+	chatDescName := chatFields[3].Descriptor()
+	// chat.DefaultName holds the default value on creation for the name field.
+	chat.DefaultName = chatDescName.Default.(string)
+	// chatDescIsGroup is the schema descriptor for is_group field.
+	chatDescIsGroup := chatFields[4].Descriptor()
+	// chat.DefaultIsGroup holds the default value on creation for the is_group field.
+	chat.DefaultIsGroup = chatDescIsGroup.Default.(bool)
+	// chatDescUnreadCount is the schema descriptor for unread_count field.
+	chatDescUnreadCount := chatFields[6].Descriptor()
+	// chat.DefaultUnreadCount holds the default value on creation for the unread_count field.
+	chat.DefaultUnreadCount = chatDescUnreadCount.Default.(int)
+	// chat.UnreadCountValidator is a validator for the "unread_count" field. It is called by the builders before save.
+	chat.UnreadCountValidator = chatDescUnreadCount.Validators[0].(func(int) error)
+	// chatDescID is the schema descriptor for id field.
+	chatDescID := chatMixinFields0[0].Descriptor()
+	// chat.DefaultID holds the default value on creation for the id field.
+	chat.DefaultID = chatDescID.Default.(func() gid.ID)
+	// chat.IDValidator is a validator for the "id" field. It is called by the builders before save.
+	chat.IDValidator = func() func(string) error {
+		validators := chatDescID.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(id string) error {
+			for _, fn := range fns {
+				if err := fn(id); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
 	invitationMixin := schema.Invitation{}.Mixin()
 	invitation.Policy = privacy.NewPolicies(schema.Invitation{})
 	invitation.Hooks[0] = func(next ent.Mutator) ent.Mutator {
@@ -319,6 +385,86 @@ func init() {
 	// membership.IDValidator is a validator for the "id" field. It is called by the builders before save.
 	membership.IDValidator = func() func(string) error {
 		validators := membershipDescID.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(id string) error {
+			for _, fn := range fns {
+				if err := fn(id); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	messageMixin := schema.Message{}.Mixin()
+	message.Policy = privacy.NewPolicies(schema.Message{})
+	message.Hooks[0] = func(next ent.Mutator) ent.Mutator {
+		return ent.MutateFunc(func(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+			if err := message.Policy.EvalMutation(ctx, m); err != nil {
+				return nil, err
+			}
+			return next.Mutate(ctx, m)
+		})
+	}
+	messageMixinFields0 := messageMixin[0].Fields()
+	_ = messageMixinFields0
+	messageMixinFields1 := messageMixin[1].Fields()
+	_ = messageMixinFields1
+	messageFields := schema.Message{}.Fields()
+	_ = messageFields
+	// messageDescCreatedAt is the schema descriptor for created_at field.
+	messageDescCreatedAt := messageMixinFields1[0].Descriptor()
+	// message.DefaultCreatedAt holds the default value on creation for the created_at field.
+	message.DefaultCreatedAt = messageDescCreatedAt.Default.(func() time.Time)
+	// messageDescUpdatedAt is the schema descriptor for updated_at field.
+	messageDescUpdatedAt := messageMixinFields1[1].Descriptor()
+	// message.DefaultUpdatedAt holds the default value on creation for the updated_at field.
+	message.DefaultUpdatedAt = messageDescUpdatedAt.Default.(func() time.Time)
+	// message.UpdateDefaultUpdatedAt holds the default value on update for the updated_at field.
+	message.UpdateDefaultUpdatedAt = messageDescUpdatedAt.UpdateDefault.(func() time.Time)
+	// messageDescChatJid is the schema descriptor for chat_jid field.
+	messageDescChatJid := messageFields[2].Descriptor()
+	// message.ChatJidValidator is a validator for the "chat_jid" field. It is called by the builders before save.
+	message.ChatJidValidator = messageDescChatJid.Validators[0].(func(string) error)
+	// messageDescSenderJid is the schema descriptor for sender_jid field.
+	messageDescSenderJid := messageFields[3].Descriptor()
+	// message.DefaultSenderJid holds the default value on creation for the sender_jid field.
+	message.DefaultSenderJid = messageDescSenderJid.Default.(string)
+	// messageDescPushName is the schema descriptor for push_name field.
+	messageDescPushName := messageFields[5].Descriptor()
+	// message.DefaultPushName holds the default value on creation for the push_name field.
+	message.DefaultPushName = messageDescPushName.Default.(string)
+	// messageDescWaMessageID is the schema descriptor for wa_message_id field.
+	messageDescWaMessageID := messageFields[12].Descriptor()
+	// message.WaMessageIDValidator is a validator for the "wa_message_id" field. It is called by the builders before save.
+	message.WaMessageIDValidator = messageDescWaMessageID.Validators[0].(func(string) error)
+	// messageDescEdited is the schema descriptor for edited field.
+	messageDescEdited := messageFields[16].Descriptor()
+	// message.DefaultEdited holds the default value on creation for the edited field.
+	message.DefaultEdited = messageDescEdited.Default.(bool)
+	// messageDescRevoked is the schema descriptor for revoked field.
+	messageDescRevoked := messageFields[17].Descriptor()
+	// message.DefaultRevoked holds the default value on creation for the revoked field.
+	message.DefaultRevoked = messageDescRevoked.Default.(bool)
+	// messageDescIdempotencyKey is the schema descriptor for idempotency_key field.
+	messageDescIdempotencyKey := messageFields[26].Descriptor()
+	// message.IdempotencyKeyValidator is a validator for the "idempotency_key" field. It is called by the builders before save.
+	message.IdempotencyKeyValidator = messageDescIdempotencyKey.Validators[0].(func(string) error)
+	// messageDescAttempts is the schema descriptor for attempts field.
+	messageDescAttempts := messageFields[27].Descriptor()
+	// message.DefaultAttempts holds the default value on creation for the attempts field.
+	message.DefaultAttempts = messageDescAttempts.Default.(int)
+	// message.AttemptsValidator is a validator for the "attempts" field. It is called by the builders before save.
+	message.AttemptsValidator = messageDescAttempts.Validators[0].(func(int) error)
+	// messageDescID is the schema descriptor for id field.
+	messageDescID := messageMixinFields0[0].Descriptor()
+	// message.DefaultID holds the default value on creation for the id field.
+	message.DefaultID = messageDescID.Default.(func() gid.ID)
+	// message.IDValidator is a validator for the "id" field. It is called by the builders before save.
+	message.IDValidator = func() func(string) error {
+		validators := messageDescID.Validators
 		fns := [...]func(string) error{
 			validators[0].(func(string) error),
 			validators[1].(func(string) error),
@@ -478,6 +624,10 @@ func init() {
 	sessionDescStatusReason := sessionFields[4].Descriptor()
 	// session.DefaultStatusReason holds the default value on creation for the status_reason field.
 	session.DefaultStatusReason = sessionDescStatusReason.Default.(string)
+	// sessionDescAutoconnect is the schema descriptor for autoconnect field.
+	sessionDescAutoconnect := sessionFields[10].Descriptor()
+	// session.DefaultAutoconnect holds the default value on creation for the autoconnect field.
+	session.DefaultAutoconnect = sessionDescAutoconnect.Default.(bool)
 	// sessionDescID is the schema descriptor for id field.
 	sessionDescID := sessionMixinFields0[0].Descriptor()
 	// session.DefaultID holds the default value on creation for the id field.

@@ -3,6 +3,7 @@ package schema
 import (
 	"entgo.io/contrib/entgql"
 	"entgo.io/ent"
+	"entgo.io/ent/dialect/entsql"
 	"entgo.io/ent/privacy"
 	"entgo.io/ent/schema"
 	"entgo.io/ent/schema/edge"
@@ -38,11 +39,24 @@ func (Session) Fields() []ent.Field {
 			Annotations(entgql.Skip(entgql.SkipAll)),
 		field.String("push_name").Optional().Nillable(),
 		field.Time("last_connected_at").Optional().Nillable(),
+		// The linked device's address, set at pairing and cleared at logout.
+		field.String("device_jid").Optional().Nillable().
+			Annotations(entgql.Skip(entgql.SkipAll)),
+		field.String("lid").Optional().Nillable().
+			Annotations(entgql.Skip(entgql.SkipAll)),
+		// Whether the session should be connected: set by connectSession, cleared by
+		// disconnectSession and terminal states; the manager reconnects such sessions at start.
+		field.Bool("autoconnect").Default(false).
+			Annotations(entgql.Skip(entgql.SkipAll)),
 	}
 }
 
 func (Session) Edges() []ent.Edge {
 	return []ent.Edge{
+		edge.To("chats", Chat.Type).
+			Annotations(entsql.OnDelete(entsql.Cascade), entgql.Skip(entgql.SkipAll)),
+		edge.To("messages", Message.Type).
+			Annotations(entsql.OnDelete(entsql.Cascade), entgql.Skip(entgql.SkipAll)),
 		edge.From("organization", Organization.Type).Ref("sessions").Field("organization_id").
 			Unique().Required().Immutable().
 			Annotations(entgql.Skip(entgql.SkipWhereInput | entgql.SkipMutationCreateInput | entgql.SkipMutationUpdateInput)),

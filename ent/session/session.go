@@ -39,10 +39,34 @@ const (
 	FieldPushName = "push_name"
 	// FieldLastConnectedAt holds the string denoting the last_connected_at field in the database.
 	FieldLastConnectedAt = "last_connected_at"
+	// FieldDeviceJid holds the string denoting the device_jid field in the database.
+	FieldDeviceJid = "device_jid"
+	// FieldLid holds the string denoting the lid field in the database.
+	FieldLid = "lid"
+	// FieldAutoconnect holds the string denoting the autoconnect field in the database.
+	FieldAutoconnect = "autoconnect"
+	// EdgeChats holds the string denoting the chats edge name in mutations.
+	EdgeChats = "chats"
+	// EdgeMessages holds the string denoting the messages edge name in mutations.
+	EdgeMessages = "messages"
 	// EdgeOrganization holds the string denoting the organization edge name in mutations.
 	EdgeOrganization = "organization"
 	// Table holds the table name of the session in the database.
 	Table = "sessions"
+	// ChatsTable is the table that holds the chats relation/edge.
+	ChatsTable = "chats"
+	// ChatsInverseTable is the table name for the Chat entity.
+	// It exists in this package in order to avoid circular dependency with the "chat" package.
+	ChatsInverseTable = "chats"
+	// ChatsColumn is the table column denoting the chats relation/edge.
+	ChatsColumn = "session_id"
+	// MessagesTable is the table that holds the messages relation/edge.
+	MessagesTable = "messages"
+	// MessagesInverseTable is the table name for the Message entity.
+	// It exists in this package in order to avoid circular dependency with the "message" package.
+	MessagesInverseTable = "messages"
+	// MessagesColumn is the table column denoting the messages relation/edge.
+	MessagesColumn = "session_id"
 	// OrganizationTable is the table that holds the organization relation/edge.
 	OrganizationTable = "sessions"
 	// OrganizationInverseTable is the table name for the Organization entity.
@@ -65,6 +89,9 @@ var Columns = []string{
 	FieldPhoneNumber,
 	FieldPushName,
 	FieldLastConnectedAt,
+	FieldDeviceJid,
+	FieldLid,
+	FieldAutoconnect,
 }
 
 // ValidColumn reports if the column name is valid (part of the table columns).
@@ -95,6 +122,8 @@ var (
 	NameValidator func(string) error
 	// DefaultStatusReason holds the default value on creation for the "status_reason" field.
 	DefaultStatusReason string
+	// DefaultAutoconnect holds the default value on creation for the "autoconnect" field.
+	DefaultAutoconnect bool
 	// DefaultID holds the default value on creation for the "id" field.
 	DefaultID func() gid.ID
 	// IDValidator is a validator for the "id" field. It is called by the builders before save.
@@ -216,11 +245,68 @@ func ByLastConnectedAt(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldLastConnectedAt, opts...).ToFunc()
 }
 
+// ByDeviceJid orders the results by the device_jid field.
+func ByDeviceJid(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldDeviceJid, opts...).ToFunc()
+}
+
+// ByLid orders the results by the lid field.
+func ByLid(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldLid, opts...).ToFunc()
+}
+
+// ByAutoconnect orders the results by the autoconnect field.
+func ByAutoconnect(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldAutoconnect, opts...).ToFunc()
+}
+
+// ByChatsCount orders the results by chats count.
+func ByChatsCount(opts ...sql.OrderTermOption) OrderOption {
+	return func(s *sql.Selector) {
+		sqlgraph.OrderByNeighborsCount(s, newChatsStep(), opts...)
+	}
+}
+
+// ByChats orders the results by chats terms.
+func ByChats(term sql.OrderTerm, terms ...sql.OrderTerm) OrderOption {
+	return func(s *sql.Selector) {
+		sqlgraph.OrderByNeighborTerms(s, newChatsStep(), append([]sql.OrderTerm{term}, terms...)...)
+	}
+}
+
+// ByMessagesCount orders the results by messages count.
+func ByMessagesCount(opts ...sql.OrderTermOption) OrderOption {
+	return func(s *sql.Selector) {
+		sqlgraph.OrderByNeighborsCount(s, newMessagesStep(), opts...)
+	}
+}
+
+// ByMessages orders the results by messages terms.
+func ByMessages(term sql.OrderTerm, terms ...sql.OrderTerm) OrderOption {
+	return func(s *sql.Selector) {
+		sqlgraph.OrderByNeighborTerms(s, newMessagesStep(), append([]sql.OrderTerm{term}, terms...)...)
+	}
+}
+
 // ByOrganizationField orders the results by organization field.
 func ByOrganizationField(field string, opts ...sql.OrderTermOption) OrderOption {
 	return func(s *sql.Selector) {
 		sqlgraph.OrderByNeighborTerms(s, newOrganizationStep(), sql.OrderByField(field, opts...))
 	}
+}
+func newChatsStep() *sqlgraph.Step {
+	return sqlgraph.NewStep(
+		sqlgraph.From(Table, FieldID),
+		sqlgraph.To(ChatsInverseTable, FieldID),
+		sqlgraph.Edge(sqlgraph.O2M, false, ChatsTable, ChatsColumn),
+	)
+}
+func newMessagesStep() *sqlgraph.Step {
+	return sqlgraph.NewStep(
+		sqlgraph.From(Table, FieldID),
+		sqlgraph.To(MessagesInverseTable, FieldID),
+		sqlgraph.Edge(sqlgraph.O2M, false, MessagesTable, MessagesColumn),
+	)
 }
 func newOrganizationStep() *sqlgraph.Step {
 	return sqlgraph.NewStep(

@@ -96,6 +96,21 @@ func LastConnectedAt(v time.Time) predicate.Session {
 	return predicate.Session(sql.FieldEQ(FieldLastConnectedAt, v))
 }
 
+// DeviceJid applies equality check predicate on the "device_jid" field. It's identical to DeviceJidEQ.
+func DeviceJid(v string) predicate.Session {
+	return predicate.Session(sql.FieldEQ(FieldDeviceJid, v))
+}
+
+// Lid applies equality check predicate on the "lid" field. It's identical to LidEQ.
+func Lid(v string) predicate.Session {
+	return predicate.Session(sql.FieldEQ(FieldLid, v))
+}
+
+// Autoconnect applies equality check predicate on the "autoconnect" field. It's identical to AutoconnectEQ.
+func Autoconnect(v bool) predicate.Session {
+	return predicate.Session(sql.FieldEQ(FieldAutoconnect, v))
+}
+
 // CreatedAtEQ applies the EQ predicate on the "created_at" field.
 func CreatedAtEQ(v time.Time) predicate.Session {
 	return predicate.Session(sql.FieldEQ(FieldCreatedAt, v))
@@ -614,6 +629,212 @@ func LastConnectedAtIsNil() predicate.Session {
 // LastConnectedAtNotNil applies the NotNil predicate on the "last_connected_at" field.
 func LastConnectedAtNotNil() predicate.Session {
 	return predicate.Session(sql.FieldNotNull(FieldLastConnectedAt))
+}
+
+// DeviceJidEQ applies the EQ predicate on the "device_jid" field.
+func DeviceJidEQ(v string) predicate.Session {
+	return predicate.Session(sql.FieldEQ(FieldDeviceJid, v))
+}
+
+// DeviceJidNEQ applies the NEQ predicate on the "device_jid" field.
+func DeviceJidNEQ(v string) predicate.Session {
+	return predicate.Session(sql.FieldNEQ(FieldDeviceJid, v))
+}
+
+// DeviceJidIn applies the In predicate on the "device_jid" field.
+func DeviceJidIn(vs ...string) predicate.Session {
+	return predicate.Session(sql.FieldIn(FieldDeviceJid, vs...))
+}
+
+// DeviceJidNotIn applies the NotIn predicate on the "device_jid" field.
+func DeviceJidNotIn(vs ...string) predicate.Session {
+	return predicate.Session(sql.FieldNotIn(FieldDeviceJid, vs...))
+}
+
+// DeviceJidGT applies the GT predicate on the "device_jid" field.
+func DeviceJidGT(v string) predicate.Session {
+	return predicate.Session(sql.FieldGT(FieldDeviceJid, v))
+}
+
+// DeviceJidGTE applies the GTE predicate on the "device_jid" field.
+func DeviceJidGTE(v string) predicate.Session {
+	return predicate.Session(sql.FieldGTE(FieldDeviceJid, v))
+}
+
+// DeviceJidLT applies the LT predicate on the "device_jid" field.
+func DeviceJidLT(v string) predicate.Session {
+	return predicate.Session(sql.FieldLT(FieldDeviceJid, v))
+}
+
+// DeviceJidLTE applies the LTE predicate on the "device_jid" field.
+func DeviceJidLTE(v string) predicate.Session {
+	return predicate.Session(sql.FieldLTE(FieldDeviceJid, v))
+}
+
+// DeviceJidContains applies the Contains predicate on the "device_jid" field.
+func DeviceJidContains(v string) predicate.Session {
+	return predicate.Session(sql.FieldContains(FieldDeviceJid, v))
+}
+
+// DeviceJidHasPrefix applies the HasPrefix predicate on the "device_jid" field.
+func DeviceJidHasPrefix(v string) predicate.Session {
+	return predicate.Session(sql.FieldHasPrefix(FieldDeviceJid, v))
+}
+
+// DeviceJidHasSuffix applies the HasSuffix predicate on the "device_jid" field.
+func DeviceJidHasSuffix(v string) predicate.Session {
+	return predicate.Session(sql.FieldHasSuffix(FieldDeviceJid, v))
+}
+
+// DeviceJidIsNil applies the IsNil predicate on the "device_jid" field.
+func DeviceJidIsNil() predicate.Session {
+	return predicate.Session(sql.FieldIsNull(FieldDeviceJid))
+}
+
+// DeviceJidNotNil applies the NotNil predicate on the "device_jid" field.
+func DeviceJidNotNil() predicate.Session {
+	return predicate.Session(sql.FieldNotNull(FieldDeviceJid))
+}
+
+// DeviceJidEqualFold applies the EqualFold predicate on the "device_jid" field.
+func DeviceJidEqualFold(v string) predicate.Session {
+	return predicate.Session(sql.FieldEqualFold(FieldDeviceJid, v))
+}
+
+// DeviceJidContainsFold applies the ContainsFold predicate on the "device_jid" field.
+func DeviceJidContainsFold(v string) predicate.Session {
+	return predicate.Session(sql.FieldContainsFold(FieldDeviceJid, v))
+}
+
+// LidEQ applies the EQ predicate on the "lid" field.
+func LidEQ(v string) predicate.Session {
+	return predicate.Session(sql.FieldEQ(FieldLid, v))
+}
+
+// LidNEQ applies the NEQ predicate on the "lid" field.
+func LidNEQ(v string) predicate.Session {
+	return predicate.Session(sql.FieldNEQ(FieldLid, v))
+}
+
+// LidIn applies the In predicate on the "lid" field.
+func LidIn(vs ...string) predicate.Session {
+	return predicate.Session(sql.FieldIn(FieldLid, vs...))
+}
+
+// LidNotIn applies the NotIn predicate on the "lid" field.
+func LidNotIn(vs ...string) predicate.Session {
+	return predicate.Session(sql.FieldNotIn(FieldLid, vs...))
+}
+
+// LidGT applies the GT predicate on the "lid" field.
+func LidGT(v string) predicate.Session {
+	return predicate.Session(sql.FieldGT(FieldLid, v))
+}
+
+// LidGTE applies the GTE predicate on the "lid" field.
+func LidGTE(v string) predicate.Session {
+	return predicate.Session(sql.FieldGTE(FieldLid, v))
+}
+
+// LidLT applies the LT predicate on the "lid" field.
+func LidLT(v string) predicate.Session {
+	return predicate.Session(sql.FieldLT(FieldLid, v))
+}
+
+// LidLTE applies the LTE predicate on the "lid" field.
+func LidLTE(v string) predicate.Session {
+	return predicate.Session(sql.FieldLTE(FieldLid, v))
+}
+
+// LidContains applies the Contains predicate on the "lid" field.
+func LidContains(v string) predicate.Session {
+	return predicate.Session(sql.FieldContains(FieldLid, v))
+}
+
+// LidHasPrefix applies the HasPrefix predicate on the "lid" field.
+func LidHasPrefix(v string) predicate.Session {
+	return predicate.Session(sql.FieldHasPrefix(FieldLid, v))
+}
+
+// LidHasSuffix applies the HasSuffix predicate on the "lid" field.
+func LidHasSuffix(v string) predicate.Session {
+	return predicate.Session(sql.FieldHasSuffix(FieldLid, v))
+}
+
+// LidIsNil applies the IsNil predicate on the "lid" field.
+func LidIsNil() predicate.Session {
+	return predicate.Session(sql.FieldIsNull(FieldLid))
+}
+
+// LidNotNil applies the NotNil predicate on the "lid" field.
+func LidNotNil() predicate.Session {
+	return predicate.Session(sql.FieldNotNull(FieldLid))
+}
+
+// LidEqualFold applies the EqualFold predicate on the "lid" field.
+func LidEqualFold(v string) predicate.Session {
+	return predicate.Session(sql.FieldEqualFold(FieldLid, v))
+}
+
+// LidContainsFold applies the ContainsFold predicate on the "lid" field.
+func LidContainsFold(v string) predicate.Session {
+	return predicate.Session(sql.FieldContainsFold(FieldLid, v))
+}
+
+// AutoconnectEQ applies the EQ predicate on the "autoconnect" field.
+func AutoconnectEQ(v bool) predicate.Session {
+	return predicate.Session(sql.FieldEQ(FieldAutoconnect, v))
+}
+
+// AutoconnectNEQ applies the NEQ predicate on the "autoconnect" field.
+func AutoconnectNEQ(v bool) predicate.Session {
+	return predicate.Session(sql.FieldNEQ(FieldAutoconnect, v))
+}
+
+// HasChats applies the HasEdge predicate on the "chats" edge.
+func HasChats() predicate.Session {
+	return predicate.Session(func(s *sql.Selector) {
+		step := sqlgraph.NewStep(
+			sqlgraph.From(Table, FieldID),
+			sqlgraph.Edge(sqlgraph.O2M, false, ChatsTable, ChatsColumn),
+		)
+		sqlgraph.HasNeighbors(s, step)
+	})
+}
+
+// HasChatsWith applies the HasEdge predicate on the "chats" edge with a given conditions (other predicates).
+func HasChatsWith(preds ...predicate.Chat) predicate.Session {
+	return predicate.Session(func(s *sql.Selector) {
+		step := newChatsStep()
+		sqlgraph.HasNeighborsWith(s, step, func(s *sql.Selector) {
+			for _, p := range preds {
+				p(s)
+			}
+		})
+	})
+}
+
+// HasMessages applies the HasEdge predicate on the "messages" edge.
+func HasMessages() predicate.Session {
+	return predicate.Session(func(s *sql.Selector) {
+		step := sqlgraph.NewStep(
+			sqlgraph.From(Table, FieldID),
+			sqlgraph.Edge(sqlgraph.O2M, false, MessagesTable, MessagesColumn),
+		)
+		sqlgraph.HasNeighbors(s, step)
+	})
+}
+
+// HasMessagesWith applies the HasEdge predicate on the "messages" edge with a given conditions (other predicates).
+func HasMessagesWith(preds ...predicate.Message) predicate.Session {
+	return predicate.Session(func(s *sql.Selector) {
+		step := newMessagesStep()
+		sqlgraph.HasNeighborsWith(s, step, func(s *sql.Selector) {
+			for _, p := range preds {
+				p(s)
+			}
+		})
+	})
 }
 
 // HasOrganization applies the HasEdge predicate on the "organization" edge.

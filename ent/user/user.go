@@ -42,6 +42,8 @@ const (
 	EdgeCreatedAPIKeys = "created_api_keys"
 	// EdgeAuditEntries holds the string denoting the audit_entries edge name in mutations.
 	EdgeAuditEntries = "audit_entries"
+	// EdgeSentMessages holds the string denoting the sent_messages edge name in mutations.
+	EdgeSentMessages = "sent_messages"
 	// EdgeSelectedOrganization holds the string denoting the selected_organization edge name in mutations.
 	EdgeSelectedOrganization = "selected_organization"
 	// Table holds the table name of the user in the database.
@@ -81,6 +83,13 @@ const (
 	AuditEntriesInverseTable = "audit_entries"
 	// AuditEntriesColumn is the table column denoting the audit_entries relation/edge.
 	AuditEntriesColumn = "actor_user_id"
+	// SentMessagesTable is the table that holds the sent_messages relation/edge.
+	SentMessagesTable = "messages"
+	// SentMessagesInverseTable is the table name for the Message entity.
+	// It exists in this package in order to avoid circular dependency with the "message" package.
+	SentMessagesInverseTable = "messages"
+	// SentMessagesColumn is the table column denoting the sent_messages relation/edge.
+	SentMessagesColumn = "sent_by_id"
 	// SelectedOrganizationTable is the table that holds the selected_organization relation/edge.
 	SelectedOrganizationTable = "users"
 	// SelectedOrganizationInverseTable is the table name for the Organization entity.
@@ -263,6 +272,20 @@ func ByAuditEntries(term sql.OrderTerm, terms ...sql.OrderTerm) OrderOption {
 	}
 }
 
+// BySentMessagesCount orders the results by sent_messages count.
+func BySentMessagesCount(opts ...sql.OrderTermOption) OrderOption {
+	return func(s *sql.Selector) {
+		sqlgraph.OrderByNeighborsCount(s, newSentMessagesStep(), opts...)
+	}
+}
+
+// BySentMessages orders the results by sent_messages terms.
+func BySentMessages(term sql.OrderTerm, terms ...sql.OrderTerm) OrderOption {
+	return func(s *sql.Selector) {
+		sqlgraph.OrderByNeighborTerms(s, newSentMessagesStep(), append([]sql.OrderTerm{term}, terms...)...)
+	}
+}
+
 // BySelectedOrganizationField orders the results by selected_organization field.
 func BySelectedOrganizationField(field string, opts ...sql.OrderTermOption) OrderOption {
 	return func(s *sql.Selector) {
@@ -302,6 +325,13 @@ func newAuditEntriesStep() *sqlgraph.Step {
 		sqlgraph.From(Table, FieldID),
 		sqlgraph.To(AuditEntriesInverseTable, FieldID),
 		sqlgraph.Edge(sqlgraph.O2M, false, AuditEntriesTable, AuditEntriesColumn),
+	)
+}
+func newSentMessagesStep() *sqlgraph.Step {
+	return sqlgraph.NewStep(
+		sqlgraph.From(Table, FieldID),
+		sqlgraph.To(SentMessagesInverseTable, FieldID),
+		sqlgraph.Edge(sqlgraph.O2M, false, SentMessagesTable, SentMessagesColumn),
 	)
 }
 func newSelectedOrganizationStep() *sqlgraph.Step {

@@ -586,6 +586,29 @@ func HasAuditEntriesWith(preds ...predicate.AuditEntry) predicate.User {
 	})
 }
 
+// HasSentMessages applies the HasEdge predicate on the "sent_messages" edge.
+func HasSentMessages() predicate.User {
+	return predicate.User(func(s *sql.Selector) {
+		step := sqlgraph.NewStep(
+			sqlgraph.From(Table, FieldID),
+			sqlgraph.Edge(sqlgraph.O2M, false, SentMessagesTable, SentMessagesColumn),
+		)
+		sqlgraph.HasNeighbors(s, step)
+	})
+}
+
+// HasSentMessagesWith applies the HasEdge predicate on the "sent_messages" edge with a given conditions (other predicates).
+func HasSentMessagesWith(preds ...predicate.Message) predicate.User {
+	return predicate.User(func(s *sql.Selector) {
+		step := newSentMessagesStep()
+		sqlgraph.HasNeighborsWith(s, step, func(s *sql.Selector) {
+			for _, p := range preds {
+				p(s)
+			}
+		})
+	})
+}
+
 // HasSelectedOrganization applies the HasEdge predicate on the "selected_organization" edge.
 func HasSelectedOrganization() predicate.User {
 	return predicate.User(func(s *sql.Selector) {

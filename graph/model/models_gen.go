@@ -15,6 +15,14 @@ type LogInInput struct {
 	Password string `json:"password"`
 }
 
+// An attachment. Download it from `url` with the same Authorization header as the API.
+type Media struct {
+	MimeType string  `json:"mimeType"`
+	FileName *string `json:"fileName,omitempty"`
+	Size     int     `json:"size"`
+	URL      string  `json:"url"`
+}
+
 // Platform oversight, for super admins only.
 type PlatformAdmin struct {
 	// Every user; `search` matches e-mail or name.
@@ -23,4 +31,7 @@ type PlatformAdmin struct {
 	Organizations *ent.OrganizationConnection `json:"organizations"`
 	// Every organization's WhatsApp sessions.
 	Sessions *ent.SessionConnection `json:"sessions"`
+}
+
+type Subscription struct {
 }

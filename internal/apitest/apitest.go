@@ -22,8 +22,11 @@ import (
 	"github.com/wagate/wagate/internal/gid"
 	"github.com/wagate/wagate/internal/httpapi"
 	"github.com/wagate/wagate/internal/mail"
+	"github.com/wagate/wagate/internal/sessions"
 	"github.com/wagate/wagate/internal/tenancy"
 	"github.com/wagate/wagate/internal/viewer"
+	"github.com/wagate/wagate/internal/whatsapp"
+	"github.com/wagate/wagate/internal/whatsapp/sandbox"
 )
 
 // Server is a running API.
@@ -35,7 +38,10 @@ type Server struct {
 	Clock *Clock
 	// Mail holds every e-mail the server sent.
 	Mail *Mailbox
-	seq  atomic.Int64
+	// Manager runs the sessions; Sandbox is their virtual WhatsApp network.
+	Manager *whatsapp.Manager
+	Sandbox *sandbox.Network
+	seq     atomic.Int64
 }
 
 // Mailbox records e-mails instead of sending them.
@@ -90,13 +96,20 @@ func New(t testing.TB, db *database.DB) *Server {
 		log = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
 	box := &Mailbox{}
+	net := sandbox.New(sandbox.Options{Now: clock.Now})
+	manager := whatsapp.NewManager(db.Client, []whatsapp.Engine{net}, whatsapp.ManagerOptions{Log: log, Now: clock.Now})
 	h := httpapi.New(httpapi.Config{
 		Introspection: true,
 		Tenancy:       tenancy.Options{Mail: box, Log: log, Now: clock.Now, InvitationURL: "https://app.example.test/accept?token={token}"},
-	}, httpapi.Deps{Client: db.Client, SQL: db.SQL, Auth: authn, Log: log})
+		Sessions:      sessions.Options{Now: clock.Now},
+	}, httpapi.Deps{Client: db.Client, SQL: db.SQL, Auth: authn, Log: log, Manager: manager, Sandbox: net})
 	ts := httptest.NewServer(h)
-	t.Cleanup(ts.Close)
-	return &Server{URL: ts.URL, DB: db, Auth: authn, Clock: clock, Mail: box}
+	t.Cleanup(func() {
+		ts.Close()
+		manager.Stop()
+		net.Close()
+	})
+	return &Server{URL: ts.URL, DB: db, Auth: authn, Clock: clock, Mail: box, Manager: manager, Sandbox: net}
 }
 
 type testWriter struct{ t testing.TB }

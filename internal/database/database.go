@@ -188,3 +188,23 @@ func InTx(ctx context.Context, client *ent.Client, fn func(ctx context.Context, 
 	}
 	return nil
 }
+
+// AfterCommit runs fn once the transaction in ctx has committed (never if it rolls back), or
+// at once outside a transaction. Side effects that must not outlive a rolled-back change —
+// e-mails, waking a session's sender — go through it.
+func AfterCommit(ctx context.Context, fn func()) {
+	tx := ent.TxFromContext(ctx)
+	if tx == nil {
+		fn()
+		return
+	}
+	tx.OnCommit(func(next ent.Committer) ent.Committer {
+		return ent.CommitFunc(func(ctx context.Context, tx *ent.Tx) error {
+			err := next.Commit(ctx, tx)
+			if err == nil {
+				fn()
+			}
+			return err
+		})
+	})
+}

@@ -6,16 +6,24 @@ import (
 	"context"
 	"database/sql"
 	"log/slog"
+	"mime"
 	"net/http"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql/playground"
 
 	"github.com/wagate/wagate/ent"
 	"github.com/wagate/wagate/graph"
+	"github.com/wagate/wagate/internal/apperr"
 	"github.com/wagate/wagate/internal/auth"
+	"github.com/wagate/wagate/internal/gid"
 	"github.com/wagate/wagate/internal/oversight"
+	"github.com/wagate/wagate/internal/sessions"
 	"github.com/wagate/wagate/internal/tenancy"
+	"github.com/wagate/wagate/internal/whatsapp"
+	"github.com/wagate/wagate/internal/whatsapp/sandbox"
 )
 
 // Config tunes the HTTP surface.
@@ -28,6 +36,8 @@ type Config struct {
 	Tenancy tenancy.Options
 	// AllowedOrigins may open WebSockets besides the server's own origin ("*": any).
 	AllowedOrigins []string
+	// Sessions configures messaging (pacing, attachment size).
+	Sessions sessions.Options
 }
 
 // Deps are the services the API serves.
@@ -36,6 +46,9 @@ type Deps struct {
 	SQL    *sql.DB
 	Auth   *auth.Service
 	Log    *slog.Logger
+	// Manager runs the WhatsApp sessions; Sandbox is the sandbox engine, nil when off.
+	Manager *whatsapp.Manager
+	Sandbox *sandbox.Network
 }
 
 // New returns the HTTP handler.
@@ -43,21 +56,30 @@ func New(cfg Config, d Deps) http.Handler {
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = 1 << 20
 	}
+	if cfg.Sessions.MaxMediaBytes <= 0 {
+		cfg.Sessions.MaxMediaBytes = 16 << 20
+	}
+	sessionsSvc := sessions.New(d.Client, d.Manager, d.Sandbox, cfg.Sessions)
 	resolver := graph.NewResolver(graph.Services{
 		Client:    d.Client,
 		Auth:      d.Auth,
 		Tenancy:   tenancy.New(d.Client, d.Auth, cfg.Tenancy),
 		Oversight: oversight.New(d.Client),
+		Sessions:  sessionsSvc,
 	})
 	gql := graph.NewServer(resolver, graph.ServerConfig{
 		Introspection:  cfg.Introspection,
 		AllowedOrigins: cfg.AllowedOrigins,
+		MaxUploadBytes: cfg.Sessions.MaxMediaBytes,
 		WebsocketInit:  d.Auth.WebsocketInit,
 		Log:            d.Log,
 	})
 
 	mux := http.NewServeMux()
-	mux.Handle("/query", limitBody(cfg.MaxBodyBytes, d.Auth.Middleware(d.Log)(gql)))
+	authn := d.Auth.Middleware(d.Log)
+	// Multipart requests carry attachments: their bound is the attachment's, plus the form.
+	mux.Handle("/query", limitBody(cfg.MaxBodyBytes, cfg.Sessions.MaxMediaBytes+cfg.MaxBodyBytes, authn(gql)))
+	mux.Handle("GET /media/{id}", authn(mediaHandler(sessionsSvc, d.Log)))
 	if cfg.Introspection {
 		mux.Handle("GET /{$}", playground.Handler("wagate", "/query"))
 	}
@@ -80,9 +102,54 @@ func New(cfg Config, d Deps) http.Handler {
 	return mux
 }
 
-func limitBody(n int64, next http.Handler) http.Handler {
+func limitBody(n, multipart int64, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		r.Body = http.MaxBytesReader(w, r.Body, n)
+		limit := n
+		if strings.HasPrefix(r.Header.Get("Content-Type"), "multipart/form-data") {
+			limit = multipart
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
 		next.ServeHTTP(w, r)
 	})
+}
+
+// mediaHandler serves a message's attachment to callers who may read the message.
+func mediaHandler(svc *sessions.Service, log *slog.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, err := gid.Parse(r.PathValue("id"))
+		if err != nil {
+			http.Error(w, "malformed message id", http.StatusBadRequest)
+			return
+		}
+		data, mime, name, err := svc.Media(r.Context(), id)
+		if err != nil {
+			status := http.StatusBadGateway
+			switch {
+			case ent.IsNotFound(err), apperr.Is(err, apperr.NotFound):
+				status = http.StatusNotFound
+			case apperr.Is(err, apperr.Unauthenticated):
+				status = http.StatusUnauthorized
+			case apperr.Is(err, apperr.Conflict):
+				status = http.StatusConflict
+			default:
+				log.Warn("serving media", "message", id, "err", err)
+			}
+			http.Error(w, http.StatusText(status), status)
+			return
+		}
+		w.Header().Set("Content-Type", mime)
+		w.Header().Set("Content-Length", strconv.Itoa(len(data)))
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		w.Header().Set("Cache-Control", "private, max-age=3600")
+		disposition := "attachment"
+		if name != "" {
+			disposition = mimeDisposition(name)
+		}
+		w.Header().Set("Content-Disposition", disposition)
+		_, _ = w.Write(data)
+	})
+}
+
+func mimeDisposition(name string) string {
+	return mime.FormatMediaType("attachment", map[string]string{"filename": name})
 }

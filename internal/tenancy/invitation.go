@@ -302,27 +302,9 @@ func (s *Service) mailInvitation(ctx context.Context, inv *ent.Invitation, token
 			"The link works once and until %s. If you were not expecting this, ignore this e-mail.\n",
 			inviter, orgName, inv.Role, link, inv.ExpiresAt.UTC().Format(time.RFC1123)),
 	}
-	afterCommit(ctx, func() {
+	database.AfterCommit(ctx, func() {
 		if err := s.opts.Mail.Send(context.WithoutCancel(ctx), msg); err != nil {
 			s.opts.Log.Error("queueing invitation e-mail", "invitation", inv.ID, "err", err)
 		}
-	})
-}
-
-// afterCommit runs fn once the transaction in ctx commits, or at once outside a transaction.
-func afterCommit(ctx context.Context, fn func()) {
-	tx := ent.TxFromContext(ctx)
-	if tx == nil {
-		fn()
-		return
-	}
-	tx.OnCommit(func(next ent.Committer) ent.Committer {
-		return ent.CommitFunc(func(ctx context.Context, tx *ent.Tx) error {
-			err := next.Commit(ctx, tx)
-			if err == nil {
-				fn()
-			}
-			return err
-		})
 	})
 }

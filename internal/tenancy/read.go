@@ -8,6 +8,7 @@ import (
 	"github.com/wagate/wagate/ent/membership"
 	"github.com/wagate/wagate/ent/user"
 	"github.com/wagate/wagate/internal/database"
+	"github.com/wagate/wagate/internal/gid"
 	"github.com/wagate/wagate/internal/page"
 	"github.com/wagate/wagate/internal/viewer"
 )
@@ -62,19 +63,28 @@ func (s *Service) Organization(ctx context.Context, v *viewer.Viewer) (*ent.Orga
 // PhoneNumber returns a session's number, masked for viewers below ADMIN when the
 // organization asks for it.
 func (s *Service) PhoneNumber(ctx context.Context, ses *ent.Session) *string {
-	if ses.PhoneNumber == nil || viewer.FromContext(ctx).RoleIn(ses.OrganizationID).AtLeast(viewer.RoleAdmin) {
-		return ses.PhoneNumber
+	return s.MaskedPhone(ctx, ses.OrganizationID, ses.PhoneNumber)
+}
+
+// MaskedPhone returns phone as a viewer of org may see it: masked for viewers below ADMIN
+// when the organization asks for it.
+func (s *Service) MaskedPhone(ctx context.Context, org gid.ID, phone *string) *string {
+	if phone == nil || viewer.FromContext(ctx).RoleIn(org).AtLeast(viewer.RoleAdmin) {
+		return phone
 	}
-	org, err := ses.Edges.OrganizationOrErr()
-	if err != nil {
-		org, err = s.client.Organization.Get(viewer.System(ctx, "phone-mask"), ses.OrganizationID)
-	}
-	if err != nil || org.MaskPhoneNumbers {
+	mask, err := s.masks.get(ctx, org, func(ctx context.Context) (bool, error) {
+		o, err := s.client.Organization.Get(viewer.System(ctx, "phone-mask"), org)
+		if err != nil {
+			return false, err
+		}
+		return o.MaskPhoneNumbers, nil
+	})
+	if err != nil || mask {
 		// When the setting cannot be read, masking is the safe side.
-		masked := MaskPhone(*ses.PhoneNumber)
+		masked := MaskPhone(*phone)
 		return &masked
 	}
-	return ses.PhoneNumber
+	return phone
 }
 
 // MaskPhone keeps the country prefix and the last two digits: "+4915112345678" → "+49*********78".

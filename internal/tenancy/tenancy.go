@@ -51,6 +51,7 @@ type Service struct {
 	auth   *auth.Service
 	opts   Options
 	now    func() time.Time
+	masks  memo
 }
 
 // New returns a Service.
@@ -263,6 +264,9 @@ func (s *Service) UpdateOrganization(ctx context.Context, in UpdateOrganizationI
 		return audit.Record(ctx, c, audit.Entry{OrgID: id, Action: "organization.update",
 			TargetType: "Organization", TargetID: id, Details: changes})
 	})
+	if err == nil {
+		s.masks.forget(id)
+	}
 	return org, err
 }
 
