@@ -222,7 +222,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	if err := grantConfiguredSuperAdmins(ctx, db, cfg.superAdmins, log); err != nil {
 		return err
 	}
-	authn, err := auth.New(db.Client, auth.Config{TokenTTL: cfg.tokenTTL})
+	authn, err := auth.New(db.Client, auth.Config{TokenTTL: cfg.tokenTTL, Log: log})
 	if err != nil {
 		return err
 	}

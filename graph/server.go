@@ -6,7 +6,6 @@ import (
 	"strings"
 	"time"
 
-	"entgo.io/contrib/entgql"
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler"
 	"github.com/99designs/gqlgen/graphql/handler/extension"
@@ -29,7 +28,9 @@ type ServerConfig struct {
 	MaxUploadBytes int64
 	// WebsocketInit authenticates a WebSocket's connection_init.
 	WebsocketInit transport.WebsocketInitFunc
-	Log           *slog.Logger
+	// PerOperation runs around every operation (it re-checks WebSocket callers).
+	PerOperation graphql.OperationMiddleware
+	Log          *slog.Logger
 }
 
 // NewServer assembles the GraphQL server: transports, caches, the transaction per mutation,
@@ -53,8 +54,10 @@ func NewServer(r *Resolver, cfg ServerConfig) *handler.Server {
 	if cfg.Introspection {
 		srv.Use(extension.Introspection{})
 	}
-	// Each mutation runs in one transaction: all its writes commit together or not at all.
-	srv.Use(entgql.Transactioner{TxOpener: r.client})
+	if cfg.PerOperation != nil {
+		srv.AroundOperations(cfg.PerOperation)
+	}
+	srv.Use(txPerMutation{client: r.client, log: cfg.Log, own: []string{"signUp", "logIn"}})
 	srv.AroundFields(boundConnections)
 	srv.SetErrorPresenter(errorPresenter(cfg.Log))
 	srv.SetRecoverFunc(recoverFunc(cfg.Log))

@@ -30,6 +30,8 @@ type Config struct {
 	Hash HashParams
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Log receives what callers are not told; nil means slog.Default().
+	Log *slog.Logger
 }
 
 // Service authenticates users.
@@ -42,6 +44,7 @@ type Service struct {
 	dummyHash string
 	now       func() time.Time
 	usage     usage
+	logger    *slog.Logger
 }
 
 // New returns a Service.
@@ -49,6 +52,10 @@ func New(client *ent.Client, cfg Config) (*Service, error) {
 	s := &Service{client: client, ttl: cfg.TokenTTL, hash: cfg.Hash, now: cfg.Now}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	s.logger = cfg.Log
+	if s.logger == nil {
+		s.logger = slog.Default()
 	}
 	if s.ttl <= 0 {
 		s.ttl = 30 * 24 * time.Hour
@@ -302,3 +309,5 @@ func (s *Service) RunMaintenance(ctx context.Context, flushEvery time.Duration, 
 		}
 	}
 }
+
+func (s *Service) log(context.Context) *slog.Logger { return s.logger }

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"strings"
 
+	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
+	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/wagate/wagate/internal/apperr"
 	"github.com/wagate/wagate/internal/viewer"
@@ -35,7 +37,8 @@ func (s *Service) WebsocketInit(ctx context.Context, p transport.InitPayload) (c
 		}
 		return refuse(ctx, CloseUnauthorized, errors.New("authentication required: send {\"authorization\": \"Bearer <token>\"} in connection_init"))
 	}
-	ctx, v, err := s.Resolve(ctx, credential, p.GetString("organizationId"))
+	org := p.GetString("organizationId")
+	ctx, v, err := s.Resolve(ctx, credential, org)
 	if err != nil {
 		switch apperr.CodeOf(err) {
 		case apperr.Unauthenticated:
@@ -45,7 +48,33 @@ func (s *Service) WebsocketInit(ctx context.Context, p transport.InitPayload) (c
 		}
 		return ctx, nil, err
 	}
+	ctx = context.WithValue(ctx, wsCredentialKey{}, wsCredential{credential, org})
 	return viewer.NewContext(ctx, v), nil, nil
+}
+
+type (
+	wsCredentialKey struct{}
+	wsCredential    struct{ credential, org string }
+)
+
+// PerOperation re-authenticates the credential of a WebSocket connection for each of its
+// operations, and gives each its own viewer: a connection outlives revocations, removals
+// and role changes, and its operations run concurrently.
+func (s *Service) PerOperation(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
+	c, ok := ctx.Value(wsCredentialKey{}).(wsCredential)
+	if !ok {
+		return next(ctx)
+	}
+	ctx, v, err := s.Resolve(ctx, c.credential, c.org)
+	if err != nil {
+		code, msg := apperr.CodeOf(err), "the connection's credentials are no longer valid: "+err.Error()
+		if code == "" {
+			code, msg = apperr.Internal, "internal error"
+			s.log(ctx).Error("re-authenticating a WebSocket operation", "err", err)
+		}
+		return graphql.OneShot(&graphql.Response{Errors: gqlerror.List{{Message: msg, Extensions: map[string]any{"code": code}}}})
+	}
+	return next(viewer.NewContext(ctx, v))
 }
 
 func refuse(ctx context.Context, code int, err error) (context.Context, *transport.InitPayload, error) {

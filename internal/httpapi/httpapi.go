@@ -72,6 +72,7 @@ func New(cfg Config, d Deps) http.Handler {
 		AllowedOrigins: cfg.AllowedOrigins,
 		MaxUploadBytes: cfg.Sessions.MaxMediaBytes,
 		WebsocketInit:  d.Auth.WebsocketInit,
+		PerOperation:   d.Auth.PerOperation,
 		Log:            d.Log,
 	})
 

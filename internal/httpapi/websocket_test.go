@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -145,6 +146,56 @@ func TestWebsocketAuthentication(t *testing.T) {
 				}
 			})
 		}
+		t.Run("an open connection loses a revoked key at once", func(t *testing.T) {
+			k := s.CreateAPIKey(t, ann, ann.OrgID, "ADMIN")
+			c := dialWS(t, s, "graphql-transport-ws", nil)
+			send(t, c, wsMsg{Type: "connection_init", Payload: initPayload(k.Secret, "")})
+			if m, err := next(t, c); err != nil || m.Type != "connection_ack" {
+				t.Fatalf("want connection_ack, got %+v %v", m, err)
+			}
+			query(c, `{ viewer { role } }`)
+			s.OK(t, q(ann, ann.OrgID, `mutation($id: ID!) { revokeAPIKey(id: $id) { id } }`, map[string]any{"id": k.ID}), nil)
+			payload, _ := json.Marshal(map[string]string{"query": `mutation { createAPIKey(input: {name: "escape", role: ADMIN}) { secret } }`})
+			send(t, c, wsMsg{ID: "2", Type: "subscribe", Payload: payload})
+			m, err := next(t, c)
+			if err != nil || m.Type != "next" || !strings.Contains(string(m.Payload), "UNAUTHENTICATED") || strings.Contains(string(m.Payload), "wag_") {
+				t.Fatalf("a revoked key still works over an open connection: %+v %v", m, err)
+			}
+		})
+		t.Run("mutations over one connection, concurrently", func(t *testing.T) {
+			c := dialWS(t, s, "graphql-transport-ws", nil)
+			send(t, c, wsMsg{Type: "connection_init", Payload: initPayload(ann.Token, "")})
+			if m, err := next(t, c); err != nil || m.Type != "connection_ack" {
+				t.Fatalf("want connection_ack, got %+v %v", m, err)
+			}
+			const n = 20
+			for i := range n {
+				q := `mutation { createOrganization(input: {name: "Concurrent"}) { id viewerRole } }`
+				if i%2 == 1 {
+					q = `{ organizations { totalCount } }`
+				}
+				payload, _ := json.Marshal(map[string]string{"query": q})
+				send(t, c, wsMsg{ID: fmt.Sprint("op", i), Type: "subscribe", Payload: payload})
+			}
+			results, completes := 0, 0
+			for results < n || completes < n {
+				m, err := next(t, c)
+				if err != nil {
+					t.Fatalf("after %d results, %d completes: %v", results, completes, err)
+				}
+				switch m.Type {
+				case "next":
+					results++
+					if strings.Contains(string(m.Payload), "errors") {
+						t.Fatalf("operation failed: %s", m.Payload)
+					}
+				case "complete":
+					completes++
+				default:
+					t.Fatalf("unexpected %+v", m)
+				}
+			}
+		})
 		t.Run("legacy graphql-ws answers connection_error", func(t *testing.T) {
 			c := dialWS(t, s, "graphql-ws", nil)
 			send(t, c, wsMsg{Type: "connection_init", Payload: initPayload("wst_forged", "")})
