@@ -12,6 +12,7 @@ import (
 
 	"github.com/wagate/wagate/ent"
 	"github.com/wagate/wagate/ent/apikey"
+	"github.com/wagate/wagate/ent/membership"
 	"github.com/wagate/wagate/internal/apperr"
 	"github.com/wagate/wagate/internal/audit"
 	"github.com/wagate/wagate/internal/database"
@@ -58,7 +59,8 @@ func (s *Service) resolveAPIKey(ctx context.Context, key string) (*viewer.Viewer
 	if !ok {
 		return nil, errInvalidKey
 	}
-	k, err := s.client.APIKey.Query().Where(apikey.Prefix(prefix)).Only(viewer.System(ctx, "authenticate"))
+	sys := viewer.System(ctx, "authenticate")
+	k, err := s.client.APIKey.Query().Where(apikey.Prefix(prefix)).WithCreatedBy().Only(sys)
 	switch {
 	case ent.IsNotFound(err):
 		return nil, errInvalidKey
@@ -71,14 +73,48 @@ func (s *Service) resolveAPIKey(ctx context.Context, key string) (*viewer.Viewer
 		return nil, errInvalidKey
 	}
 	// Microseconds: what both databases store, so the flushed value equals the one shown.
+	role, err := s.keyRole(sys, k)
+	if err != nil {
+		return nil, err
+	}
+	// Microseconds: what both databases store, so the flushed value equals the one shown.
 	s.usage.touch(k.ID, now.Truncate(time.Microsecond))
-	return &viewer.Viewer{
+	v := &viewer.Viewer{
 		Kind:     viewer.KindAPIKey,
 		APIKeyID: k.ID,
 		OrgID:    k.OrganizationID,
-		Role:     k.Role,
-		Orgs:     map[gid.ID]viewer.Role{k.OrganizationID: k.Role},
-	}, nil
+		Role:     role,
+		Orgs:     map[gid.ID]viewer.Role{k.OrganizationID: role},
+	}
+	if k.CreatedByID != nil {
+		v.KeyCreatorID = *k.CreatedByID
+	}
+	return v, nil
+}
+
+var errKeyCreatorGone = apperr.New(apperr.Unauthenticated, "this API key's creator no longer has access to the organization")
+
+// keyRole is the role a key acts with: its own, capped by its creator's current role, so a
+// key never outlives its creator's access or keeps a role they lost.
+func (s *Service) keyRole(sys context.Context, k *ent.APIKey) (viewer.Role, error) {
+	if k.CreatedByID == nil {
+		return "", errKeyCreatorGone // the creator's account was deleted
+	}
+	if k.Edges.CreatedBy == nil || k.Edges.CreatedBy.Disabled {
+		return "", errKeyCreatorGone
+	}
+	m, err := s.client.Membership.Query().
+		Where(membership.OrganizationID(k.OrganizationID), membership.UserID(*k.CreatedByID)).Only(sys)
+	switch {
+	case ent.IsNotFound(err):
+		return "", errKeyCreatorGone
+	case err != nil:
+		return "", fmt.Errorf("checking the key's creator: %w", err)
+	}
+	if m.Role.AtLeast(k.Role) {
+		return k.Role, nil
+	}
+	return m.Role, nil
 }
 
 // CreateAPIKeyInput describes a new key.
@@ -113,8 +149,12 @@ func (s *Service) CreateAPIKey(ctx context.Context, in CreateAPIKeyInput) (*Crea
 	err := database.InTx(ctx, s.client, func(ctx context.Context, c *ent.Client) error {
 		create := c.APIKey.Create().SetName(name).SetRole(in.Role).SetPrefix(prefix).SetSecretHash(hash).
 			SetNillableExpiresAt(in.ExpiresAt)
-		if v.IsUser() {
+		// A key made by a key belongs to the person behind that key.
+		switch {
+		case v.IsUser():
 			create.SetCreatedByID(v.UserID)
+		case v.KeyCreatorID != "":
+			create.SetCreatedByID(v.KeyCreatorID)
 		}
 		k, err := create.Save(ctx)
 		if err != nil {

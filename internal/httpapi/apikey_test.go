@@ -107,3 +107,34 @@ func TestMemberKeyCannotEscalate(t *testing.T) {
 		}
 	})
 }
+
+// A key never outlives its creator's access, nor keeps a role the creator lost; keys made
+// by keys belong to the same person.
+func TestAPIKeyFollowsItsCreator(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, db *database.DB) {
+		s := apitest.New(t, db)
+		ann, bob := s.SignUp(t, "Ann"), s.SignUp(t, "Bob")
+		org := ann.OrgID
+		bobMembership := s.AddMember(t, ann, org, bob, "ADMIN")
+		key := &apitest.User{Token: s.CreateAPIKey(t, bob, org, "ADMIN").Secret}
+		var made struct{ CreateAPIKey struct{ Secret string } }
+		s.OK(t, q(key, "", `mutation { createAPIKey(input: {name: "child", role: MEMBER}) { secret } }`, nil), &made)
+		child := &apitest.User{Token: made.CreateAPIKey.Secret}
+		role := func(u *apitest.User) string {
+			var out struct{ Viewer struct{ Role string } }
+			s.OK(t, q(u, "", `{ viewer { role } }`, nil), &out)
+			return out.Viewer.Role
+		}
+		if role(key) != "ADMIN" || role(child) != "MEMBER" {
+			t.Fatal("keys do not act with their roles")
+		}
+		s.OK(t, q(ann, org, memberRoleQuery, map[string]any{"id": bobMembership, "role": "MEMBER"}), nil)
+		if got := role(key); got != "MEMBER" {
+			t.Fatalf("after Bob's demotion his ADMIN key acts as %s, want MEMBER", got)
+		}
+		wantCode(t, s.Do(t, q(key, "", `mutation { createAPIKey(input: {name: "x", role: MEMBER}) { secret } }`, nil)), "FORBIDDEN")
+		s.OK(t, q(ann, org, `mutation($id: ID!) { removeMember(id: $id) }`, map[string]any{"id": bobMembership}), nil)
+		wantCode(t, s.Do(t, q(key, "", `{ viewer { role } }`, nil)), "UNAUTHENTICATED")
+		wantCode(t, s.Do(t, q(child, "", `{ viewer { role } }`, nil)), "UNAUTHENTICATED")
+	})
+}

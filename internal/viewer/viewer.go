@@ -29,6 +29,8 @@ type Viewer struct {
 	UserID gid.ID
 	// APIKeyID is set for KindAPIKey.
 	APIKeyID gid.ID
+	// KeyCreatorID is the person who created the API key (KindAPIKey).
+	KeyCreatorID gid.ID
 	// OrgID is the organization the request acts in; empty when the user has none.
 	OrgID gid.ID
 	// Role is the viewer's role in OrgID.
