@@ -252,14 +252,17 @@ var schemaGraph = func() *sqlgraph.Schema {
 		},
 		Type: "User",
 		Fields: map[string]*sqlgraph.FieldSpec{
-			user.FieldCreatedAt:              {Type: field.TypeTime, Column: user.FieldCreatedAt},
-			user.FieldUpdatedAt:              {Type: field.TypeTime, Column: user.FieldUpdatedAt},
-			user.FieldEmail:                  {Type: field.TypeString, Column: user.FieldEmail},
-			user.FieldName:                   {Type: field.TypeString, Column: user.FieldName},
-			user.FieldPasswordHash:           {Type: field.TypeString, Column: user.FieldPasswordHash},
-			user.FieldIsSuperAdmin:           {Type: field.TypeBool, Column: user.FieldIsSuperAdmin},
-			user.FieldDisabled:               {Type: field.TypeBool, Column: user.FieldDisabled},
-			user.FieldSelectedOrganizationID: {Type: field.TypeString, Column: user.FieldSelectedOrganizationID},
+			user.FieldCreatedAt:                  {Type: field.TypeTime, Column: user.FieldCreatedAt},
+			user.FieldUpdatedAt:                  {Type: field.TypeTime, Column: user.FieldUpdatedAt},
+			user.FieldEmail:                      {Type: field.TypeString, Column: user.FieldEmail},
+			user.FieldName:                       {Type: field.TypeString, Column: user.FieldName},
+			user.FieldPasswordHash:               {Type: field.TypeString, Column: user.FieldPasswordHash},
+			user.FieldIsSuperAdmin:               {Type: field.TypeBool, Column: user.FieldIsSuperAdmin},
+			user.FieldDisabled:                   {Type: field.TypeBool, Column: user.FieldDisabled},
+			user.FieldEmailVerifiedAt:            {Type: field.TypeTime, Column: user.FieldEmailVerifiedAt},
+			user.FieldEmailVerificationHash:      {Type: field.TypeBytes, Column: user.FieldEmailVerificationHash},
+			user.FieldEmailVerificationExpiresAt: {Type: field.TypeTime, Column: user.FieldEmailVerificationExpiresAt},
+			user.FieldSelectedOrganizationID:     {Type: field.TypeString, Column: user.FieldSelectedOrganizationID},
 		},
 	}
 	graph.MustAddE(
@@ -1938,6 +1941,21 @@ func (f *UserFilter) WhereIsSuperAdmin(p entql.BoolP) {
 // WhereDisabled applies the entql bool predicate on the disabled field.
 func (f *UserFilter) WhereDisabled(p entql.BoolP) {
 	f.Where(p.Field(user.FieldDisabled))
+}
+
+// WhereEmailVerifiedAt applies the entql time.Time predicate on the email_verified_at field.
+func (f *UserFilter) WhereEmailVerifiedAt(p entql.TimeP) {
+	f.Where(p.Field(user.FieldEmailVerifiedAt))
+}
+
+// WhereEmailVerificationHash applies the entql []byte predicate on the email_verification_hash field.
+func (f *UserFilter) WhereEmailVerificationHash(p entql.BytesP) {
+	f.Where(p.Field(user.FieldEmailVerificationHash))
+}
+
+// WhereEmailVerificationExpiresAt applies the entql time.Time predicate on the email_verification_expires_at field.
+func (f *UserFilter) WhereEmailVerificationExpiresAt(p entql.TimeP) {
+	f.Where(p.Field(user.FieldEmailVerificationExpiresAt))
 }
 
 // WhereSelectedOrganizationID applies the entql string predicate on the selected_organization_id field.

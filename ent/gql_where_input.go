@@ -3155,6 +3155,18 @@ type UserWhereInput struct {
 	// "disabled" field predicates.
 	Disabled    *bool `json:"disabled,omitempty"`
 	DisabledNEQ *bool `json:"disabledNEQ,omitempty"`
+
+	// "email_verified_at" field predicates.
+	EmailVerifiedAt       *time.Time  `json:"emailVerifiedAt,omitempty"`
+	EmailVerifiedAtNEQ    *time.Time  `json:"emailVerifiedAtNEQ,omitempty"`
+	EmailVerifiedAtIn     []time.Time `json:"emailVerifiedAtIn,omitempty"`
+	EmailVerifiedAtNotIn  []time.Time `json:"emailVerifiedAtNotIn,omitempty"`
+	EmailVerifiedAtGT     *time.Time  `json:"emailVerifiedAtGT,omitempty"`
+	EmailVerifiedAtGTE    *time.Time  `json:"emailVerifiedAtGTE,omitempty"`
+	EmailVerifiedAtLT     *time.Time  `json:"emailVerifiedAtLT,omitempty"`
+	EmailVerifiedAtLTE    *time.Time  `json:"emailVerifiedAtLTE,omitempty"`
+	EmailVerifiedAtIsNil  bool        `json:"emailVerifiedAtIsNil,omitempty"`
+	EmailVerifiedAtNotNil bool        `json:"emailVerifiedAtNotNil,omitempty"`
 }
 
 // AddPredicates adds custom predicates to the where input to be used during the filtering phase.
@@ -3365,6 +3377,36 @@ func (i *UserWhereInput) P() (predicate.User, error) {
 	}
 	if i.DisabledNEQ != nil {
 		predicates = append(predicates, user.DisabledNEQ(*i.DisabledNEQ))
+	}
+	if i.EmailVerifiedAt != nil {
+		predicates = append(predicates, user.EmailVerifiedAtEQ(*i.EmailVerifiedAt))
+	}
+	if i.EmailVerifiedAtNEQ != nil {
+		predicates = append(predicates, user.EmailVerifiedAtNEQ(*i.EmailVerifiedAtNEQ))
+	}
+	if len(i.EmailVerifiedAtIn) > 0 {
+		predicates = append(predicates, user.EmailVerifiedAtIn(i.EmailVerifiedAtIn...))
+	}
+	if len(i.EmailVerifiedAtNotIn) > 0 {
+		predicates = append(predicates, user.EmailVerifiedAtNotIn(i.EmailVerifiedAtNotIn...))
+	}
+	if i.EmailVerifiedAtGT != nil {
+		predicates = append(predicates, user.EmailVerifiedAtGT(*i.EmailVerifiedAtGT))
+	}
+	if i.EmailVerifiedAtGTE != nil {
+		predicates = append(predicates, user.EmailVerifiedAtGTE(*i.EmailVerifiedAtGTE))
+	}
+	if i.EmailVerifiedAtLT != nil {
+		predicates = append(predicates, user.EmailVerifiedAtLT(*i.EmailVerifiedAtLT))
+	}
+	if i.EmailVerifiedAtLTE != nil {
+		predicates = append(predicates, user.EmailVerifiedAtLTE(*i.EmailVerifiedAtLTE))
+	}
+	if i.EmailVerifiedAtIsNil {
+		predicates = append(predicates, user.EmailVerifiedAtIsNil())
+	}
+	if i.EmailVerifiedAtNotNil {
+		predicates = append(predicates, user.EmailVerifiedAtNotNil())
 	}
 
 	switch len(predicates) {

@@ -10225,40 +10225,43 @@ func (m *SessionMutation) ResetEdge(name string) error {
 // UserMutation represents an operation that mutates the User nodes in the graph.
 type UserMutation struct {
 	config
-	op                           Op
-	typ                          string
-	id                           *gid.ID
-	created_at                   *time.Time
-	updated_at                   *time.Time
-	email                        *string
-	name                         *string
-	password_hash                *string
-	is_super_admin               *bool
-	disabled                     *bool
-	clearedFields                map[string]struct{}
-	memberships                  map[gid.ID]struct{}
-	removedmemberships           map[gid.ID]struct{}
-	clearedmemberships           bool
-	auth_tokens                  map[gid.ID]struct{}
-	removedauth_tokens           map[gid.ID]struct{}
-	clearedauth_tokens           bool
-	sent_invitations             map[gid.ID]struct{}
-	removedsent_invitations      map[gid.ID]struct{}
-	clearedsent_invitations      bool
-	created_api_keys             map[gid.ID]struct{}
-	removedcreated_api_keys      map[gid.ID]struct{}
-	clearedcreated_api_keys      bool
-	audit_entries                map[gid.ID]struct{}
-	removedaudit_entries         map[gid.ID]struct{}
-	clearedaudit_entries         bool
-	sent_messages                map[gid.ID]struct{}
-	removedsent_messages         map[gid.ID]struct{}
-	clearedsent_messages         bool
-	selected_organization        *gid.ID
-	clearedselected_organization bool
-	done                         bool
-	oldValue                     func(context.Context) (*User, error)
-	predicates                   []predicate.User
+	op                            Op
+	typ                           string
+	id                            *gid.ID
+	created_at                    *time.Time
+	updated_at                    *time.Time
+	email                         *string
+	name                          *string
+	password_hash                 *string
+	is_super_admin                *bool
+	disabled                      *bool
+	email_verified_at             *time.Time
+	email_verification_hash       *[]byte
+	email_verification_expires_at *time.Time
+	clearedFields                 map[string]struct{}
+	memberships                   map[gid.ID]struct{}
+	removedmemberships            map[gid.ID]struct{}
+	clearedmemberships            bool
+	auth_tokens                   map[gid.ID]struct{}
+	removedauth_tokens            map[gid.ID]struct{}
+	clearedauth_tokens            bool
+	sent_invitations              map[gid.ID]struct{}
+	removedsent_invitations       map[gid.ID]struct{}
+	clearedsent_invitations       bool
+	created_api_keys              map[gid.ID]struct{}
+	removedcreated_api_keys       map[gid.ID]struct{}
+	clearedcreated_api_keys       bool
+	audit_entries                 map[gid.ID]struct{}
+	removedaudit_entries          map[gid.ID]struct{}
+	clearedaudit_entries          bool
+	sent_messages                 map[gid.ID]struct{}
+	removedsent_messages          map[gid.ID]struct{}
+	clearedsent_messages          bool
+	selected_organization         *gid.ID
+	clearedselected_organization  bool
+	done                          bool
+	oldValue                      func(context.Context) (*User, error)
+	predicates                    []predicate.User
 }
 
 var _ ent.Mutation = (*UserMutation)(nil)
@@ -10615,6 +10618,153 @@ func (m *UserMutation) OldDisabled(ctx context.Context) (v bool, err error) {
 // ResetDisabled resets all changes to the "disabled" field.
 func (m *UserMutation) ResetDisabled() {
 	m.disabled = nil
+}
+
+// SetEmailVerifiedAt sets the "email_verified_at" field.
+func (m *UserMutation) SetEmailVerifiedAt(t time.Time) {
+	m.email_verified_at = &t
+}
+
+// EmailVerifiedAt returns the value of the "email_verified_at" field in the mutation.
+func (m *UserMutation) EmailVerifiedAt() (r time.Time, exists bool) {
+	v := m.email_verified_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldEmailVerifiedAt returns the old "email_verified_at" field's value of the User entity.
+// If the User object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *UserMutation) OldEmailVerifiedAt(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldEmailVerifiedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldEmailVerifiedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldEmailVerifiedAt: %w", err)
+	}
+	return oldValue.EmailVerifiedAt, nil
+}
+
+// ClearEmailVerifiedAt clears the value of the "email_verified_at" field.
+func (m *UserMutation) ClearEmailVerifiedAt() {
+	m.email_verified_at = nil
+	m.clearedFields[user.FieldEmailVerifiedAt] = struct{}{}
+}
+
+// EmailVerifiedAtCleared returns if the "email_verified_at" field was cleared in this mutation.
+func (m *UserMutation) EmailVerifiedAtCleared() bool {
+	_, ok := m.clearedFields[user.FieldEmailVerifiedAt]
+	return ok
+}
+
+// ResetEmailVerifiedAt resets all changes to the "email_verified_at" field.
+func (m *UserMutation) ResetEmailVerifiedAt() {
+	m.email_verified_at = nil
+	delete(m.clearedFields, user.FieldEmailVerifiedAt)
+}
+
+// SetEmailVerificationHash sets the "email_verification_hash" field.
+func (m *UserMutation) SetEmailVerificationHash(b []byte) {
+	m.email_verification_hash = &b
+}
+
+// EmailVerificationHash returns the value of the "email_verification_hash" field in the mutation.
+func (m *UserMutation) EmailVerificationHash() (r []byte, exists bool) {
+	v := m.email_verification_hash
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldEmailVerificationHash returns the old "email_verification_hash" field's value of the User entity.
+// If the User object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *UserMutation) OldEmailVerificationHash(ctx context.Context) (v *[]byte, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldEmailVerificationHash is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldEmailVerificationHash requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldEmailVerificationHash: %w", err)
+	}
+	return oldValue.EmailVerificationHash, nil
+}
+
+// ClearEmailVerificationHash clears the value of the "email_verification_hash" field.
+func (m *UserMutation) ClearEmailVerificationHash() {
+	m.email_verification_hash = nil
+	m.clearedFields[user.FieldEmailVerificationHash] = struct{}{}
+}
+
+// EmailVerificationHashCleared returns if the "email_verification_hash" field was cleared in this mutation.
+func (m *UserMutation) EmailVerificationHashCleared() bool {
+	_, ok := m.clearedFields[user.FieldEmailVerificationHash]
+	return ok
+}
+
+// ResetEmailVerificationHash resets all changes to the "email_verification_hash" field.
+func (m *UserMutation) ResetEmailVerificationHash() {
+	m.email_verification_hash = nil
+	delete(m.clearedFields, user.FieldEmailVerificationHash)
+}
+
+// SetEmailVerificationExpiresAt sets the "email_verification_expires_at" field.
+func (m *UserMutation) SetEmailVerificationExpiresAt(t time.Time) {
+	m.email_verification_expires_at = &t
+}
+
+// EmailVerificationExpiresAt returns the value of the "email_verification_expires_at" field in the mutation.
+func (m *UserMutation) EmailVerificationExpiresAt() (r time.Time, exists bool) {
+	v := m.email_verification_expires_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldEmailVerificationExpiresAt returns the old "email_verification_expires_at" field's value of the User entity.
+// If the User object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *UserMutation) OldEmailVerificationExpiresAt(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldEmailVerificationExpiresAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldEmailVerificationExpiresAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldEmailVerificationExpiresAt: %w", err)
+	}
+	return oldValue.EmailVerificationExpiresAt, nil
+}
+
+// ClearEmailVerificationExpiresAt clears the value of the "email_verification_expires_at" field.
+func (m *UserMutation) ClearEmailVerificationExpiresAt() {
+	m.email_verification_expires_at = nil
+	m.clearedFields[user.FieldEmailVerificationExpiresAt] = struct{}{}
+}
+
+// EmailVerificationExpiresAtCleared returns if the "email_verification_expires_at" field was cleared in this mutation.
+func (m *UserMutation) EmailVerificationExpiresAtCleared() bool {
+	_, ok := m.clearedFields[user.FieldEmailVerificationExpiresAt]
+	return ok
+}
+
+// ResetEmailVerificationExpiresAt resets all changes to the "email_verification_expires_at" field.
+func (m *UserMutation) ResetEmailVerificationExpiresAt() {
+	m.email_verification_expires_at = nil
+	delete(m.clearedFields, user.FieldEmailVerificationExpiresAt)
 }
 
 // SetSelectedOrganizationID sets the "selected_organization_id" field.
@@ -11051,7 +11201,7 @@ func (m *UserMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *UserMutation) Fields() []string {
-	fields := make([]string, 0, 8)
+	fields := make([]string, 0, 11)
 	if m.created_at != nil {
 		fields = append(fields, user.FieldCreatedAt)
 	}
@@ -11072,6 +11222,15 @@ func (m *UserMutation) Fields() []string {
 	}
 	if m.disabled != nil {
 		fields = append(fields, user.FieldDisabled)
+	}
+	if m.email_verified_at != nil {
+		fields = append(fields, user.FieldEmailVerifiedAt)
+	}
+	if m.email_verification_hash != nil {
+		fields = append(fields, user.FieldEmailVerificationHash)
+	}
+	if m.email_verification_expires_at != nil {
+		fields = append(fields, user.FieldEmailVerificationExpiresAt)
 	}
 	if m.selected_organization != nil {
 		fields = append(fields, user.FieldSelectedOrganizationID)
@@ -11098,6 +11257,12 @@ func (m *UserMutation) Field(name string) (ent.Value, bool) {
 		return m.IsSuperAdmin()
 	case user.FieldDisabled:
 		return m.Disabled()
+	case user.FieldEmailVerifiedAt:
+		return m.EmailVerifiedAt()
+	case user.FieldEmailVerificationHash:
+		return m.EmailVerificationHash()
+	case user.FieldEmailVerificationExpiresAt:
+		return m.EmailVerificationExpiresAt()
 	case user.FieldSelectedOrganizationID:
 		return m.SelectedOrganizationID()
 	}
@@ -11123,6 +11288,12 @@ func (m *UserMutation) OldField(ctx context.Context, name string) (ent.Value, er
 		return m.OldIsSuperAdmin(ctx)
 	case user.FieldDisabled:
 		return m.OldDisabled(ctx)
+	case user.FieldEmailVerifiedAt:
+		return m.OldEmailVerifiedAt(ctx)
+	case user.FieldEmailVerificationHash:
+		return m.OldEmailVerificationHash(ctx)
+	case user.FieldEmailVerificationExpiresAt:
+		return m.OldEmailVerificationExpiresAt(ctx)
 	case user.FieldSelectedOrganizationID:
 		return m.OldSelectedOrganizationID(ctx)
 	}
@@ -11183,6 +11354,27 @@ func (m *UserMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetDisabled(v)
 		return nil
+	case user.FieldEmailVerifiedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetEmailVerifiedAt(v)
+		return nil
+	case user.FieldEmailVerificationHash:
+		v, ok := value.([]byte)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetEmailVerificationHash(v)
+		return nil
+	case user.FieldEmailVerificationExpiresAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetEmailVerificationExpiresAt(v)
+		return nil
 	case user.FieldSelectedOrganizationID:
 		v, ok := value.(gid.ID)
 		if !ok {
@@ -11220,6 +11412,15 @@ func (m *UserMutation) AddField(name string, value ent.Value) error {
 // mutation.
 func (m *UserMutation) ClearedFields() []string {
 	var fields []string
+	if m.FieldCleared(user.FieldEmailVerifiedAt) {
+		fields = append(fields, user.FieldEmailVerifiedAt)
+	}
+	if m.FieldCleared(user.FieldEmailVerificationHash) {
+		fields = append(fields, user.FieldEmailVerificationHash)
+	}
+	if m.FieldCleared(user.FieldEmailVerificationExpiresAt) {
+		fields = append(fields, user.FieldEmailVerificationExpiresAt)
+	}
 	if m.FieldCleared(user.FieldSelectedOrganizationID) {
 		fields = append(fields, user.FieldSelectedOrganizationID)
 	}
@@ -11237,6 +11438,15 @@ func (m *UserMutation) FieldCleared(name string) bool {
 // error if the field is not defined in the schema.
 func (m *UserMutation) ClearField(name string) error {
 	switch name {
+	case user.FieldEmailVerifiedAt:
+		m.ClearEmailVerifiedAt()
+		return nil
+	case user.FieldEmailVerificationHash:
+		m.ClearEmailVerificationHash()
+		return nil
+	case user.FieldEmailVerificationExpiresAt:
+		m.ClearEmailVerificationExpiresAt()
+		return nil
 	case user.FieldSelectedOrganizationID:
 		m.ClearSelectedOrganizationID()
 		return nil
@@ -11268,6 +11478,15 @@ func (m *UserMutation) ResetField(name string) error {
 		return nil
 	case user.FieldDisabled:
 		m.ResetDisabled()
+		return nil
+	case user.FieldEmailVerifiedAt:
+		m.ResetEmailVerifiedAt()
+		return nil
+	case user.FieldEmailVerificationHash:
+		m.ResetEmailVerificationHash()
+		return nil
+	case user.FieldEmailVerificationExpiresAt:
+		m.ResetEmailVerificationExpiresAt()
 		return nil
 	case user.FieldSelectedOrganizationID:
 		m.ResetSelectedOrganizationID()

@@ -33,6 +33,12 @@ type User struct {
 	IsSuperAdmin bool `json:"is_super_admin,omitempty"`
 	// Disabled holds the value of the "disabled" field.
 	Disabled bool `json:"disabled,omitempty"`
+	// EmailVerifiedAt holds the value of the "email_verified_at" field.
+	EmailVerifiedAt *time.Time `json:"email_verified_at,omitempty"`
+	// EmailVerificationHash holds the value of the "email_verification_hash" field.
+	EmailVerificationHash *[]byte `json:"-"`
+	// EmailVerificationExpiresAt holds the value of the "email_verification_expires_at" field.
+	EmailVerificationExpiresAt *time.Time `json:"email_verification_expires_at,omitempty"`
 	// SelectedOrganizationID holds the value of the "selected_organization_id" field.
 	SelectedOrganizationID *gid.ID `json:"selected_organization_id,omitempty"`
 	// Edges holds the relations/edges for other nodes in the graph.
@@ -141,13 +147,15 @@ func (*User) scanValues(columns []string) ([]any, error) {
 		switch columns[i] {
 		case user.FieldSelectedOrganizationID:
 			values[i] = &sql.NullScanner{S: new(gid.ID)}
+		case user.FieldEmailVerificationHash:
+			values[i] = new([]byte)
 		case user.FieldID:
 			values[i] = new(gid.ID)
 		case user.FieldIsSuperAdmin, user.FieldDisabled:
 			values[i] = new(sql.NullBool)
 		case user.FieldEmail, user.FieldName, user.FieldPasswordHash:
 			values[i] = new(sql.NullString)
-		case user.FieldCreatedAt, user.FieldUpdatedAt:
+		case user.FieldCreatedAt, user.FieldUpdatedAt, user.FieldEmailVerifiedAt, user.FieldEmailVerificationExpiresAt:
 			values[i] = new(sql.NullTime)
 		default:
 			values[i] = new(sql.UnknownType)
@@ -211,6 +219,26 @@ func (_m *User) assignValues(columns []string, values []any) error {
 				return fmt.Errorf("unexpected type %T for field disabled", values[i])
 			} else if value.Valid {
 				_m.Disabled = value.Bool
+			}
+		case user.FieldEmailVerifiedAt:
+			if value, ok := values[i].(*sql.NullTime); !ok {
+				return fmt.Errorf("unexpected type %T for field email_verified_at", values[i])
+			} else if value.Valid {
+				_m.EmailVerifiedAt = new(time.Time)
+				*_m.EmailVerifiedAt = value.Time
+			}
+		case user.FieldEmailVerificationHash:
+			if value, ok := values[i].(*[]byte); !ok {
+				return fmt.Errorf("unexpected type %T for field email_verification_hash", values[i])
+			} else if value != nil {
+				_m.EmailVerificationHash = value
+			}
+		case user.FieldEmailVerificationExpiresAt:
+			if value, ok := values[i].(*sql.NullTime); !ok {
+				return fmt.Errorf("unexpected type %T for field email_verification_expires_at", values[i])
+			} else if value.Valid {
+				_m.EmailVerificationExpiresAt = new(time.Time)
+				*_m.EmailVerificationExpiresAt = value.Time
 			}
 		case user.FieldSelectedOrganizationID:
 			if value, ok := values[i].(*sql.NullScanner); !ok {
@@ -309,6 +337,18 @@ func (_m *User) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("disabled=")
 	builder.WriteString(fmt.Sprintf("%v", _m.Disabled))
+	builder.WriteString(", ")
+	if v := _m.EmailVerifiedAt; v != nil {
+		builder.WriteString("email_verified_at=")
+		builder.WriteString(v.Format(time.ANSIC))
+	}
+	builder.WriteString(", ")
+	builder.WriteString("email_verification_hash=<sensitive>")
+	builder.WriteString(", ")
+	if v := _m.EmailVerificationExpiresAt; v != nil {
+		builder.WriteString("email_verification_expires_at=")
+		builder.WriteString(v.Format(time.ANSIC))
+	}
 	builder.WriteString(", ")
 	if v := _m.SelectedOrganizationID; v != nil {
 		builder.WriteString("selected_organization_id=")

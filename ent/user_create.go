@@ -113,6 +113,40 @@ func (_c *UserCreate) SetNillableDisabled(v *bool) *UserCreate {
 	return _c
 }
 
+// SetEmailVerifiedAt sets the "email_verified_at" field.
+func (_c *UserCreate) SetEmailVerifiedAt(v time.Time) *UserCreate {
+	_c.mutation.SetEmailVerifiedAt(v)
+	return _c
+}
+
+// SetNillableEmailVerifiedAt sets the "email_verified_at" field if the given value is not nil.
+func (_c *UserCreate) SetNillableEmailVerifiedAt(v *time.Time) *UserCreate {
+	if v != nil {
+		_c.SetEmailVerifiedAt(*v)
+	}
+	return _c
+}
+
+// SetEmailVerificationHash sets the "email_verification_hash" field.
+func (_c *UserCreate) SetEmailVerificationHash(v []byte) *UserCreate {
+	_c.mutation.SetEmailVerificationHash(v)
+	return _c
+}
+
+// SetEmailVerificationExpiresAt sets the "email_verification_expires_at" field.
+func (_c *UserCreate) SetEmailVerificationExpiresAt(v time.Time) *UserCreate {
+	_c.mutation.SetEmailVerificationExpiresAt(v)
+	return _c
+}
+
+// SetNillableEmailVerificationExpiresAt sets the "email_verification_expires_at" field if the given value is not nil.
+func (_c *UserCreate) SetNillableEmailVerificationExpiresAt(v *time.Time) *UserCreate {
+	if v != nil {
+		_c.SetEmailVerificationExpiresAt(*v)
+	}
+	return _c
+}
+
 // SetSelectedOrganizationID sets the "selected_organization_id" field.
 func (_c *UserCreate) SetSelectedOrganizationID(v gid.ID) *UserCreate {
 	_c.mutation.SetSelectedOrganizationID(v)
@@ -416,6 +450,18 @@ func (_c *UserCreate) createSpec() (*User, *sqlgraph.CreateSpec) {
 		_spec.SetField(user.FieldDisabled, field.TypeBool, value)
 		_node.Disabled = value
 	}
+	if value, ok := _c.mutation.EmailVerifiedAt(); ok {
+		_spec.SetField(user.FieldEmailVerifiedAt, field.TypeTime, value)
+		_node.EmailVerifiedAt = &value
+	}
+	if value, ok := _c.mutation.EmailVerificationHash(); ok {
+		_spec.SetField(user.FieldEmailVerificationHash, field.TypeBytes, value)
+		_node.EmailVerificationHash = &value
+	}
+	if value, ok := _c.mutation.EmailVerificationExpiresAt(); ok {
+		_spec.SetField(user.FieldEmailVerificationExpiresAt, field.TypeTime, value)
+		_node.EmailVerificationExpiresAt = &value
+	}
 	if nodes := _c.mutation.MembershipsIDs(); len(nodes) > 0 {
 		edge := &sqlgraph.EdgeSpec{
 			Rel:     sqlgraph.O2M,
@@ -653,6 +699,60 @@ func (u *UserUpsert) UpdateDisabled() *UserUpsert {
 	return u
 }
 
+// SetEmailVerifiedAt sets the "email_verified_at" field.
+func (u *UserUpsert) SetEmailVerifiedAt(v time.Time) *UserUpsert {
+	u.Set(user.FieldEmailVerifiedAt, v)
+	return u
+}
+
+// UpdateEmailVerifiedAt sets the "email_verified_at" field to the value that was provided on create.
+func (u *UserUpsert) UpdateEmailVerifiedAt() *UserUpsert {
+	u.SetExcluded(user.FieldEmailVerifiedAt)
+	return u
+}
+
+// ClearEmailVerifiedAt clears the value of the "email_verified_at" field.
+func (u *UserUpsert) ClearEmailVerifiedAt() *UserUpsert {
+	u.SetNull(user.FieldEmailVerifiedAt)
+	return u
+}
+
+// SetEmailVerificationHash sets the "email_verification_hash" field.
+func (u *UserUpsert) SetEmailVerificationHash(v []byte) *UserUpsert {
+	u.Set(user.FieldEmailVerificationHash, v)
+	return u
+}
+
+// UpdateEmailVerificationHash sets the "email_verification_hash" field to the value that was provided on create.
+func (u *UserUpsert) UpdateEmailVerificationHash() *UserUpsert {
+	u.SetExcluded(user.FieldEmailVerificationHash)
+	return u
+}
+
+// ClearEmailVerificationHash clears the value of the "email_verification_hash" field.
+func (u *UserUpsert) ClearEmailVerificationHash() *UserUpsert {
+	u.SetNull(user.FieldEmailVerificationHash)
+	return u
+}
+
+// SetEmailVerificationExpiresAt sets the "email_verification_expires_at" field.
+func (u *UserUpsert) SetEmailVerificationExpiresAt(v time.Time) *UserUpsert {
+	u.Set(user.FieldEmailVerificationExpiresAt, v)
+	return u
+}
+
+// UpdateEmailVerificationExpiresAt sets the "email_verification_expires_at" field to the value that was provided on create.
+func (u *UserUpsert) UpdateEmailVerificationExpiresAt() *UserUpsert {
+	u.SetExcluded(user.FieldEmailVerificationExpiresAt)
+	return u
+}
+
+// ClearEmailVerificationExpiresAt clears the value of the "email_verification_expires_at" field.
+func (u *UserUpsert) ClearEmailVerificationExpiresAt() *UserUpsert {
+	u.SetNull(user.FieldEmailVerificationExpiresAt)
+	return u
+}
+
 // SetSelectedOrganizationID sets the "selected_organization_id" field.
 func (u *UserUpsert) SetSelectedOrganizationID(v gid.ID) *UserUpsert {
 	u.Set(user.FieldSelectedOrganizationID, v)
@@ -803,6 +903,69 @@ func (u *UserUpsertOne) SetDisabled(v bool) *UserUpsertOne {
 func (u *UserUpsertOne) UpdateDisabled() *UserUpsertOne {
 	return u.Update(func(s *UserUpsert) {
 		s.UpdateDisabled()
+	})
+}
+
+// SetEmailVerifiedAt sets the "email_verified_at" field.
+func (u *UserUpsertOne) SetEmailVerifiedAt(v time.Time) *UserUpsertOne {
+	return u.Update(func(s *UserUpsert) {
+		s.SetEmailVerifiedAt(v)
+	})
+}
+
+// UpdateEmailVerifiedAt sets the "email_verified_at" field to the value that was provided on create.
+func (u *UserUpsertOne) UpdateEmailVerifiedAt() *UserUpsertOne {
+	return u.Update(func(s *UserUpsert) {
+		s.UpdateEmailVerifiedAt()
+	})
+}
+
+// ClearEmailVerifiedAt clears the value of the "email_verified_at" field.
+func (u *UserUpsertOne) ClearEmailVerifiedAt() *UserUpsertOne {
+	return u.Update(func(s *UserUpsert) {
+		s.ClearEmailVerifiedAt()
+	})
+}
+
+// SetEmailVerificationHash sets the "email_verification_hash" field.
+func (u *UserUpsertOne) SetEmailVerificationHash(v []byte) *UserUpsertOne {
+	return u.Update(func(s *UserUpsert) {
+		s.SetEmailVerificationHash(v)
+	})
+}
+
+// UpdateEmailVerificationHash sets the "email_verification_hash" field to the value that was provided on create.
+func (u *UserUpsertOne) UpdateEmailVerificationHash() *UserUpsertOne {
+	return u.Update(func(s *UserUpsert) {
+		s.UpdateEmailVerificationHash()
+	})
+}
+
+// ClearEmailVerificationHash clears the value of the "email_verification_hash" field.
+func (u *UserUpsertOne) ClearEmailVerificationHash() *UserUpsertOne {
+	return u.Update(func(s *UserUpsert) {
+		s.ClearEmailVerificationHash()
+	})
+}
+
+// SetEmailVerificationExpiresAt sets the "email_verification_expires_at" field.
+func (u *UserUpsertOne) SetEmailVerificationExpiresAt(v time.Time) *UserUpsertOne {
+	return u.Update(func(s *UserUpsert) {
+		s.SetEmailVerificationExpiresAt(v)
+	})
+}
+
+// UpdateEmailVerificationExpiresAt sets the "email_verification_expires_at" field to the value that was provided on create.
+func (u *UserUpsertOne) UpdateEmailVerificationExpiresAt() *UserUpsertOne {
+	return u.Update(func(s *UserUpsert) {
+		s.UpdateEmailVerificationExpiresAt()
+	})
+}
+
+// ClearEmailVerificationExpiresAt clears the value of the "email_verification_expires_at" field.
+func (u *UserUpsertOne) ClearEmailVerificationExpiresAt() *UserUpsertOne {
+	return u.Update(func(s *UserUpsert) {
+		s.ClearEmailVerificationExpiresAt()
 	})
 }
 
@@ -1126,6 +1289,69 @@ func (u *UserUpsertBulk) SetDisabled(v bool) *UserUpsertBulk {
 func (u *UserUpsertBulk) UpdateDisabled() *UserUpsertBulk {
 	return u.Update(func(s *UserUpsert) {
 		s.UpdateDisabled()
+	})
+}
+
+// SetEmailVerifiedAt sets the "email_verified_at" field.
+func (u *UserUpsertBulk) SetEmailVerifiedAt(v time.Time) *UserUpsertBulk {
+	return u.Update(func(s *UserUpsert) {
+		s.SetEmailVerifiedAt(v)
+	})
+}
+
+// UpdateEmailVerifiedAt sets the "email_verified_at" field to the value that was provided on create.
+func (u *UserUpsertBulk) UpdateEmailVerifiedAt() *UserUpsertBulk {
+	return u.Update(func(s *UserUpsert) {
+		s.UpdateEmailVerifiedAt()
+	})
+}
+
+// ClearEmailVerifiedAt clears the value of the "email_verified_at" field.
+func (u *UserUpsertBulk) ClearEmailVerifiedAt() *UserUpsertBulk {
+	return u.Update(func(s *UserUpsert) {
+		s.ClearEmailVerifiedAt()
+	})
+}
+
+// SetEmailVerificationHash sets the "email_verification_hash" field.
+func (u *UserUpsertBulk) SetEmailVerificationHash(v []byte) *UserUpsertBulk {
+	return u.Update(func(s *UserUpsert) {
+		s.SetEmailVerificationHash(v)
+	})
+}
+
+// UpdateEmailVerificationHash sets the "email_verification_hash" field to the value that was provided on create.
+func (u *UserUpsertBulk) UpdateEmailVerificationHash() *UserUpsertBulk {
+	return u.Update(func(s *UserUpsert) {
+		s.UpdateEmailVerificationHash()
+	})
+}
+
+// ClearEmailVerificationHash clears the value of the "email_verification_hash" field.
+func (u *UserUpsertBulk) ClearEmailVerificationHash() *UserUpsertBulk {
+	return u.Update(func(s *UserUpsert) {
+		s.ClearEmailVerificationHash()
+	})
+}
+
+// SetEmailVerificationExpiresAt sets the "email_verification_expires_at" field.
+func (u *UserUpsertBulk) SetEmailVerificationExpiresAt(v time.Time) *UserUpsertBulk {
+	return u.Update(func(s *UserUpsert) {
+		s.SetEmailVerificationExpiresAt(v)
+	})
+}
+
+// UpdateEmailVerificationExpiresAt sets the "email_verification_expires_at" field to the value that was provided on create.
+func (u *UserUpsertBulk) UpdateEmailVerificationExpiresAt() *UserUpsertBulk {
+	return u.Update(func(s *UserUpsert) {
+		s.UpdateEmailVerificationExpiresAt()
+	})
+}
+
+// ClearEmailVerificationExpiresAt clears the value of the "email_verification_expires_at" field.
+func (u *UserUpsertBulk) ClearEmailVerificationExpiresAt() *UserUpsertBulk {
+	return u.Update(func(s *UserUpsert) {
+		s.ClearEmailVerificationExpiresAt()
 	})
 }
 

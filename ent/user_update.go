@@ -112,6 +112,58 @@ func (_u *UserUpdate) SetNillableDisabled(v *bool) *UserUpdate {
 	return _u
 }
 
+// SetEmailVerifiedAt sets the "email_verified_at" field.
+func (_u *UserUpdate) SetEmailVerifiedAt(v time.Time) *UserUpdate {
+	_u.mutation.SetEmailVerifiedAt(v)
+	return _u
+}
+
+// SetNillableEmailVerifiedAt sets the "email_verified_at" field if the given value is not nil.
+func (_u *UserUpdate) SetNillableEmailVerifiedAt(v *time.Time) *UserUpdate {
+	if v != nil {
+		_u.SetEmailVerifiedAt(*v)
+	}
+	return _u
+}
+
+// ClearEmailVerifiedAt clears the value of the "email_verified_at" field.
+func (_u *UserUpdate) ClearEmailVerifiedAt() *UserUpdate {
+	_u.mutation.ClearEmailVerifiedAt()
+	return _u
+}
+
+// SetEmailVerificationHash sets the "email_verification_hash" field.
+func (_u *UserUpdate) SetEmailVerificationHash(v []byte) *UserUpdate {
+	_u.mutation.SetEmailVerificationHash(v)
+	return _u
+}
+
+// ClearEmailVerificationHash clears the value of the "email_verification_hash" field.
+func (_u *UserUpdate) ClearEmailVerificationHash() *UserUpdate {
+	_u.mutation.ClearEmailVerificationHash()
+	return _u
+}
+
+// SetEmailVerificationExpiresAt sets the "email_verification_expires_at" field.
+func (_u *UserUpdate) SetEmailVerificationExpiresAt(v time.Time) *UserUpdate {
+	_u.mutation.SetEmailVerificationExpiresAt(v)
+	return _u
+}
+
+// SetNillableEmailVerificationExpiresAt sets the "email_verification_expires_at" field if the given value is not nil.
+func (_u *UserUpdate) SetNillableEmailVerificationExpiresAt(v *time.Time) *UserUpdate {
+	if v != nil {
+		_u.SetEmailVerificationExpiresAt(*v)
+	}
+	return _u
+}
+
+// ClearEmailVerificationExpiresAt clears the value of the "email_verification_expires_at" field.
+func (_u *UserUpdate) ClearEmailVerificationExpiresAt() *UserUpdate {
+	_u.mutation.ClearEmailVerificationExpiresAt()
+	return _u
+}
+
 // SetSelectedOrganizationID sets the "selected_organization_id" field.
 func (_u *UserUpdate) SetSelectedOrganizationID(v gid.ID) *UserUpdate {
 	_u.mutation.SetSelectedOrganizationID(v)
@@ -455,6 +507,24 @@ func (_u *UserUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	}
 	if value, ok := _u.mutation.Disabled(); ok {
 		_spec.SetField(user.FieldDisabled, field.TypeBool, value)
+	}
+	if value, ok := _u.mutation.EmailVerifiedAt(); ok {
+		_spec.SetField(user.FieldEmailVerifiedAt, field.TypeTime, value)
+	}
+	if _u.mutation.EmailVerifiedAtCleared() {
+		_spec.ClearField(user.FieldEmailVerifiedAt, field.TypeTime)
+	}
+	if value, ok := _u.mutation.EmailVerificationHash(); ok {
+		_spec.SetField(user.FieldEmailVerificationHash, field.TypeBytes, value)
+	}
+	if _u.mutation.EmailVerificationHashCleared() {
+		_spec.ClearField(user.FieldEmailVerificationHash, field.TypeBytes)
+	}
+	if value, ok := _u.mutation.EmailVerificationExpiresAt(); ok {
+		_spec.SetField(user.FieldEmailVerificationExpiresAt, field.TypeTime, value)
+	}
+	if _u.mutation.EmailVerificationExpiresAtCleared() {
+		_spec.ClearField(user.FieldEmailVerificationExpiresAt, field.TypeTime)
 	}
 	if _u.mutation.MembershipsCleared() {
 		edge := &sqlgraph.EdgeSpec{
@@ -851,6 +921,58 @@ func (_u *UserUpdateOne) SetNillableDisabled(v *bool) *UserUpdateOne {
 	return _u
 }
 
+// SetEmailVerifiedAt sets the "email_verified_at" field.
+func (_u *UserUpdateOne) SetEmailVerifiedAt(v time.Time) *UserUpdateOne {
+	_u.mutation.SetEmailVerifiedAt(v)
+	return _u
+}
+
+// SetNillableEmailVerifiedAt sets the "email_verified_at" field if the given value is not nil.
+func (_u *UserUpdateOne) SetNillableEmailVerifiedAt(v *time.Time) *UserUpdateOne {
+	if v != nil {
+		_u.SetEmailVerifiedAt(*v)
+	}
+	return _u
+}
+
+// ClearEmailVerifiedAt clears the value of the "email_verified_at" field.
+func (_u *UserUpdateOne) ClearEmailVerifiedAt() *UserUpdateOne {
+	_u.mutation.ClearEmailVerifiedAt()
+	return _u
+}
+
+// SetEmailVerificationHash sets the "email_verification_hash" field.
+func (_u *UserUpdateOne) SetEmailVerificationHash(v []byte) *UserUpdateOne {
+	_u.mutation.SetEmailVerificationHash(v)
+	return _u
+}
+
+// ClearEmailVerificationHash clears the value of the "email_verification_hash" field.
+func (_u *UserUpdateOne) ClearEmailVerificationHash() *UserUpdateOne {
+	_u.mutation.ClearEmailVerificationHash()
+	return _u
+}
+
+// SetEmailVerificationExpiresAt sets the "email_verification_expires_at" field.
+func (_u *UserUpdateOne) SetEmailVerificationExpiresAt(v time.Time) *UserUpdateOne {
+	_u.mutation.SetEmailVerificationExpiresAt(v)
+	return _u
+}
+
+// SetNillableEmailVerificationExpiresAt sets the "email_verification_expires_at" field if the given value is not nil.
+func (_u *UserUpdateOne) SetNillableEmailVerificationExpiresAt(v *time.Time) *UserUpdateOne {
+	if v != nil {
+		_u.SetEmailVerificationExpiresAt(*v)
+	}
+	return _u
+}
+
+// ClearEmailVerificationExpiresAt clears the value of the "email_verification_expires_at" field.
+func (_u *UserUpdateOne) ClearEmailVerificationExpiresAt() *UserUpdateOne {
+	_u.mutation.ClearEmailVerificationExpiresAt()
+	return _u
+}
+
 // SetSelectedOrganizationID sets the "selected_organization_id" field.
 func (_u *UserUpdateOne) SetSelectedOrganizationID(v gid.ID) *UserUpdateOne {
 	_u.mutation.SetSelectedOrganizationID(v)
@@ -1224,6 +1346,24 @@ func (_u *UserUpdateOne) sqlSave(ctx context.Context) (_node *User, err error) {
 	}
 	if value, ok := _u.mutation.Disabled(); ok {
 		_spec.SetField(user.FieldDisabled, field.TypeBool, value)
+	}
+	if value, ok := _u.mutation.EmailVerifiedAt(); ok {
+		_spec.SetField(user.FieldEmailVerifiedAt, field.TypeTime, value)
+	}
+	if _u.mutation.EmailVerifiedAtCleared() {
+		_spec.ClearField(user.FieldEmailVerifiedAt, field.TypeTime)
+	}
+	if value, ok := _u.mutation.EmailVerificationHash(); ok {
+		_spec.SetField(user.FieldEmailVerificationHash, field.TypeBytes, value)
+	}
+	if _u.mutation.EmailVerificationHashCleared() {
+		_spec.ClearField(user.FieldEmailVerificationHash, field.TypeBytes)
+	}
+	if value, ok := _u.mutation.EmailVerificationExpiresAt(); ok {
+		_spec.SetField(user.FieldEmailVerificationExpiresAt, field.TypeTime, value)
+	}
+	if _u.mutation.EmailVerificationExpiresAtCleared() {
+		_spec.ClearField(user.FieldEmailVerificationExpiresAt, field.TypeTime)
 	}
 	if _u.mutation.MembershipsCleared() {
 		edge := &sqlgraph.EdgeSpec{

@@ -26,7 +26,7 @@ func (r *mutationResolver) RevokeAPIKey(ctx context.Context, id gid.ID) (*ent.AP
 
 // APIKeys is the resolver for the apiKeys field.
 func (r *organizationResolver) APIKeys(ctx context.Context, obj *ent.Organization) ([]*ent.APIKey, error) {
-	return r.auth.APIKeys(ctx)
+	return r.auth.APIKeys(ctx, obj)
 }
 
 // APIKey is the resolver for the apiKey field.

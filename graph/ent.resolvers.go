@@ -12,6 +12,7 @@ import (
 	"entgo.io/contrib/entgql"
 	"github.com/wagate/wagate/ent"
 	"github.com/wagate/wagate/ent/invitation"
+	"github.com/wagate/wagate/internal/apperr"
 	"github.com/wagate/wagate/internal/gid"
 	"github.com/wagate/wagate/internal/page"
 )
@@ -38,6 +39,9 @@ func (r *queryResolver) Node(ctx context.Context, id gid.ID) (ent.Noder, error) 
 
 // Nodes is the resolver for the nodes field.
 func (r *queryResolver) Nodes(ctx context.Context, ids []gid.ID) ([]ent.Noder, error) {
+	if len(ids) > page.Max {
+		return nil, apperr.Invalid("ids", "at most %d ids", page.Max)
+	}
 	return r.client.Noders(ctx, ids, ent.WithNodeType(ent.IDToType))
 }
 

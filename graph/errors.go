@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 
 	"entgo.io/ent/privacy"
 	"github.com/99designs/gqlgen/graphql"
@@ -60,6 +61,13 @@ func classify(ctx context.Context, err error, gqlErr *gqlerror.Error) (apperr.Co
 	switch gqlErr.Extensions["code"] {
 	case errcode.ValidationFailed, errcode.ParseFailed:
 		return apperr.BadUserInput, gqlErr.Message, ""
+	}
+	// ent's field collection checks the arguments of nested connections while loading their
+	// parent, and reports bad ones as GraphQL errors wrapped in its own.
+	var inner *gqlerror.Error
+	if errors.As(err, &inner) && (inner.Extensions["code"] == "INVALID_PAGINATION" ||
+		strings.Contains(err.Error(), "validate first and last")) {
+		return apperr.BadUserInput, inner.Message, ""
 	}
 	if inputError(ctx, gqlErr) {
 		return apperr.BadUserInput, gqlErr.Message, ""

@@ -41,6 +41,16 @@ func (r *mutationResolver) SwitchOrganization(ctx context.Context, id gid.ID) (*
 	return r.tenancy.SwitchOrganization(ctx, id)
 }
 
+// VerifyEmail is the resolver for the verifyEmail field.
+func (r *mutationResolver) VerifyEmail(ctx context.Context, token string) (bool, error) {
+	return r.tenancy.VerifyEmail(ctx, token)
+}
+
+// ResendVerificationEmail is the resolver for the resendVerificationEmail field.
+func (r *mutationResolver) ResendVerificationEmail(ctx context.Context) (bool, error) {
+	return r.tenancy.ResendVerification(ctx)
+}
+
 // Viewer is the resolver for the viewer field.
 func (r *queryResolver) Viewer(ctx context.Context) (*viewer.Viewer, error) {
 	return viewer.FromContext(ctx), nil

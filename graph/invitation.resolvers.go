@@ -41,7 +41,7 @@ func (r *mutationResolver) DeclineInvitation(ctx context.Context, token *string,
 
 // Invitations is the resolver for the invitations field.
 func (r *organizationResolver) Invitations(ctx context.Context, obj *ent.Organization, status *invitation.Status) ([]*ent.Invitation, error) {
-	return r.tenancy.Invitations(ctx, status)
+	return r.tenancy.Invitations(ctx, obj, status)
 }
 
 // MyInvitations is the resolver for the myInvitations field.

@@ -410,6 +410,9 @@ var (
 		{Name: "password_hash", Type: field.TypeString},
 		{Name: "is_super_admin", Type: field.TypeBool, Default: false},
 		{Name: "disabled", Type: field.TypeBool, Default: false},
+		{Name: "email_verified_at", Type: field.TypeTime, Nullable: true},
+		{Name: "email_verification_hash", Type: field.TypeBytes, Unique: true, Nullable: true},
+		{Name: "email_verification_expires_at", Type: field.TypeTime, Nullable: true},
 		{Name: "selected_organization_id", Type: field.TypeString, Nullable: true, Size: 40},
 	}
 	// UsersTable holds the schema information for the "users" table.
@@ -420,7 +423,7 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "users_organizations_selected_organization",
-				Columns:    []*schema.Column{UsersColumns[8]},
+				Columns:    []*schema.Column{UsersColumns[11]},
 				RefColumns: []*schema.Column{OrganizationsColumns[0]},
 				OnDelete:   schema.SetNull,
 			},

@@ -25,7 +25,7 @@ func (APIKey) Fields() []ent.Field {
 	return []ent.Field{
 		field.String("organization_id").GoType(gid.ID("")).Immutable().
 			Annotations(entgql.Skip(entgql.SkipAll)),
-		field.String("name").MaxLen(100).NotEmpty(),
+		field.String("name").MaxRuneLen(100).NotEmpty(),
 		field.String("prefix").MaxLen(16).NotEmpty().Unique().Immutable(),
 		field.Bytes("secret_hash").Sensitive().Immutable().
 			Annotations(entgql.Skip(entgql.SkipAll)),

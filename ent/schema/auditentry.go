@@ -26,12 +26,12 @@ func (AuditEntry) Fields() []ent.Field {
 	return []ent.Field{
 		field.String("organization_id").GoType(gid.ID("")).Immutable().
 			Annotations(entgql.Skip(entgql.SkipAll)),
-		field.String("action").MaxLen(64).NotEmpty().Immutable(),
+		field.String("action").MaxRuneLen(64).NotEmpty().Immutable(),
 		field.String("actor_user_id").GoType(gid.ID("")).Optional().Nillable().Immutable().
 			Annotations(entgql.Skip(entgql.SkipAll)),
 		field.String("actor_api_key_id").GoType(gid.ID("")).Optional().Nillable().Immutable().
 			Annotations(entgql.Skip(entgql.SkipAll)),
-		field.String("target_type").MaxLen(32).Immutable(),
+		field.String("target_type").MaxRuneLen(32).Immutable(),
 		field.String("target_id").GoType(gid.ID("")).Immutable().
 			Annotations(entgql.Type("ID")),
 		field.JSON("details", map[string]any{}).Optional().Immutable().

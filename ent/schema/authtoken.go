@@ -24,7 +24,7 @@ func (AuthToken) Fields() []ent.Field {
 		field.String("user_id").GoType(gid.ID("")).Immutable(),
 		field.Bytes("token_hash").Sensitive().Unique().Immutable(),
 		field.Time("expires_at"),
-		field.String("user_agent").MaxLen(256).Default(""),
+		field.String("user_agent").MaxRuneLen(256).Default(""),
 	}
 }
 

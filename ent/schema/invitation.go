@@ -24,7 +24,7 @@ func (Invitation) Fields() []ent.Field {
 		field.String("organization_id").GoType(gid.ID("")).Immutable().
 			Annotations(entgql.Skip(entgql.SkipAll)),
 		// Stored lower-cased, like User.email.
-		field.String("email").MaxLen(254).NotEmpty().Immutable(),
+		field.String("email").MaxRuneLen(254).NotEmpty().Immutable(),
 		field.Enum("role").GoType(viewer.Role("")).Immutable().
 			Annotations(entgql.Type("Role")),
 		// EXPIRED is never stored: a PENDING invitation past expires_at reads as EXPIRED.

@@ -75,7 +75,7 @@ func (Message) Fields() []ent.Field {
 			Annotations(entgql.Skip(entgql.SkipAll)),
 		field.String("sent_by_api_key_id").GoType(gid.ID("")).Optional().Nillable().Immutable().
 			Annotations(entgql.Skip(entgql.SkipAll)),
-		field.String("idempotency_key").MaxLen(200).Optional().Nillable().Immutable().
+		field.String("idempotency_key").MaxRuneLen(200).Optional().Nillable().Immutable().
 			Annotations(entgql.Skip(entgql.SkipAll)),
 		field.Int("attempts").Default(0).NonNegative().
 			Annotations(entgql.Skip(entgql.SkipAll)),

@@ -19,9 +19,9 @@ func (Organization) Mixin() []ent.Mixin { return []ent.Mixin{withID("org"), time
 
 func (Organization) Fields() []ent.Field {
 	return []ent.Field{
-		field.String("name").MaxLen(100).NotEmpty().
+		field.String("name").MaxRuneLen(100).NotEmpty().
 			Annotations(entgql.OrderField("NAME")),
-		field.String("slug").MaxLen(64).NotEmpty().Unique(),
+		field.String("slug").MaxRuneLen(64).NotEmpty().Unique(),
 		// Settings are exposed together as Organization.settings.
 		field.String("timezone").Default("UTC").
 			Annotations(entgql.Skip(entgql.SkipAll)),

@@ -24,7 +24,7 @@ func (Session) Fields() []ent.Field {
 	return []ent.Field{
 		field.String("organization_id").GoType(gid.ID("")).Immutable().
 			Annotations(entgql.Skip(entgql.SkipAll)),
-		field.String("name").MaxLen(100).NotEmpty().
+		field.String("name").MaxRuneLen(100).NotEmpty().
 			Annotations(entgql.OrderField("NAME")),
 		field.Enum("engine").Values("WHATSAPP", "SANDBOX").Immutable().
 			Annotations(entgql.Type("Engine")),

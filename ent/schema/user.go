@@ -21,13 +21,19 @@ func (User) Mixin() []ent.Mixin { return []ent.Mixin{withID("usr"), timeMixin{}}
 func (User) Fields() []ent.Field {
 	return []ent.Field{
 		// Stored lower-cased, so the unique index makes addresses unique case-insensitively.
-		field.String("email").MaxLen(254).NotEmpty().Unique().
+		field.String("email").MaxRuneLen(254).NotEmpty().Unique().
 			Annotations(entgql.OrderField("EMAIL")),
-		field.String("name").MaxLen(200).Default(""),
+		field.String("name").MaxRuneLen(200).Default(""),
 		field.String("password_hash").Sensitive().NotEmpty().
 			Annotations(entgql.Skip(entgql.SkipAll)),
 		field.Bool("is_super_admin").Default(false),
 		field.Bool("disabled").Default(false),
+		// Set once the user proved they read this address (a verification or invitation link).
+		field.Time("email_verified_at").Optional().Nillable(),
+		field.Bytes("email_verification_hash").Optional().Nillable().Sensitive().Unique().
+			Annotations(entgql.Skip(entgql.SkipAll)),
+		field.Time("email_verification_expires_at").Optional().Nillable().
+			Annotations(entgql.Skip(entgql.SkipAll)),
 		field.String("selected_organization_id").GoType(gid.ID("")).Optional().Nillable().
 			Annotations(entgql.Skip(entgql.SkipAll)),
 	}

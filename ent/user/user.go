@@ -30,6 +30,12 @@ const (
 	FieldIsSuperAdmin = "is_super_admin"
 	// FieldDisabled holds the string denoting the disabled field in the database.
 	FieldDisabled = "disabled"
+	// FieldEmailVerifiedAt holds the string denoting the email_verified_at field in the database.
+	FieldEmailVerifiedAt = "email_verified_at"
+	// FieldEmailVerificationHash holds the string denoting the email_verification_hash field in the database.
+	FieldEmailVerificationHash = "email_verification_hash"
+	// FieldEmailVerificationExpiresAt holds the string denoting the email_verification_expires_at field in the database.
+	FieldEmailVerificationExpiresAt = "email_verification_expires_at"
 	// FieldSelectedOrganizationID holds the string denoting the selected_organization_id field in the database.
 	FieldSelectedOrganizationID = "selected_organization_id"
 	// EdgeMemberships holds the string denoting the memberships edge name in mutations.
@@ -109,6 +115,9 @@ var Columns = []string{
 	FieldPasswordHash,
 	FieldIsSuperAdmin,
 	FieldDisabled,
+	FieldEmailVerifiedAt,
+	FieldEmailVerificationHash,
+	FieldEmailVerificationExpiresAt,
 	FieldSelectedOrganizationID,
 }
 
@@ -195,6 +204,16 @@ func ByIsSuperAdmin(opts ...sql.OrderTermOption) OrderOption {
 // ByDisabled orders the results by the disabled field.
 func ByDisabled(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldDisabled, opts...).ToFunc()
+}
+
+// ByEmailVerifiedAt orders the results by the email_verified_at field.
+func ByEmailVerifiedAt(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldEmailVerifiedAt, opts...).ToFunc()
+}
+
+// ByEmailVerificationExpiresAt orders the results by the email_verification_expires_at field.
+func ByEmailVerificationExpiresAt(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldEmailVerificationExpiresAt, opts...).ToFunc()
 }
 
 // BySelectedOrganizationID orders the results by the selected_organization_id field.

@@ -91,6 +91,21 @@ func Disabled(v bool) predicate.User {
 	return predicate.User(sql.FieldEQ(FieldDisabled, v))
 }
 
+// EmailVerifiedAt applies equality check predicate on the "email_verified_at" field. It's identical to EmailVerifiedAtEQ.
+func EmailVerifiedAt(v time.Time) predicate.User {
+	return predicate.User(sql.FieldEQ(FieldEmailVerifiedAt, v))
+}
+
+// EmailVerificationHash applies equality check predicate on the "email_verification_hash" field. It's identical to EmailVerificationHashEQ.
+func EmailVerificationHash(v []byte) predicate.User {
+	return predicate.User(sql.FieldEQ(FieldEmailVerificationHash, v))
+}
+
+// EmailVerificationExpiresAt applies equality check predicate on the "email_verification_expires_at" field. It's identical to EmailVerificationExpiresAtEQ.
+func EmailVerificationExpiresAt(v time.Time) predicate.User {
+	return predicate.User(sql.FieldEQ(FieldEmailVerificationExpiresAt, v))
+}
+
 // SelectedOrganizationID applies equality check predicate on the "selected_organization_id" field. It's identical to SelectedOrganizationIDEQ.
 func SelectedOrganizationID(v gid.ID) predicate.User {
 	return predicate.User(sql.FieldEQ(FieldSelectedOrganizationID, v))
@@ -389,6 +404,156 @@ func DisabledEQ(v bool) predicate.User {
 // DisabledNEQ applies the NEQ predicate on the "disabled" field.
 func DisabledNEQ(v bool) predicate.User {
 	return predicate.User(sql.FieldNEQ(FieldDisabled, v))
+}
+
+// EmailVerifiedAtEQ applies the EQ predicate on the "email_verified_at" field.
+func EmailVerifiedAtEQ(v time.Time) predicate.User {
+	return predicate.User(sql.FieldEQ(FieldEmailVerifiedAt, v))
+}
+
+// EmailVerifiedAtNEQ applies the NEQ predicate on the "email_verified_at" field.
+func EmailVerifiedAtNEQ(v time.Time) predicate.User {
+	return predicate.User(sql.FieldNEQ(FieldEmailVerifiedAt, v))
+}
+
+// EmailVerifiedAtIn applies the In predicate on the "email_verified_at" field.
+func EmailVerifiedAtIn(vs ...time.Time) predicate.User {
+	return predicate.User(sql.FieldIn(FieldEmailVerifiedAt, vs...))
+}
+
+// EmailVerifiedAtNotIn applies the NotIn predicate on the "email_verified_at" field.
+func EmailVerifiedAtNotIn(vs ...time.Time) predicate.User {
+	return predicate.User(sql.FieldNotIn(FieldEmailVerifiedAt, vs...))
+}
+
+// EmailVerifiedAtGT applies the GT predicate on the "email_verified_at" field.
+func EmailVerifiedAtGT(v time.Time) predicate.User {
+	return predicate.User(sql.FieldGT(FieldEmailVerifiedAt, v))
+}
+
+// EmailVerifiedAtGTE applies the GTE predicate on the "email_verified_at" field.
+func EmailVerifiedAtGTE(v time.Time) predicate.User {
+	return predicate.User(sql.FieldGTE(FieldEmailVerifiedAt, v))
+}
+
+// EmailVerifiedAtLT applies the LT predicate on the "email_verified_at" field.
+func EmailVerifiedAtLT(v time.Time) predicate.User {
+	return predicate.User(sql.FieldLT(FieldEmailVerifiedAt, v))
+}
+
+// EmailVerifiedAtLTE applies the LTE predicate on the "email_verified_at" field.
+func EmailVerifiedAtLTE(v time.Time) predicate.User {
+	return predicate.User(sql.FieldLTE(FieldEmailVerifiedAt, v))
+}
+
+// EmailVerifiedAtIsNil applies the IsNil predicate on the "email_verified_at" field.
+func EmailVerifiedAtIsNil() predicate.User {
+	return predicate.User(sql.FieldIsNull(FieldEmailVerifiedAt))
+}
+
+// EmailVerifiedAtNotNil applies the NotNil predicate on the "email_verified_at" field.
+func EmailVerifiedAtNotNil() predicate.User {
+	return predicate.User(sql.FieldNotNull(FieldEmailVerifiedAt))
+}
+
+// EmailVerificationHashEQ applies the EQ predicate on the "email_verification_hash" field.
+func EmailVerificationHashEQ(v []byte) predicate.User {
+	return predicate.User(sql.FieldEQ(FieldEmailVerificationHash, v))
+}
+
+// EmailVerificationHashNEQ applies the NEQ predicate on the "email_verification_hash" field.
+func EmailVerificationHashNEQ(v []byte) predicate.User {
+	return predicate.User(sql.FieldNEQ(FieldEmailVerificationHash, v))
+}
+
+// EmailVerificationHashIn applies the In predicate on the "email_verification_hash" field.
+func EmailVerificationHashIn(vs ...[]byte) predicate.User {
+	return predicate.User(sql.FieldIn(FieldEmailVerificationHash, vs...))
+}
+
+// EmailVerificationHashNotIn applies the NotIn predicate on the "email_verification_hash" field.
+func EmailVerificationHashNotIn(vs ...[]byte) predicate.User {
+	return predicate.User(sql.FieldNotIn(FieldEmailVerificationHash, vs...))
+}
+
+// EmailVerificationHashGT applies the GT predicate on the "email_verification_hash" field.
+func EmailVerificationHashGT(v []byte) predicate.User {
+	return predicate.User(sql.FieldGT(FieldEmailVerificationHash, v))
+}
+
+// EmailVerificationHashGTE applies the GTE predicate on the "email_verification_hash" field.
+func EmailVerificationHashGTE(v []byte) predicate.User {
+	return predicate.User(sql.FieldGTE(FieldEmailVerificationHash, v))
+}
+
+// EmailVerificationHashLT applies the LT predicate on the "email_verification_hash" field.
+func EmailVerificationHashLT(v []byte) predicate.User {
+	return predicate.User(sql.FieldLT(FieldEmailVerificationHash, v))
+}
+
+// EmailVerificationHashLTE applies the LTE predicate on the "email_verification_hash" field.
+func EmailVerificationHashLTE(v []byte) predicate.User {
+	return predicate.User(sql.FieldLTE(FieldEmailVerificationHash, v))
+}
+
+// EmailVerificationHashIsNil applies the IsNil predicate on the "email_verification_hash" field.
+func EmailVerificationHashIsNil() predicate.User {
+	return predicate.User(sql.FieldIsNull(FieldEmailVerificationHash))
+}
+
+// EmailVerificationHashNotNil applies the NotNil predicate on the "email_verification_hash" field.
+func EmailVerificationHashNotNil() predicate.User {
+	return predicate.User(sql.FieldNotNull(FieldEmailVerificationHash))
+}
+
+// EmailVerificationExpiresAtEQ applies the EQ predicate on the "email_verification_expires_at" field.
+func EmailVerificationExpiresAtEQ(v time.Time) predicate.User {
+	return predicate.User(sql.FieldEQ(FieldEmailVerificationExpiresAt, v))
+}
+
+// EmailVerificationExpiresAtNEQ applies the NEQ predicate on the "email_verification_expires_at" field.
+func EmailVerificationExpiresAtNEQ(v time.Time) predicate.User {
+	return predicate.User(sql.FieldNEQ(FieldEmailVerificationExpiresAt, v))
+}
+
+// EmailVerificationExpiresAtIn applies the In predicate on the "email_verification_expires_at" field.
+func EmailVerificationExpiresAtIn(vs ...time.Time) predicate.User {
+	return predicate.User(sql.FieldIn(FieldEmailVerificationExpiresAt, vs...))
+}
+
+// EmailVerificationExpiresAtNotIn applies the NotIn predicate on the "email_verification_expires_at" field.
+func EmailVerificationExpiresAtNotIn(vs ...time.Time) predicate.User {
+	return predicate.User(sql.FieldNotIn(FieldEmailVerificationExpiresAt, vs...))
+}
+
+// EmailVerificationExpiresAtGT applies the GT predicate on the "email_verification_expires_at" field.
+func EmailVerificationExpiresAtGT(v time.Time) predicate.User {
+	return predicate.User(sql.FieldGT(FieldEmailVerificationExpiresAt, v))
+}
+
+// EmailVerificationExpiresAtGTE applies the GTE predicate on the "email_verification_expires_at" field.
+func EmailVerificationExpiresAtGTE(v time.Time) predicate.User {
+	return predicate.User(sql.FieldGTE(FieldEmailVerificationExpiresAt, v))
+}
+
+// EmailVerificationExpiresAtLT applies the LT predicate on the "email_verification_expires_at" field.
+func EmailVerificationExpiresAtLT(v time.Time) predicate.User {
+	return predicate.User(sql.FieldLT(FieldEmailVerificationExpiresAt, v))
+}
+
+// EmailVerificationExpiresAtLTE applies the LTE predicate on the "email_verification_expires_at" field.
+func EmailVerificationExpiresAtLTE(v time.Time) predicate.User {
+	return predicate.User(sql.FieldLTE(FieldEmailVerificationExpiresAt, v))
+}
+
+// EmailVerificationExpiresAtIsNil applies the IsNil predicate on the "email_verification_expires_at" field.
+func EmailVerificationExpiresAtIsNil() predicate.User {
+	return predicate.User(sql.FieldIsNull(FieldEmailVerificationExpiresAt))
+}
+
+// EmailVerificationExpiresAtNotNil applies the NotNil predicate on the "email_verification_expires_at" field.
+func EmailVerificationExpiresAtNotNil() predicate.User {
+	return predicate.User(sql.FieldNotNull(FieldEmailVerificationExpiresAt))
 }
 
 // SelectedOrganizationIDEQ applies the EQ predicate on the "selected_organization_id" field.

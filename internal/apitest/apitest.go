@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -222,8 +223,16 @@ func UniqueEmail(s *Server, name string) string {
 	return fmt.Sprintf("%s-%d@example.test", strings.ToLower(name), s.seq.Add(1))
 }
 
-// SignUp creates a user with a unique e-mail derived from name.
+// SignUp creates a user with a unique e-mail derived from name, and verifies the address.
 func (s *Server) SignUp(t testing.TB, name string) *User {
+	t.Helper()
+	u := s.SignUpUnverified(t, name)
+	s.VerifyEmail(t, u)
+	return u
+}
+
+// SignUpUnverified creates a user who has not followed the verification link.
+func (s *Server) SignUpUnverified(t testing.TB, name string) *User {
 	t.Helper()
 	email := UniqueEmail(s, name)
 	var out struct {
@@ -302,4 +311,22 @@ func (s *Server) MembershipOf(t testing.TB, by *User, org, user string) string {
 	}
 	t.Fatalf("%s is not a member of %s", user, org)
 	return ""
+}
+
+var verificationLink = regexp.MustCompile(`token=(wev_[A-Za-z0-9_-]{43})`)
+
+// VerifyEmail follows the verification link mailed to u at sign-up.
+func (s *Server) VerifyEmail(t testing.TB, u *User) {
+	t.Helper()
+	for _, m := range s.Mail.To(u.Email) {
+		if tok := verificationLink.FindStringSubmatch(m.Body); tok != nil {
+			var out struct{ VerifyEmail bool }
+			s.OK(t, Request{Query: `mutation($t: String!) { verifyEmail(token: $t) }`, Vars: map[string]any{"t": tok[1]}}, &out)
+			if !out.VerifyEmail {
+				t.Fatal("verifyEmail returned false")
+			}
+			return
+		}
+	}
+	t.Fatalf("no verification e-mail to %s", u.Email)
 }

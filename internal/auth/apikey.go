@@ -191,12 +191,14 @@ func (s *Service) RevokeAPIKey(ctx context.Context, id gid.ID) (*ent.APIKey, err
 	return k, err
 }
 
-// APIKeys lists the current organization's keys, newest first.
-func (s *Service) APIKeys(ctx context.Context) ([]*ent.APIKey, error) {
+// APIKeys lists an organization's keys, newest first. Only the current organization's are
+// readable (privacy); another organization lists none.
+func (s *Service) APIKeys(ctx context.Context, org *ent.Organization) ([]*ent.APIKey, error) {
 	if err := rule.Require(viewer.FromContext(ctx), viewer.PermManageAPIKeys); err != nil {
 		return nil, err
 	}
-	return database.Client(ctx, s.client).APIKey.Query().Order(ent.Desc(apikey.FieldID)).All(ctx)
+	return database.Client(ctx, s.client).APIKey.Query().Where(apikey.OrganizationID(org.ID)).
+		Order(ent.Desc(apikey.FieldID)).All(ctx)
 }
 
 // APIKey returns the key a request authenticated with, or nil.

@@ -247,11 +247,12 @@ func (s *Service) userViewer(ctx context.Context, u *ent.User, orgOverride strin
 		return nil, fmt.Errorf("loading memberships: %w", err)
 	}
 	v := &viewer.Viewer{
-		Kind:       viewer.KindUser,
-		UserID:     u.ID,
-		Email:      u.Email,
-		SuperAdmin: u.IsSuperAdmin,
-		Orgs:       make(map[gid.ID]viewer.Role, len(mems)),
+		Kind:          viewer.KindUser,
+		UserID:        u.ID,
+		Email:         u.Email,
+		SuperAdmin:    u.IsSuperAdmin,
+		EmailVerified: u.EmailVerifiedAt != nil,
+		Orgs:          make(map[gid.ID]viewer.Role, len(mems)),
 	}
 	for _, m := range mems {
 		v.Orgs[m.OrganizationID] = m.Role

@@ -63,6 +63,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 		return nil, fmt.Errorf("unsupported database URL %q: want postgres://… or file:…", redact(dsn))
 	}
 	if dia == dialect.SQLite {
+		dsn = withSQLitePragmas(dsn)
 		if err := ensureDir(dsn); err != nil {
 			return nil, err
 		}
@@ -92,6 +93,26 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 	}
 	client := ent.NewClient(ent.Driver(drv))
 	return &DB{Client: client, SQL: db, Dialect: dia}, nil
+}
+
+// withSQLitePragmas adds the settings wagate relies on to a SQLite DSN that lacks them:
+// without foreign keys, deleting an organization would leave its rows (and keys) behind.
+func withSQLitePragmas(dsn string) string {
+	for _, p := range []struct{ key, param string }{
+		{"foreign_keys", "_pragma=foreign_keys(1)"},
+		{"busy_timeout", "_pragma=busy_timeout(10000)"},
+		{"_txlock", "_txlock=immediate"},
+	} {
+		if strings.Contains(dsn, p.key) {
+			continue
+		}
+		if strings.Contains(dsn, "?") {
+			dsn += "&" + p.param
+		} else {
+			dsn += "?" + p.param
+		}
+	}
+	return dsn
 }
 
 func ensureDir(dsn string) error {

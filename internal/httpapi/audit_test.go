@@ -28,7 +28,7 @@ func TestAuditLogRecordsEveryChangeWithoutSecrets(t *testing.T) {
 		var inv struct{ InviteMember struct{ ID string } }
 		s.OK(t, q(ann, org, inviteQuery, map[string]any{"e": cid.Email, "r": "MEMBER"}), &inv)
 		s.OK(t, q(ann, org, `mutation($id: ID!) { resendInvitation(id: $id) { id } }`, map[string]any{"id": inv.InviteMember.ID}), nil)
-		for _, m := range s.Mail.To(cid.Email) {
+		for _, m := range invitationMails(s, cid.Email) {
 			secrets = append(secrets, tokenInLink.FindStringSubmatch(m.Body)[1])
 		}
 		s.OK(t, q(cid, "", acceptByTok, map[string]any{"t": mailedToken(t, s, cid.Email)}), nil)

@@ -220,6 +220,12 @@ var operations = []operation{
 	{name: "declineInvitation", query: `mutation($id: ID!) { declineInvitation(id: $id) { id } }`, vars: invitationVar, mutates: true,
 		want: want{anon: unauth, other: nf, member: nf, admin: forbid, owner: forbid, super: nf, mkey: forbid, akey: forbid}},
 
+	{name: "verifyEmail(bad token)", query: `mutation { verifyEmail(token: "wev_nope") }`,
+		want: want{anon: nf, other: nf, member: nf, admin: nf, owner: nf, super: nf, mkey: nf, akey: nf}},
+	// Fixture users are verified already.
+	{name: "resendVerificationEmail", query: `mutation { resendVerificationEmail }`,
+		want: want{anon: unauth, other: clash, member: clash, admin: clash, owner: clash, super: clash, mkey: forbid, akey: forbid}},
+
 	// API keys.
 	{name: "createAPIKey(MEMBER)", query: `mutation { createAPIKey(input: {name: "ci", role: MEMBER}) { secret } }`, want: adminsHere},
 	{name: "createAPIKey(ADMIN)", query: `mutation { createAPIKey(input: {name: "ci", role: ADMIN}) { secret } }`, want: adminsHere},

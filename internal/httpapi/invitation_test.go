@@ -8,6 +8,7 @@ import (
 
 	"github.com/wagate/wagate/internal/apitest"
 	"github.com/wagate/wagate/internal/database"
+	"github.com/wagate/wagate/internal/mail"
 	"github.com/wagate/wagate/internal/testdb"
 )
 
@@ -19,24 +20,31 @@ const (
 
 var tokenInLink = regexp.MustCompile(`https://app\.example\.test/accept\?token=(wiv_[A-Za-z0-9_-]{43})`)
 
+// invitationMails returns the invitations e-mailed to addr, oldest first.
+func invitationMails(s *apitest.Server, addr string) []mail.Message {
+	var out []mail.Message
+	for _, m := range s.Mail.To(addr) {
+		if tokenInLink.MatchString(m.Body) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
 // mailedToken returns the token of the newest invitation e-mailed to addr.
 func mailedToken(t *testing.T, s *apitest.Server, addr string) string {
 	t.Helper()
-	msgs := s.Mail.To(addr)
+	msgs := invitationMails(s, addr)
 	if len(msgs) == 0 {
-		t.Fatalf("no e-mail to %s", addr)
+		t.Fatalf("no invitation e-mailed to %s", addr)
 	}
-	m := tokenInLink.FindStringSubmatch(msgs[len(msgs)-1].Body)
-	if m == nil {
-		t.Fatalf("no invitation link in %q", msgs[len(msgs)-1].Body)
-	}
-	return m[1]
+	return tokenInLink.FindStringSubmatch(msgs[len(msgs)-1].Body)[1]
 }
 
 func TestInvitationLifecycle(t *testing.T) {
 	testdb.Each(t, func(t *testing.T, db *database.DB) {
 		s := apitest.New(t, db)
-		ann, bea, eve := s.SignUp(t, "Ann"), s.SignUp(t, "Bea"), s.SignUp(t, "Eve")
+		ann, bea, eve := s.SignUp(t, "Ann"), s.SignUpUnverified(t, "Bea"), s.SignUp(t, "Eve")
 		org := ann.OrgID
 
 		var inv struct {
@@ -49,7 +57,7 @@ func TestInvitationLifecycle(t *testing.T) {
 		if i := inv.InviteMember; i.Email != bea.Email || i.Role != "ADMIN" || i.Status != "PENDING" || i.InvitedBy.Email != ann.Email {
 			t.Fatalf("invitation: %+v", i)
 		}
-		msgs := s.Mail.To(bea.Email)
+		msgs := invitationMails(s, bea.Email)
 		if len(msgs) != 1 || !strings.Contains(msgs[0].Subject, "Ann's organization") || !strings.Contains(msgs[0].Body, ann.Email) {
 			t.Fatalf("e-mail: %+v", msgs)
 		}
@@ -58,6 +66,18 @@ func TestInvitationLifecycle(t *testing.T) {
 		// Inviting again, or inviting a member, is a conflict.
 		wantCode(t, s.Do(t, q(ann, org, inviteQuery, map[string]any{"e": bea.Email, "r": "MEMBER"})), "CONFLICT")
 		wantCode(t, s.Do(t, q(ann, org, inviteQuery, map[string]any{"e": ann.Email, "r": "MEMBER"})), "CONFLICT")
+
+		// Until Bea verifies her address, only the mailed link reaches the invitation: anyone
+		// can sign up with any address.
+		var none struct{ MyInvitations []struct{ ID string } }
+		s.OK(t, q(bea, "", `{ myInvitations { id } }`, nil), &none)
+		if len(none.MyInvitations) != 0 {
+			t.Fatal("an unverified address sees invitations")
+		}
+		wantCode(t, s.Do(t, q(bea, "", `mutation($id: ID!) { acceptInvitation(id: $id) { id } }`,
+			map[string]any{"id": inv.InviteMember.ID})), "FORBIDDEN")
+		wantCode(t, s.Do(t, q(bea, "", `query($id: ID!) { node(id: $id) { id } }`, map[string]any{"id": org})), "NOT_FOUND")
+		s.VerifyEmail(t, bea)
 
 		// Bea sees it, with the organization and the inviter although she is no member yet.
 		var mine struct {
@@ -141,7 +161,7 @@ func TestInvitationExpiryResendRevokeDecline(t *testing.T) {
 		// Resending revives it with a new token; the old link is dead.
 		s.OK(t, q(ann, org, `mutation($id: ID!) { resendInvitation(id: $id) { status } }`, map[string]any{"id": inv.InviteMember.ID}), nil)
 		second := mailedToken(t, s, bea.Email)
-		if second == first || len(s.Mail.To(bea.Email)) != 2 {
+		if second == first || len(invitationMails(s, bea.Email)) != 2 {
 			t.Fatal("resend did not mail a new token")
 		}
 		wantCode(t, s.Do(t, q(bea, "", acceptByTok, map[string]any{"t": first})), "NOT_FOUND")
@@ -162,5 +182,31 @@ func TestInvitationExpiryResendRevokeDecline(t *testing.T) {
 		wantCode(t, s.Do(t, q(ann, org, `mutation($id: ID!) { revokeInvitation(id: $id) { status } }`, map[string]any{"id": inv2.InviteMember.ID})), "CONFLICT")
 		// Accepting needs exactly one of token and id.
 		wantCode(t, s.Do(t, q(cid, "", `mutation { acceptInvitation { id } }`, nil)), "BAD_USER_INPUT")
+	})
+}
+
+// Accepting through the mailed link proves the address: it becomes verified.
+func TestAcceptingByLinkVerifiesTheAddress(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, db *database.DB) {
+		s := apitest.New(t, db)
+		ann, dan := s.SignUp(t, "Ann"), s.SignUpUnverified(t, "Dan")
+		s.OK(t, q(ann, ann.OrgID, inviteQuery, map[string]any{"e": dan.Email, "r": "MEMBER"}), nil)
+		verified := func() bool {
+			var out struct {
+				Viewer struct {
+					User struct{ EmailVerifiedAt *string }
+				}
+			}
+			s.OK(t, q(dan, "", `{ viewer { user { emailVerifiedAt } } }`, nil), &out)
+			return out.Viewer.User.EmailVerifiedAt != nil
+		}
+		if verified() {
+			t.Fatal("verified before following any link")
+		}
+		s.OK(t, q(dan, "", acceptByTok, map[string]any{"t": mailedToken(t, s, dan.Email)}), nil)
+		if !verified() {
+			t.Fatal("accepting by the mailed link did not verify the address")
+		}
+		wantCode(t, s.Do(t, q(dan, "", `mutation { resendVerificationEmail }`, nil)), "CONFLICT")
 	})
 }

@@ -88,6 +88,9 @@ func TestBadInputIsRejectedWithField(t *testing.T) {
 			{"malformed id", `query($id: ID!) { node(id: $id) { id } }`, map[string]any{"id": "x'; DROP TABLE users;--"}, ""},
 			{"page too large", `{ organizations(first: 101) { totalCount } }`, nil, "first"},
 			{"negative page", `{ organizations(last: -1) { totalCount } }`, nil, "last"},
+			{"negative nested page", `{ organizations { edges { node { members(first: -1) { totalCount } } } } }`, nil, ""},
+			{"first and last nested", `{ organizations { edges { node { sessions(first: 1, last: 1) { totalCount } } } } }`, nil, ""},
+			{"too many node ids", `query($ids: [ID!]!) { nodes(ids: $ids) { id } }`, map[string]any{"ids": manyIDs(101)}, "ids"},
 			{"unknown field", `{ nope }`, nil, ""},
 			{"addMember without user", `mutation { addMember(input: {role: MEMBER}) { id } }`, nil, "email"},
 		}
@@ -331,4 +334,12 @@ func TestMembersSearchAndPaging(t *testing.T) {
 			t.Fatal("second page repeats the first")
 		}
 	})
+}
+
+func manyIDs(n int) []string {
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = "org_01m841t6g2bdyba5pqsncf9c50"
+	}
+	return ids
 }

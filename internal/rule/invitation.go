@@ -18,9 +18,13 @@ const (
 	FieldTokenHash = "token_hash"
 )
 
-// pendingFor matches pending invitations addressed to email.
-func pendingFor(email string) entql.P {
-	return entql.And(entql.FieldEQ(FieldEmail, email), entql.FieldEQ(FieldStatus, "PENDING"))
+// addressedTo matches invitations to the viewer's verified address: their organization and
+// inviter become visible to the invitee, also after answering (the answer names them).
+func addressedTo(v *viewer.Viewer) (entql.P, bool) {
+	if !v.IsUser() || !v.EmailVerified {
+		return nil, false
+	}
+	return entql.FieldEQ(FieldEmail, v.Email), true
 }
 
 // AllowInvitationToken lets a caller holding an invitation token read that one invitation.
@@ -46,7 +50,7 @@ func FilterInvitations() privacy.QueryRule {
 		if v.Can(viewer.PermInviteMembers) {
 			ps = append(ps, entql.FieldEQ(FieldOrganizationID, v.OrgID))
 		}
-		if v.IsUser() && v.Email != "" {
+		if v.IsUser() && v.EmailVerified {
 			ps = append(ps, entql.FieldEQ(FieldEmail, v.Email))
 		}
 		return where(ctx, q, anyOf(ps))
@@ -64,17 +68,19 @@ func anyOf(ps []entql.P) entql.P {
 	return entql.Or(ps[0], ps[1], ps[2:]...)
 }
 
-// AllowInviteeResponse lets the invitee mark their invitation answered, and nothing else.
+// AllowInviteeResponse lets the invitee mark their invitation answered, and nothing else:
+// the change is narrowed to that one row.
 func AllowInviteeResponse() privacy.MutationRule {
 	return privacy.MutationRuleFunc(func(ctx context.Context, m ent.Mutation) error {
 		inv, ok := viewer.InviteeOf(ctx)
-		if !ok || !m.Op().Is(ent.OpUpdateOne) {
+		if !ok || !(m.Op().Is(ent.OpUpdate) || m.Op().Is(ent.OpUpdateOne)) ||
+			!onlyFields(m, FieldStatus, "responded_at", "updated_at") {
 			return privacy.Skip
 		}
-		if id, _ := mutationID(m); id == inv.InvitationID && onlyFields(m, FieldStatus, "responded_at", "updated_at") {
-			return privacy.Allow
+		if err := where(ctx, m, entql.FieldEQ(FieldID, inv.InvitationID)); !isSkip(err) {
+			return err
 		}
-		return privacy.Skip
+		return privacy.Allow
 	})
 }
 

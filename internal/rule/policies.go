@@ -35,9 +35,12 @@ func FilterVisibleUsers() privacy.QueryRule {
 		if !v.IsUser() {
 			return where(ctx, q, shared)
 		}
-		// Whoever invited the caller is visible to them, so an invitation can say who sent it.
-		inviters := entql.HasEdgeWith("sent_invitations", pendingFor(v.Email))
-		return where(ctx, q, entql.Or(entql.FieldEQ(FieldID, v.UserID), shared, inviters))
+		ps := []entql.P{entql.FieldEQ(FieldID, v.UserID), shared}
+		if invited, ok := addressedTo(v); ok {
+			// Whoever invited the caller is visible to them, so an invitation can say who sent it.
+			ps = append(ps, entql.HasEdgeWith("sent_invitations", invited))
+		}
+		return where(ctx, q, anyOf(ps))
 	})
 }
 
@@ -171,9 +174,9 @@ func FilterVisibleOrganizations() privacy.QueryRule {
 	return QueryRuleFunc(func(ctx context.Context, q ent.Query) error {
 		v := viewer.FromContext(ctx)
 		member := entql.FieldIn(FieldID, idsAny(v.OrgIDs())...)
-		if !v.IsUser() {
-			return where(ctx, q, member)
+		if invited, ok := addressedTo(v); ok {
+			return where(ctx, q, entql.Or(member, entql.HasEdgeWith("invitations", invited)))
 		}
-		return where(ctx, q, entql.Or(member, entql.HasEdgeWith("invitations", pendingFor(v.Email))))
+		return where(ctx, q, member)
 	})
 }

@@ -135,7 +135,10 @@ func (s *Service) RevokeInvitation(ctx context.Context, id gid.ID) (*ent.Invitat
 		if cur.Status != invitation.StatusPENDING {
 			return apperr.New(apperr.Conflict, "this invitation was already %s", strings.ToLower(string(cur.Status)))
 		}
-		if inv, err = c.Invitation.UpdateOne(cur).SetStatus(invitation.StatusREVOKED).Save(ctx); err != nil {
+		if err := s.transition(ctx, c, cur, invitation.StatusREVOKED); err != nil {
+			return err
+		}
+		if inv, err = c.Invitation.Get(ctx, id); err != nil {
 			return err
 		}
 		return audit.Record(ctx, c, audit.Entry{Action: "invitation.revoke", TargetType: "Invitation", TargetID: id,
@@ -144,14 +147,14 @@ func (s *Service) RevokeInvitation(ctx context.Context, id gid.ID) (*ent.Invitat
 	return inv, err
 }
 
-// Invitations lists the current organization's invitations, optionally by status.
-func (s *Service) Invitations(ctx context.Context, status *invitation.Status) ([]*ent.Invitation, error) {
-	v := viewer.FromContext(ctx)
-	if err := rule.Require(v, viewer.PermInviteMembers); err != nil {
+// Invitations lists an organization's invitations, optionally by status. Only the current
+// organization's are readable (privacy); another organization lists none.
+func (s *Service) Invitations(ctx context.Context, org *ent.Organization, status *invitation.Status) ([]*ent.Invitation, error) {
+	if err := rule.Require(viewer.FromContext(ctx), viewer.PermInviteMembers); err != nil {
 		return nil, err
 	}
 	q := database.Client(ctx, s.client).Invitation.Query().
-		Where(invitation.OrganizationID(v.OrgID)).Order(ent.Desc(invitation.FieldID))
+		Where(invitation.OrganizationID(org.ID)).Order(ent.Desc(invitation.FieldID))
 	if status != nil {
 		q.Where(s.statusIs(*status))
 	}
@@ -176,7 +179,8 @@ func (s *Service) MyInvitations(ctx context.Context) ([]*ent.Invitation, error) 
 	switch {
 	case v.Kind == viewer.KindAnonymous:
 		return nil, rule.ErrUnauthenticated
-	case !v.IsUser():
+	case !v.IsUser() || !v.EmailVerified:
+		// Until the address is verified, the mailed link is the only way in.
 		return []*ent.Invitation{}, nil
 	}
 	return database.Client(ctx, s.client).Invitation.Query().
@@ -203,6 +207,8 @@ func (s *Service) findInvitation(ctx context.Context, c *ent.Client, token *stri
 		return nil, apperr.New(apperr.Forbidden, "only people answer invitations")
 	case (token == nil) == (id == nil):
 		return nil, apperr.Invalid("token", "give either token or id")
+	case id != nil && !v.EmailVerified:
+		return nil, apperr.New(apperr.Forbidden, "verify your e-mail address first, or open the link of the invitation e-mail")
 	}
 	var inv *ent.Invitation
 	var err error
@@ -250,7 +256,10 @@ func (s *Service) AcceptInvitation(ctx context.Context, token *string, id *gid.I
 		if err != nil {
 			return err
 		}
-		if err := c.Invitation.UpdateOne(inv).SetStatus(invitation.StatusACCEPTED).SetRespondedAt(s.now()).Exec(ctx); err != nil {
+		if err := s.transition(ctx, c, inv, invitation.StatusACCEPTED); err != nil {
+			return err
+		}
+		if err := s.verifiedByLink(ctx, c, token); err != nil {
 			return err
 		}
 		return audit.Record(ctx, c, audit.Entry{OrgID: inv.OrganizationID, Action: "invitation.accept",
@@ -272,14 +281,58 @@ func (s *Service) DeclineInvitation(ctx context.Context, token *string, id *gid.
 			return err
 		}
 		ctx = viewer.WithInvitee(ctx, viewer.Invitee{InvitationID: inv.ID, OrgID: inv.OrganizationID, Role: inv.Role})
-		out, err = c.Invitation.UpdateOne(inv).SetStatus(invitation.StatusDECLINED).SetRespondedAt(s.now()).Save(ctx)
-		if err != nil {
+		if err := s.transition(ctx, c, inv, invitation.StatusDECLINED); err != nil {
 			return err
 		}
+		if err := s.verifiedByLink(ctx, c, token); err != nil {
+			return err
+		}
+		out = inv
+		out.Status = invitation.StatusDECLINED
 		return audit.Record(ctx, c, audit.Entry{OrgID: inv.OrganizationID, Action: "invitation.decline",
 			TargetType: "Invitation", TargetID: inv.ID, Details: map[string]any{"email": inv.Email}})
 	})
 	return out, err
+}
+
+// verifiedByLink marks the caller's address verified when they answered with the mailed
+// token: the link reached their inbox. (findInvitation checked the addresses match.)
+func (s *Service) verifiedByLink(ctx context.Context, c *ent.Client, token *string) error {
+	v := viewer.FromContext(ctx)
+	if token == nil || v.EmailVerified {
+		return nil
+	}
+	u, err := c.User.Get(ctx, v.UserID)
+	if err != nil {
+		return err
+	}
+	return s.markVerified(ctx, c, u)
+}
+
+// transition moves a pending invitation to status, unless a concurrent answer or revocation
+// got there first.
+func (s *Service) transition(ctx context.Context, c *ent.Client, inv *ent.Invitation, status invitation.Status) error {
+	upd := c.Invitation.Update().Where(invitation.ID(inv.ID), invitation.StatusEQ(invitation.StatusPENDING)).
+		SetStatus(status)
+	if status != invitation.StatusREVOKED {
+		upd.SetRespondedAt(s.now())
+	}
+	n, err := upd.Save(s.asInvitee(ctx, inv))
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return apperr.New(apperr.Conflict, "this invitation was answered or revoked meanwhile")
+	}
+	return nil
+}
+
+// asInvitee adds the invitee capability when the caller answers their own invitation.
+func (s *Service) asInvitee(ctx context.Context, inv *ent.Invitation) context.Context {
+	if v := viewer.FromContext(ctx); v.IsUser() && v.Email == inv.Email {
+		return viewer.WithInvitee(ctx, viewer.Invitee{InvitationID: inv.ID, OrgID: inv.OrganizationID, Role: inv.Role})
+	}
+	return ctx
 }
 
 // mailInvitation sends the link once the invitation is committed: a rolled-back invitation

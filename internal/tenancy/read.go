@@ -6,6 +6,7 @@ import (
 
 	"github.com/wagate/wagate/ent"
 	"github.com/wagate/wagate/ent/membership"
+	"github.com/wagate/wagate/ent/organization"
 	"github.com/wagate/wagate/ent/user"
 	"github.com/wagate/wagate/internal/database"
 	"github.com/wagate/wagate/internal/gid"
@@ -19,7 +20,10 @@ func (s *Service) Organizations(ctx context.Context, p page.Args) (*ent.Organiza
 	if err != nil {
 		return nil, err
 	}
-	return database.Client(ctx, s.client).Organization.Query().Paginate(ctx, p.After, p.First, p.Before, p.Last)
+	// Only memberships: privacy also shows organizations that invited the caller.
+	return database.Client(ctx, s.client).Organization.Query().
+		Where(organization.IDIn(viewer.FromContext(ctx).OrgIDs()...)).
+		Paginate(ctx, p.After, p.First, p.Before, p.Last)
 }
 
 // Members lists an organization's members, optionally matching search against the members'

@@ -35,6 +35,8 @@ type Options struct {
 	InvitationTTL time.Duration
 	// InvitationURL is the link e-mailed to invitees; "{token}" is replaced by the token.
 	InvitationURL string
+	// VerificationURL is the link that confirms an e-mail address; "{token}" is replaced.
+	VerificationURL string
 	// Mail delivers invitations.
 	Mail mail.Sender
 	Log  *slog.Logger
@@ -61,6 +63,9 @@ func New(client *ent.Client, authn *auth.Service, opts Options) *Service {
 	}
 	if opts.InvitationURL == "" {
 		opts.InvitationURL = DefaultInvitationURL
+	}
+	if opts.VerificationURL == "" {
+		opts.VerificationURL = DefaultVerificationURL
 	}
 	if opts.Log == nil {
 		opts.Log = slog.Default()
@@ -128,6 +133,9 @@ func (s *Service) SignUp(ctx context.Context, in SignUpInput) (*auth.Session, er
 		}
 		if u, err = c.User.UpdateOne(u).SetSelectedOrganizationID(org.ID).Save(sys); err != nil {
 			return fmt.Errorf("selecting the personal organization: %w", err)
+		}
+		if err := s.sendVerification(ctx, c, u); err != nil {
+			return err
 		}
 		founder := viewer.NewContext(ctx, &viewer.Viewer{Kind: viewer.KindUser, UserID: u.ID})
 		err = audit.Record(founder, c, audit.Entry{OrgID: org.ID, Action: "organization.create",
@@ -265,7 +273,7 @@ func (s *Service) UpdateOrganization(ctx context.Context, in UpdateOrganizationI
 			TargetType: "Organization", TargetID: id, Details: changes})
 	})
 	if err == nil {
-		s.masks.forget(id)
+		database.AfterCommit(ctx, func() { s.masks.forget(id) })
 	}
 	return org, err
 }

@@ -44,6 +44,9 @@ type Viewer struct {
 	Task string
 	// Email is the user's e-mail address (used to match invitations).
 	Email string
+	// EmailVerified tells whether the user proved Email is theirs; only then do invitations
+	// to it show up outside their mailed link.
+	EmailVerified bool
 }
 
 // Can reports whether the viewer has permission p in its current organization.
