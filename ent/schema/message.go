@@ -122,4 +122,3 @@ func (Message) Policy() ent.Policy {
 		},
 	}
 }
-
