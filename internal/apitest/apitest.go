@@ -84,8 +84,20 @@ func (c *Clock) Advance(d time.Duration) { c.offset.Add(int64(d)) }
 // cheapHash keeps argon2id honest but fast enough for hundreds of sign-ups per test.
 var cheapHash = auth.HashParams{MemoryKiB: 64, Time: 1, Threads: 1}
 
+// Options change the server a test runs.
+type Options struct {
+	// SandboxPairAfter delays sandbox pairing (0: pair at once).
+	SandboxPairAfter time.Duration
+	// SendPerMinute paces sessions (0: the default).
+	SendPerMinute int
+}
+
 // New starts the API on db.
-func New(t testing.TB, db *database.DB) *Server {
+func New(t testing.TB, db *database.DB, options ...func(*Options)) *Server {
+	var o Options
+	for _, opt := range options {
+		opt(&o)
+	}
 	t.Helper()
 	clock := &Clock{}
 	authn, err := auth.New(db.Client, auth.Config{Hash: cheapHash, Now: clock.Now})
@@ -97,12 +109,12 @@ func New(t testing.TB, db *database.DB) *Server {
 		log = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
 	box := &Mailbox{}
-	net := sandbox.New(sandbox.Options{Now: clock.Now})
+	net := sandbox.New(sandbox.Options{PairAfter: o.SandboxPairAfter})
 	manager := whatsapp.NewManager(db.Client, []whatsapp.Engine{net}, whatsapp.ManagerOptions{Log: log, Now: clock.Now})
 	h := httpapi.New(httpapi.Config{
 		Introspection: true,
 		Tenancy:       tenancy.Options{Mail: box, Log: log, Now: clock.Now, InvitationURL: "https://app.example.test/accept?token={token}"},
-		Sessions:      sessions.Options{Now: clock.Now},
+		Sessions:      sessions.Options{Now: clock.Now, SendPerMinute: o.SendPerMinute},
 	}, httpapi.Deps{Client: db.Client, SQL: db.SQL, Auth: authn, Log: log, Manager: manager, Sandbox: net})
 	ts := httptest.NewServer(h)
 	t.Cleanup(func() {

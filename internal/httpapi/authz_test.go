@@ -41,6 +41,8 @@ type fixture struct {
 	adminMembership, memberMembership, disabledMember string
 	memberKey, adminKey                               *apitest.Key
 	invitation                                        string
+	// session is a connected sandbox session of A; inbound a message it received in chat.
+	session, inbound, chat string
 }
 
 func newFixture(t *testing.T, s *apitest.Server) *fixture {
@@ -60,6 +62,13 @@ func newFixture(t *testing.T, s *apitest.Server) *fixture {
 		Query: `mutation($e: String!) { inviteMember(input: {email: $e}) { id } }`,
 		Vars:  map[string]any{"e": apitest.UniqueEmail(s, "invitee")}}, &inv)
 	f.invitation = inv.InviteMember.ID
+	ses := connectedSandbox(t, s, f.owner, f.org, "A's line")
+	f.session = ses.ID
+	var sim struct{ SimulateIncomingMessage struct{ ID, ChatJID string } }
+	s.OK(t, apitest.Request{Token: f.owner.Token, Org: f.org,
+		Query: `mutation($s: ID!) { simulateIncomingMessage(input: {sessionID: $s, from: "+4915112345678", text: "hi"}) { id chatJID } }`,
+		Vars:  map[string]any{"s": f.session}}, &sim)
+	f.inbound, f.chat = sim.SimulateIncomingMessage.ID, sim.SimulateIncomingMessage.ChatJID
 	s.MakeSuperAdmin(t, f.super)
 	s.OK(t, apitest.Request{Token: f.super.Token,
 		Query: `mutation($id: ID!) { adminSetUserDisabled(userID: $id, disabled: true) { id } }`,
@@ -139,6 +148,17 @@ var (
 	// membersOfA: anyone in A, keys included.
 	membersOfA = want{anon: unauth, other: nf, member: ok, admin: ok, owner: ok, super: nf, mkey: ok, akey: ok}
 )
+
+// sessionAdminsOnA: ADMIN+ of A (keys included) on A's session by id.
+var sessionAdminsOnA = want{anon: unauth, other: nf, member: forbid, admin: ok, owner: ok, super: nf, mkey: forbid, akey: ok}
+
+func sessionVar(_ *testing.T, _ *apitest.Server, f *fixture) map[string]any {
+	return map[string]any{"id": f.session}
+}
+
+func messageVars(_ *testing.T, _ *apitest.Server, f *fixture) map[string]any {
+	return map[string]any{"s": f.session, "c": f.chat, "m": f.inbound}
+}
 
 func invitationVar(_ *testing.T, _ *apitest.Server, f *fixture) map[string]any {
 	return map[string]any{"id": f.invitation}
@@ -234,6 +254,27 @@ var operations = []operation{
 	{name: "revokeAPIKey", query: `mutation($id: ID!) { revokeAPIKey(id: $id) { revokedAt } }`, vars: memberKeyVar, mutates: true,
 		want: want{anon: unauth, other: nf, member: forbid, admin: ok, owner: ok, super: nf, mkey: forbid, akey: ok}},
 	{name: "organization.apiKeys", query: `{ organization { apiKeys { id name prefix role createdBy { id } lastUsedAt } } }`, want: adminsHere},
+
+	// Sessions and messages.
+	{name: "createSession", query: `mutation { createSession(input: {name: "new line", engine: SANDBOX}) { id } }`, want: adminsHere},
+	{name: "connectSession", query: `mutation($id: ID!) { connectSession(id: $id) { id } }`, vars: sessionVar, want: sessionAdminsOnA},
+	{name: "requestPairingCode(paired)", query: `mutation($id: ID!) { requestPairingCode(id: $id, phoneNumber: "+4915100000000") }`,
+		vars: sessionVar, want: want{anon: unauth, other: nf, member: forbid, admin: clash, owner: clash, super: nf, mkey: forbid, akey: clash}},
+	{name: "disconnectSession", query: `mutation($id: ID!) { disconnectSession(id: $id) { id } }`, vars: sessionVar, mutates: true, want: sessionAdminsOnA},
+	{name: "logoutSession", query: `mutation($id: ID!) { logoutSession(id: $id) { id } }`, vars: sessionVar, mutates: true, want: sessionAdminsOnA},
+	{name: "deleteSession", query: `mutation($id: ID!) { deleteSession(id: $id) }`, vars: sessionVar, mutates: true, want: sessionAdminsOnA},
+	{name: "session.messages", query: `query($id: ID!) { node(id: $id) { ... on Session { messages { edges { node { id senderPhone media { url } } } } chats { totalCount } } } }`,
+		vars: sessionVar, want: membersOfA},
+	{name: "node(message)", query: `query($id: ID!) { node(id: $id) { id } }`,
+		vars: func(_ *testing.T, _ *apitest.Server, f *fixture) map[string]any { return map[string]any{"id": f.inbound} }, want: membersOfA},
+	{name: "sendMessage", query: `mutation($s: ID!) { sendMessage(input: {sessionID: $s, to: "+15550000999", text: "hi"}) { id status } }`,
+		vars: func(_ *testing.T, _ *apitest.Server, f *fixture) map[string]any { return map[string]any{"s": f.session} }, want: membersOfA},
+	{name: "markRead", query: `mutation($s: ID!, $c: String!, $m: ID!) { markRead(input: {sessionID: $s, chatJID: $c, messageIDs: [$m]}) }`,
+		vars: messageVars, want: membersOfA},
+	{name: "react", query: `mutation($s: ID!, $c: String!, $m: ID!) { react(input: {sessionID: $s, chatJID: $c, messageID: $m, emoji: "👍"}) { id } }`,
+		vars: messageVars, want: membersOfA},
+	{name: "simulateIncomingMessage", query: `mutation($s: ID!) { simulateIncomingMessage(input: {sessionID: $s, from: "+4915112345678", text: "hey"}) { id } }`,
+		vars: func(_ *testing.T, _ *apitest.Server, f *fixture) map[string]any { return map[string]any{"s": f.session} }, want: sessionAdminsOnA},
 
 	// Audit log.
 	{name: "organization.auditLog", query: `{ organization { auditLog { edges { node { action actorUser { id } actorAPIKey { id } details } } } } }`,

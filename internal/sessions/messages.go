@@ -333,10 +333,11 @@ func (s *Service) Media(ctx context.Context, id gid.ID) (data []byte, mime, name
 	if msg.MediaName != nil {
 		name = *msg.MediaName
 	}
-	if msg.MediaData != nil {
+	// ent reads a NULL bytes column as a pointer to an empty slice: test the length.
+	if msg.MediaData != nil && len(*msg.MediaData) > 0 {
 		return *msg.MediaData, mime, name, nil
 	}
-	if msg.MediaDescriptor == nil {
+	if msg.MediaDescriptor == nil || len(*msg.MediaDescriptor) == 0 {
 		return nil, "", "", apperr.New(apperr.NotFound, "the attachment is no longer available")
 	}
 	data, err = s.manager.Download(ctx, msg.Edges.Session, whatsapp.MediaRef{Descriptor: *msg.MediaDescriptor, MimeType: mime})

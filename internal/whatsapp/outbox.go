@@ -74,7 +74,7 @@ func (m *Manager) sendOne(ctx context.Context, l *live, msg *ent.Message) bool {
 			out.TargetSender, out.TargetFromMe = target.SenderJid, target.FromMe
 		}
 	}
-	if msg.MediaData != nil {
+	if msg.MediaData != nil && len(*msg.MediaData) > 0 { // NULL reads as an empty slice
 		out.Media = *msg.MediaData
 		if msg.MediaMime != nil {
 			out.MimeType = *msg.MediaMime
