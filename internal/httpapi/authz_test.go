@@ -266,15 +266,21 @@ var operations = []operation{
 	{name: "session.messages", query: `query($id: ID!) { node(id: $id) { ... on Session { messages { edges { node { id senderPhone media { url } } } } chats { totalCount } } } }`,
 		vars: sessionVar, want: membersOfA},
 	{name: "node(message)", query: `query($id: ID!) { node(id: $id) { id } }`,
-		vars: func(_ *testing.T, _ *apitest.Server, f *fixture) map[string]any { return map[string]any{"id": f.inbound} }, want: membersOfA},
+		vars: func(_ *testing.T, _ *apitest.Server, f *fixture) map[string]any {
+			return map[string]any{"id": f.inbound}
+		}, want: membersOfA},
 	{name: "sendMessage", query: `mutation($s: ID!) { sendMessage(input: {sessionID: $s, to: "+15550000999", text: "hi"}) { id status } }`,
-		vars: func(_ *testing.T, _ *apitest.Server, f *fixture) map[string]any { return map[string]any{"s": f.session} }, want: membersOfA},
+		vars: func(_ *testing.T, _ *apitest.Server, f *fixture) map[string]any {
+			return map[string]any{"s": f.session}
+		}, want: membersOfA},
 	{name: "markRead", query: `mutation($s: ID!, $c: String!, $m: ID!) { markRead(input: {sessionID: $s, chatJID: $c, messageIDs: [$m]}) }`,
 		vars: messageVars, want: membersOfA},
 	{name: "react", query: `mutation($s: ID!, $c: String!, $m: ID!) { react(input: {sessionID: $s, chatJID: $c, messageID: $m, emoji: "👍"}) { id } }`,
 		vars: messageVars, want: membersOfA},
 	{name: "simulateIncomingMessage", query: `mutation($s: ID!) { simulateIncomingMessage(input: {sessionID: $s, from: "+4915112345678", text: "hey"}) { id } }`,
-		vars: func(_ *testing.T, _ *apitest.Server, f *fixture) map[string]any { return map[string]any{"s": f.session} }, want: sessionAdminsOnA},
+		vars: func(_ *testing.T, _ *apitest.Server, f *fixture) map[string]any {
+			return map[string]any{"s": f.session}
+		}, want: sessionAdminsOnA},
 
 	// Audit log.
 	{name: "organization.auditLog", query: `{ organization { auditLog { edges { node { action actorUser { id } actorAPIKey { id } details } } } } }`,

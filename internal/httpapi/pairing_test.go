@@ -96,7 +96,9 @@ func TestPairingCode(t *testing.T) {
 		// Disconnect keeps the pairing; logout ends it.
 		s.OK(t, q(ann, "", `mutation($id: ID!) { disconnectSession(id: $id) { id } }`, map[string]any{"id": id}), nil)
 		status := func() string {
-			var ses struct{ Node struct{ Status, StatusReason string } }
+			var ses struct {
+				Node struct{ Status, StatusReason string }
+			}
 			s.OK(t, q(ann, "", `query($id: ID!) { node(id: $id) { ... on Session { status statusReason } } }`, map[string]any{"id": id}), &ses)
 			return ses.Node.Status
 		}
