@@ -78,10 +78,7 @@ func (s *Service) SendMessage(ctx context.Context, in SendMessageInput) (*ent.Me
 			return apperr.New(apperr.RateLimited, "this session sends at most %d messages a minute: try again in %s",
 				s.opts.SendPerMinute, wait.Round(1e9))
 		}
-		create := c.Message.Create().SetSessionID(ses.ID).SetChatJid(to).SetFromMe(true).
-			SetDirection(message.DirectionOUTBOUND).SetKind(kind).SetNillableText(text).
-			SetStatus(message.StatusPENDING).SetWaMessageID(newWAMessageID()).SetTimestamp(s.opts.Now()).
-			SetNillableIdempotencyKey(in.IdempotencyKey)
+		create := s.outbound(ctx, c, ses.ID, to, kind).SetNillableText(text).SetNillableIdempotencyKey(in.IdempotencyKey)
 		if in.ReplyTo != nil {
 			target, err := c.Message.Query().Where(message.ID(*in.ReplyTo), message.SessionID(ses.ID)).Only(ctx)
 			if err != nil {
@@ -94,12 +91,6 @@ func (s *Service) SendMessage(ctx context.Context, in SendMessageInput) (*ent.Me
 			if media.name != "" {
 				create.SetMediaName(media.name)
 			}
-		}
-		switch {
-		case v.IsUser():
-			create.SetSentByID(v.UserID)
-		case v.Kind == viewer.KindAPIKey:
-			create.SetSentByAPIKeyID(v.APIKeyID)
 		}
 		if msg, err = create.Save(ctx); err != nil {
 			return err
@@ -118,6 +109,21 @@ func (s *Service) SendMessage(ctx context.Context, in SendMessageInput) (*ent.Me
 			Where(message.SessionID(in.SessionID), message.IdempotencyKey(*in.IdempotencyKey)).Only(ctx)
 	}
 	return msg, err
+}
+
+// outbound starts a PENDING outgoing message: its WhatsApp ID is chosen now, so a retry
+// after a crash sends it under the same ID; it records who sent it.
+func (s *Service) outbound(ctx context.Context, c *ent.Client, session gid.ID, chat string, kind message.Kind) *ent.MessageCreate {
+	create := c.Message.Create().SetSessionID(session).SetChatJid(chat).SetFromMe(true).
+		SetDirection(message.DirectionOUTBOUND).SetKind(kind).SetStatus(message.StatusPENDING).
+		SetWaMessageID(newWAMessageID()).SetTimestamp(s.opts.Now())
+	switch v := viewer.FromContext(ctx); {
+	case v.IsUser():
+		create.SetSentByID(v.UserID)
+	case v.Kind == viewer.KindAPIKey:
+		create.SetSentByAPIKeyID(v.APIKeyID)
+	}
+	return create
 }
 
 type upload struct {
@@ -241,16 +247,8 @@ func (s *Service) React(ctx context.Context, in ReactInput) (*ent.Message, error
 		if err != nil {
 			return err
 		}
-		create := c.Message.Create().SetSessionID(in.SessionID).SetChatJid(in.ChatJID).SetFromMe(true).
-			SetDirection(message.DirectionOUTBOUND).SetKind(message.KindREACTION).SetText(in.Emoji).
-			SetStatus(message.StatusPENDING).SetWaMessageID(newWAMessageID()).SetTimestamp(s.opts.Now()).
+		create := s.outbound(ctx, c, in.SessionID, in.ChatJID, message.KindREACTION).SetText(in.Emoji).
 			SetTargetWaID(target.WaMessageID)
-		switch {
-		case v.IsUser():
-			create.SetSentByID(v.UserID)
-		case v.Kind == viewer.KindAPIKey:
-			create.SetSentByAPIKeyID(v.APIKeyID)
-		}
 		if msg, err = create.Save(ctx); err != nil {
 			return err
 		}

@@ -133,20 +133,7 @@ func (r *runtime) Disconnect(context.Context) error {
 }
 
 func (r *runtime) goOffline(s whatsapp.Status, reason string) {
-	r.mu.Lock()
-	wasPairing := r.pairing != nil
-	if wasPairing {
-		close(r.pairing)
-		r.pairing = nil
-	}
-	r.online = false
-	digits := r.digits
-	r.mu.Unlock()
-	r.net.mu.Lock()
-	if r.net.phones[digits] == r {
-		delete(r.net.phones, digits)
-	}
-	r.net.mu.Unlock()
+	wasPairing := r.stop()
 	r.net.enqueue(func() {
 		if wasPairing {
 			r.emit(whatsapp.PairingEnded{Reason: "pairing stopped"})
@@ -309,9 +296,13 @@ func (r *runtime) Download(_ context.Context, media whatsapp.MediaRef) ([]byte, 
 }
 
 // Close implements whatsapp.Runtime.
-func (r *runtime) Close() {
+func (r *runtime) Close() { r.stop() }
+
+// stop ends pairing and takes the number off the network; it reports whether pairing ran.
+func (r *runtime) stop() (wasPairing bool) {
 	r.mu.Lock()
-	if r.pairing != nil {
+	wasPairing = r.pairing != nil
+	if wasPairing {
 		close(r.pairing)
 		r.pairing = nil
 	}
@@ -323,4 +314,5 @@ func (r *runtime) Close() {
 		delete(r.net.phones, digits)
 	}
 	r.net.mu.Unlock()
+	return wasPairing
 }
