@@ -48,6 +48,7 @@ type config struct {
 	smtpURL         string
 	invitationTTL   time.Duration
 	invitationURL   string
+	verificationURL string
 	allowedOrigins  string
 	sandbox         bool
 	sandboxPairIn   time.Duration
@@ -71,6 +72,7 @@ func parseConfig(args []string) (config, []string, error) {
 	fs.StringVar(&c.smtpURL, "smtp-url", env("WAGATE_SMTP_URL", ""), "smtp://user:pass@host:587?from=… or smtps://…; empty logs e-mails instead (WAGATE_SMTP_URL)")
 	fs.DurationVar(&c.invitationTTL, "invitation-ttl", envDuration("WAGATE_INVITATION_TTL", 7*24*time.Hour), "how long an invitation stays valid (WAGATE_INVITATION_TTL)")
 	fs.StringVar(&c.invitationURL, "invitation-url", env("WAGATE_INVITATION_URL", tenancy.DefaultInvitationURL), "link e-mailed to invitees; {token} is replaced (WAGATE_INVITATION_URL)")
+	fs.StringVar(&c.verificationURL, "verification-url", env("WAGATE_VERIFICATION_URL", tenancy.DefaultVerificationURL), "link that confirms an e-mail address; {token} is replaced (WAGATE_VERIFICATION_URL)")
 	fs.StringVar(&c.allowedOrigins, "allowed-origins", env("WAGATE_ALLOWED_ORIGINS", ""), "comma-separated origins (https://app.example.com) allowed to open WebSockets besides the server's own; * for any (WAGATE_ALLOWED_ORIGINS)")
 	fs.BoolVar(&c.sandbox, "sandbox", envBool("WAGATE_SANDBOX", true), "enable the SANDBOX engine, a virtual WhatsApp network for demos and tests (WAGATE_SANDBOX)")
 	fs.DurationVar(&c.sandboxPairIn, "sandbox-pair-after", envDuration("WAGATE_SANDBOX_PAIR_AFTER", 5*time.Second), "how long a sandbox session shows QR codes before its virtual phone scans one (WAGATE_SANDBOX_PAIR_AFTER)")
@@ -82,8 +84,10 @@ func parseConfig(args []string) (config, []string, error) {
 	if c.tokenTTL <= 0 || c.invitationTTL <= 0 {
 		return c, nil, fmt.Errorf("token and invitation TTLs must be positive, got %s and %s", c.tokenTTL, c.invitationTTL)
 	}
-	if !strings.Contains(c.invitationURL, "{token}") {
-		return c, nil, fmt.Errorf("the invitation URL must contain {token}, got %q", c.invitationURL)
+	for _, u := range []string{c.invitationURL, c.verificationURL} {
+		if !strings.Contains(u, "{token}") {
+			return c, nil, fmt.Errorf("link templates must contain {token}, got %q", u)
+		}
 	}
 	return c, fs.Args(), nil
 }
@@ -258,8 +262,9 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	handler := httpapi.New(httpapi.Config{
 		Introspection:  cfg.introspection,
 		AllowedOrigins: splitList(cfg.allowedOrigins),
-		Tenancy:        tenancy.Options{InvitationTTL: cfg.invitationTTL, InvitationURL: cfg.invitationURL, Mail: outbox, Log: log},
-		Sessions:       sessions.Options{SendPerMinute: cfg.sendPerMinute, MaxMediaBytes: cfg.maxMediaBytes},
+		Tenancy: tenancy.Options{InvitationTTL: cfg.invitationTTL, InvitationURL: cfg.invitationURL,
+			VerificationURL: cfg.verificationURL, Mail: outbox, Log: log},
+		Sessions: sessions.Options{SendPerMinute: cfg.sendPerMinute, MaxMediaBytes: cfg.maxMediaBytes},
 	}, httpapi.Deps{Client: db.Client, SQL: db.SQL, Auth: authn, Log: log, Manager: manager, Sandbox: sandboxNet})
 
 	// Long-lived connections (subscriptions) derive from baseCtx, so cancelling it after
