@@ -35,6 +35,10 @@ func TestAuditLogRecordsEveryChangeWithoutSecrets(t *testing.T) {
 		s.OK(t, q(cid, org, `mutation($id: ID!) { leaveOrganization(id: $id) }`, map[string]any{"id": org}), nil)
 		s.OK(t, q(ann, org, `mutation($id: ID!) { transferOwnership(membershipID: $id) { id } }`, map[string]any{"id": bobMembership}), nil)
 		s.OK(t, q(bob, org, `mutation($id: ID!) { removeMember(id: $id) }`, map[string]any{"id": s.MembershipOf(t, bob, org, ann.ID)}), nil)
+		line := connectedSandbox(t, s, bob, org, "line")
+		s.OK(t, q(bob, org, `mutation($s: ID!) { sendMessage(input: {sessionID: $s, to: "+15550000999", text: "hi"}) { id } }`,
+			map[string]any{"s": line.ID}), nil)
+		s.OK(t, q(bob, org, `mutation($id: ID!) { deleteSession(id: $id) }`, map[string]any{"id": line.ID}), nil)
 
 		var out struct {
 			Organization struct {
@@ -64,17 +68,17 @@ func TestAuditLogRecordsEveryChangeWithoutSecrets(t *testing.T) {
 		for _, e := range out.Organization.AuditLog.Edges {
 			actions = append(actions, e.Node.Action)
 		}
-		want := []string{"member.remove", "organization.transfer_ownership", "member.leave", "invitation.accept",
+		want := []string{"session.delete", "message.send", "session.connect", "session.create", "member.remove", "organization.transfer_ownership", "member.leave", "invitation.accept",
 			"invitation.resend", "invitation.create", "api_key.revoke", "organization.update", "api_key.create",
 			"member.update_role", "member.add", "organization.update", "organization.create"}
 		if !slices.Equal(actions, want) {
 			t.Fatalf("actions, newest first:\n got %q\nwant %q", actions, want)
 		}
-		byKey := out.Organization.AuditLog.Edges[7].Node
+		byKey := out.Organization.AuditLog.Edges[11].Node
 		if byKey.ActorAPIKey == nil || byKey.ActorAPIKey.ID != key.ID || byKey.ActorUser != nil {
 			t.Fatalf("the key's change is not attributed to the key: %+v", byKey)
 		}
-		upd := out.Organization.AuditLog.Edges[11].Node
+		upd := out.Organization.AuditLog.Edges[15].Node
 		if b, _ := json.Marshal(upd.Details); string(b) != `{"timezone":"Europe/Berlin"}` || upd.TargetID != org {
 			t.Fatalf("settings entry: %+v", upd)
 		}
@@ -83,7 +87,7 @@ func TestAuditLogRecordsEveryChangeWithoutSecrets(t *testing.T) {
 		if upd.ActorUser != nil {
 			t.Fatalf("a former member is visible through the audit log: %+v", upd)
 		}
-		if rm := out.Organization.AuditLog.Edges[0].Node; rm.ActorUser == nil || rm.ActorUser.ID != bob.ID {
+		if rm := out.Organization.AuditLog.Edges[4].Node; rm.ActorUser == nil || rm.ActorUser.ID != bob.ID {
 			t.Fatalf("removal entry: %+v", rm)
 		}
 	})
