@@ -149,11 +149,12 @@ func (d *DB) Close() error { return d.Client.Close() }
 // migrationLock is the advisory-lock key that serializes schema migration across replicas.
 const migrationLock = 0x7761_6761_7465 // "wagate"
 
-// Migrate brings the schema up to date. On PostgreSQL it holds an advisory lock meanwhile,
-// so replicas starting together migrate one after the other.
-func (d *DB) Migrate(ctx context.Context) error {
+// Migrate brings the schema up to date, then runs the other migrations given (the WhatsApp
+// store's). On PostgreSQL it holds an advisory lock meanwhile, so replicas starting together
+// migrate one after the other.
+func (d *DB) Migrate(ctx context.Context, more ...func(context.Context) error) error {
 	if d.Dialect != dialect.Postgres {
-		return d.createSchema(ctx)
+		return d.migrate(ctx, more)
 	}
 	conn, err := d.SQL.Conn(ctx)
 	if err != nil {
@@ -167,12 +168,17 @@ func (d *DB) Migrate(ctx context.Context) error {
 	defer func() {
 		_, _ = conn.ExecContext(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", migrationLock)
 	}()
-	return d.createSchema(ctx)
+	return d.migrate(ctx, more)
 }
 
-func (d *DB) createSchema(ctx context.Context) error {
+func (d *DB) migrate(ctx context.Context, more []func(context.Context) error) error {
 	if err := d.Client.Schema.Create(ctx); err != nil {
 		return fmt.Errorf("migrating schema: %w", err)
+	}
+	for _, m := range more {
+		if err := m(ctx); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -37,3 +37,20 @@ func TestOpenRejectsUnknownURLs(t *testing.T) {
 		t.Errorf("redact = %q", got)
 	}
 }
+
+func TestMigrateRunsTheOtherMigrations(t *testing.T) {
+	db, err := Open(context.Background(), SQLiteDSN(t.TempDir()), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ran := 0
+	step := func(context.Context) error { ran++; return nil }
+	if err := db.Migrate(context.Background(), step, step); err != nil || ran != 2 {
+		t.Fatalf("Migrate: %v, %d steps ran", err, ran)
+	}
+	failing := func(context.Context) error { return context.DeadlineExceeded }
+	if err := db.Migrate(context.Background(), failing); err == nil {
+		t.Fatal("a failing migration step was ignored")
+	}
+}
