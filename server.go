@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"time"
 
+	entdialect "entgo.io/ent/dialect"
+
 	"github.com/wagate/wagate/ent/user"
 	"github.com/wagate/wagate/internal/auth"
 	"github.com/wagate/wagate/internal/database"
@@ -30,6 +32,7 @@ import (
 	"github.com/wagate/wagate/internal/viewer"
 	"github.com/wagate/wagate/internal/whatsapp"
 	"github.com/wagate/wagate/internal/whatsapp/sandbox"
+	"github.com/wagate/wagate/internal/whatsapp/whatsmeow"
 )
 
 // config is every setting; each flag has a WAGATE_* (or DATABASE_URL) variable twin, and
@@ -51,6 +54,10 @@ type config struct {
 	verificationURL string
 	allowedOrigins  string
 	sandbox         bool
+	whatsapp        bool
+	waVersion       string
+	waLookupVersion bool
+	waDeviceName    string
 	sandboxPairIn   time.Duration
 	sendPerMinute   int
 	maxMediaBytes   int64
@@ -74,6 +81,10 @@ func parseConfig(args []string) (config, []string, error) {
 	fs.StringVar(&c.invitationURL, "invitation-url", env("WAGATE_INVITATION_URL", tenancy.DefaultInvitationURL), "link e-mailed to invitees; {token} is replaced (WAGATE_INVITATION_URL)")
 	fs.StringVar(&c.verificationURL, "verification-url", env("WAGATE_VERIFICATION_URL", tenancy.DefaultVerificationURL), "link that confirms an e-mail address; {token} is replaced (WAGATE_VERIFICATION_URL)")
 	fs.StringVar(&c.allowedOrigins, "allowed-origins", env("WAGATE_ALLOWED_ORIGINS", ""), "comma-separated origins (https://app.example.com) allowed to open WebSockets besides the server's own; * for any (WAGATE_ALLOWED_ORIGINS)")
+	fs.BoolVar(&c.whatsapp, "whatsapp", envBool("WAGATE_WHATSAPP", true), "enable the WHATSAPP engine (whatsmeow; linked devices of real phones) (WAGATE_WHATSAPP)")
+	fs.StringVar(&c.waVersion, "wa-version", env("WAGATE_WA_VERSION", ""), "pin the WhatsApp Web version announced to WhatsApp, e.g. 2.3000.1031080782, when it rejects the built-in one as outdated (WAGATE_WA_VERSION)")
+	fs.BoolVar(&c.waLookupVersion, "wa-lookup-version", envBool("WAGATE_WA_LOOKUP_VERSION", true), "look up the current WhatsApp Web version before the first connect (WAGATE_WA_LOOKUP_VERSION)")
+	fs.StringVar(&c.waDeviceName, "wa-device-name", env("WAGATE_WA_DEVICE_NAME", "wagate"), "name phones show under Linked devices (WAGATE_WA_DEVICE_NAME)")
 	fs.BoolVar(&c.sandbox, "sandbox", envBool("WAGATE_SANDBOX", true), "enable the SANDBOX engine, a virtual WhatsApp network for demos and tests (WAGATE_SANDBOX)")
 	fs.DurationVar(&c.sandboxPairIn, "sandbox-pair-after", envDuration("WAGATE_SANDBOX_PAIR_AFTER", 5*time.Second), "how long a sandbox session shows QR codes before its virtual phone scans one (WAGATE_SANDBOX_PAIR_AFTER)")
 	fs.IntVar(&c.sendPerMinute, "send-per-minute", envInt("WAGATE_SEND_PER_MINUTE", 60), "messages a session may send per minute before RATE_LIMITED (WAGATE_SEND_PER_MINUTE)")
@@ -203,20 +214,46 @@ func main() {
 	}
 }
 
-func openDB(ctx context.Context, cfg config) (*database.DB, error) {
+// openDB opens and migrates the database; more are further migrations to run under the same
+// lock (the WhatsApp device store), which get the open database.
+func openDB(ctx context.Context, cfg config, more ...func(context.Context, *database.DB) error) (*database.DB, error) {
 	db, err := database.Open(ctx, cfg.dsn(), database.Options{MaxOpenConns: cfg.dbMaxConns})
 	if err != nil {
 		return nil, err
 	}
-	if err := db.Migrate(ctx); err != nil {
+	steps := make([]func(context.Context) error, len(more))
+	for i, m := range more {
+		steps[i] = func(ctx context.Context) error { return m(ctx, db) }
+	}
+	if err := db.Migrate(ctx, steps...); err != nil {
 		_ = db.Close()
 		return nil, err
 	}
 	return db, nil
 }
 
+// whatsappEngine opens the whatsmeow device store in the database, during migration.
+func whatsappEngine(cfg config, log *slog.Logger, out **whatsmeow.Engine) func(context.Context, *database.DB) error {
+	return func(ctx context.Context, db *database.DB) error {
+		dialect := "sqlite"
+		if db.Dialect == entdialect.Postgres {
+			dialect = "postgres"
+		}
+		e, err := whatsmeow.New(ctx, db.SQL, dialect, whatsmeow.Options{
+			Log: log, WAVersion: cfg.waVersion, LookupVersion: cfg.waLookupVersion, DeviceName: cfg.waDeviceName,
+		})
+		*out = e
+		return err
+	}
+}
+
 func serve(ctx context.Context, cfg config, log *slog.Logger) error {
-	db, err := openDB(ctx, cfg)
+	var wa *whatsmeow.Engine
+	var more []func(context.Context, *database.DB) error
+	if cfg.whatsapp {
+		more = append(more, whatsappEngine(cfg, log, &wa))
+	}
+	db, err := openDB(ctx, cfg, more...)
 	if err != nil {
 		return err
 	}
@@ -247,6 +284,9 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	defer outbox.Close()
 
 	var engines []whatsapp.Engine
+	if wa != nil {
+		engines = append(engines, wa)
+	}
 	var sandboxNet *sandbox.Network
 	if cfg.sandbox {
 		sandboxNet = sandbox.New(sandbox.Options{PairAfter: cfg.sandboxPairIn})

@@ -3,10 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -115,6 +117,31 @@ func TestServeShutsDownGracefully(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("/readyz: %d", resp.StatusCode)
+	}
+	// Both engines are on by default: a WHATSAPP session can be created (connecting it
+	// needs WhatsApp's servers, which tests cannot reach).
+	post := func(token, query string) map[string]any {
+		req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/query", strings.NewReader(query))
+		req.Header.Set("Content-Type", "application/json")
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || out["errors"] != nil {
+			t.Fatalf("%s: %v %v", query, out, err)
+		}
+		return out["data"].(map[string]any)
+	}
+	data := post("", `{"query":"mutation { signUp(input: {email: \"op@example.test\", password: \"a long passphrase\", name: \"Op\"}) { token } }"}`)
+	token := data["signUp"].(map[string]any)["token"].(string)
+	data = post(token, `{"query":"mutation { createSession(input: {name: \"phone\", engine: WHATSAPP}) { engine status } }"}`)
+	if ses := data["createSession"].(map[string]any); ses["engine"] != "WHATSAPP" || ses["status"] != "NEW" {
+		t.Fatalf("createSession: %v", ses)
 	}
 	cancel()
 	select {
