@@ -47,6 +47,9 @@ var (
 	ErrInvalidPhoneNumber = errors.New("invalid phone number: use international format, e.g. +4915112345678")
 	ErrMediaExpired       = errors.New("the media has expired on WhatsApp's servers")
 	ErrRateLimited        = errors.New("rate limited by WhatsApp")
+	// ErrUnsendable marks a message the engine can never send as given (a kind it does not
+	// support, media missing): retrying cannot help.
+	ErrUnsendable = errors.New("the message cannot be sent")
 )
 
 // Engine creates session runtimes.

@@ -31,7 +31,7 @@ func (m *Manager) sendLoop(id gid.ID, l *live) {
 
 // permanent errors fail a message at once; others are retried.
 func permanent(err error) bool {
-	return errors.Is(err, ErrInvalidRecipient) || errors.Is(err, ErrRecipientNotFound)
+	return errors.Is(err, ErrInvalidRecipient) || errors.Is(err, ErrRecipientNotFound) || errors.Is(err, ErrUnsendable)
 }
 
 func (m *Manager) drain(id gid.ID, l *live) {

@@ -69,7 +69,7 @@ func build(ctx context.Context, cli *whatsmeow.Client, to types.JID, m whatsapp.
 		return reactionMessage(cli, to, m)
 	case whatsapp.KindImage, whatsapp.KindVideo, whatsapp.KindAudio, whatsapp.KindDocument, whatsapp.KindSticker:
 		if len(m.Media) == 0 {
-			return nil, fmt.Errorf("a %s message needs media", m.Kind)
+			return nil, fmt.Errorf("%w: a %s message needs media", whatsapp.ErrUnsendable, m.Kind)
 		}
 		up, err := cli.Upload(ctx, m.Media, uploadType(m.Kind))
 		if err != nil {
@@ -77,7 +77,7 @@ func build(ctx context.Context, cli *whatsmeow.Client, to types.JID, m whatsapp.
 		}
 		return mediaMessage(m, up), nil
 	}
-	return nil, fmt.Errorf("the WhatsApp engine cannot send %s messages", m.Kind)
+	return nil, fmt.Errorf("%w: the WhatsApp engine cannot send %s messages", whatsapp.ErrUnsendable, m.Kind)
 }
 
 func textMessage(m whatsapp.Outbound) *waE2E.Message {
@@ -98,7 +98,7 @@ func reply(m whatsapp.Outbound) *waE2E.ContextInfo {
 // reactionMessage reacts to TargetID; an empty TargetSender means one of our own messages.
 func reactionMessage(cli *whatsmeow.Client, chat types.JID, m whatsapp.Outbound) (*waE2E.Message, error) {
 	if m.TargetID == "" {
-		return nil, fmt.Errorf("a reaction needs the ID of the message it reacts to")
+		return nil, fmt.Errorf("%w: a reaction needs the ID of the message it reacts to", whatsapp.ErrUnsendable)
 	}
 	sender := types.EmptyJID
 	if !m.TargetFromMe && m.TargetSender != "" {
