@@ -166,8 +166,10 @@ type ComplexityRoot struct {
 	}
 
 	Message struct {
+		ChatJIDAlt   func(childComplexity int) int
 		ChatJid      func(childComplexity int) int
 		CreatedAt    func(childComplexity int) int
+		Details      func(childComplexity int) int
 		Direction    func(childComplexity int) int
 		Edited       func(childComplexity int) int
 		Error        func(childComplexity int) int
@@ -178,6 +180,7 @@ type ComplexityRoot struct {
 		PushName     func(childComplexity int) int
 		ReplyTo      func(childComplexity int) int
 		Revoked      func(childComplexity int) int
+		SenderJIDAlt func(childComplexity int) int
 		SenderJid    func(childComplexity int) int
 		SenderPhone  func(childComplexity int) int
 		SentBy       func(childComplexity int) int
@@ -375,6 +378,9 @@ type InvitationResolver interface {
 type MessageResolver interface {
 	SenderPhone(ctx context.Context, obj *ent.Message) (*string, error)
 	Media(ctx context.Context, obj *ent.Message) (*model.Media, error)
+	ChatJIDAlt(ctx context.Context, obj *ent.Message) (*string, error)
+	SenderJIDAlt(ctx context.Context, obj *ent.Message) (*string, error)
+	Details(ctx context.Context, obj *ent.Message) (map[string]any, error)
 }
 type MutationResolver interface {
 	SignUp(ctx context.Context, input tenancy.SignUpInput) (*auth.Session, error)
@@ -874,6 +880,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.MembershipEdge.Node(childComplexity), true
 
+	case "Message.chatJIDAlt":
+		if e.ComplexityRoot.Message.ChatJIDAlt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Message.ChatJIDAlt(childComplexity), true
 	case "Message.chatJID":
 		if e.ComplexityRoot.Message.ChatJid == nil {
 			break
@@ -886,6 +898,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Message.CreatedAt(childComplexity), true
+	case "Message.details":
+		if e.ComplexityRoot.Message.Details == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Message.Details(childComplexity), true
 	case "Message.direction":
 		if e.ComplexityRoot.Message.Direction == nil {
 			break
@@ -946,6 +964,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Message.Revoked(childComplexity), true
+	case "Message.senderJIDAlt":
+		if e.ComplexityRoot.Message.SenderJIDAlt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Message.SenderJIDAlt(childComplexity), true
 	case "Message.senderJID":
 		if e.ComplexityRoot.Message.SenderJid == nil {
 			break
@@ -3864,6 +3888,12 @@ extend type Message {
   "The sender's number; masked for MEMBER viewers when the organization asks to."
   senderPhone: String
   media: Media
+  "The chat's other address: its phone-number JID when chatJID is a LID (…@lid), or the reverse, when known."
+  chatJIDAlt: String
+  "The sender's other address (phone-number JID ↔ LID), when known."
+  senderJIDAlt: String
+  "What the kind carries beyond text: latitude/longitude/name of a LOCATION, displayName of a CONTACT, options of a POLL, raw JSON of OTHER."
+  details: Map
 }
 
 input CreateSessionInput {
@@ -4218,6 +4248,12 @@ func (ec *executionContext) childFields_Message(ctx context.Context, field graph
 		return ec.fieldContext_Message_senderPhone(ctx, field)
 	case "media":
 		return ec.fieldContext_Message_media(ctx, field)
+	case "chatJIDAlt":
+		return ec.fieldContext_Message_chatJIDAlt(ctx, field)
+	case "senderJIDAlt":
+		return ec.fieldContext_Message_senderJIDAlt(ctx, field)
+	case "details":
+		return ec.fieldContext_Message_details(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Message", field.Name)
 }
@@ -7793,6 +7829,75 @@ func (ec *executionContext) fieldContext_Message_media(_ context.Context, field 
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _Message_chatJIDAlt(ctx context.Context, field graphql.CollectedField, obj *ent.Message) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Message_chatJIDAlt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Message().ChatJIDAlt(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Message_chatJIDAlt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Message", field, true, true, "String")
+}
+
+func (ec *executionContext) _Message_senderJIDAlt(ctx context.Context, field graphql.CollectedField, obj *ent.Message) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Message_senderJIDAlt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Message().SenderJIDAlt(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Message_senderJIDAlt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Message", field, true, true, "String")
+}
+
+func (ec *executionContext) _Message_details(ctx context.Context, field graphql.CollectedField, obj *ent.Message) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Message_details(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Message().Details(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v map[string]any) graphql.Marshaler {
+			return ec.marshalOMap2map(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Message_details(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Message", field, true, true, "Map")
 }
 
 func (ec *executionContext) _MessageConnection_edges(ctx context.Context, field graphql.CollectedField, obj *ent.MessageConnection) (ret graphql.Marshaler) {
@@ -19496,6 +19601,24 @@ func (ec *executionContext) _Message(ctx context.Context, sel ast.SelectionSet, 
 				true, false,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Message_media(ctx, field, obj)
+				})
+		case "chatJIDAlt":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Message_chatJIDAlt(ctx, field, obj)
+				})
+		case "senderJIDAlt":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Message_senderJIDAlt(ctx, field, obj)
+				})
+		case "details":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Message_details(ctx, field, obj)
 				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))

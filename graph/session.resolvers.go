@@ -27,6 +27,21 @@ func (r *messageResolver) Media(ctx context.Context, obj *ent.Message) (*model.M
 	return mediaOf(obj), nil
 }
 
+// ChatJIDAlt is the resolver for the chatJIDAlt field.
+func (r *messageResolver) ChatJIDAlt(ctx context.Context, obj *ent.Message) (*string, error) {
+	return extraString(obj, "chatAlt"), nil
+}
+
+// SenderJIDAlt is the resolver for the senderJIDAlt field.
+func (r *messageResolver) SenderJIDAlt(ctx context.Context, obj *ent.Message) (*string, error) {
+	return extraString(obj, "senderAlt"), nil
+}
+
+// Details is the resolver for the details field.
+func (r *messageResolver) Details(ctx context.Context, obj *ent.Message) (map[string]any, error) {
+	return messageDetails(obj), nil
+}
+
 // CreateSession is the resolver for the createSession field.
 func (r *mutationResolver) CreateSession(ctx context.Context, input sessions.CreateSessionInput) (*ent.Session, error) {
 	return r.sessions.CreateSession(ctx, input)

@@ -1,12 +1,14 @@
 package httpapi_test
 
 import (
+	"context"
 	"testing"
 	"time"
 
 	"github.com/wagate/wagate/internal/apitest"
 	"github.com/wagate/wagate/internal/database"
 	"github.com/wagate/wagate/internal/testdb"
+	"github.com/wagate/wagate/internal/whatsapp"
 )
 
 type sessionView struct {
@@ -164,5 +166,42 @@ func TestSandboxDemo(t *testing.T) {
 			}
 			return false
 		})
+	})
+}
+
+// What engines report beyond the columns (LID ↔ phone alternates, kind details) reaches the API.
+func TestInboundAlternatesAndDetails(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, db *database.DB) {
+		s := apitest.New(t, db)
+		ann := s.SignUp(t, "Ann")
+		id := createSession(t, s, ann, "line")
+		err := s.Manager.Deliver(context.Background(), id, whatsapp.Inbound{
+			ID: "3EB0LOC", Chat: "123456789012345@lid", ChatAlt: "4915112345678@s.whatsapp.net",
+			Sender: "123456789012345@lid", SenderAlt: "4915112345678@s.whatsapp.net", Timestamp: time.Now(),
+			Kind: whatsapp.KindLocation, Latitude: 52.52, Longitude: 13.405, Name: "Berlin",
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out struct {
+			Node struct {
+				Messages struct {
+					Edges []struct {
+						Node struct {
+							Kind, ChatJID, ChatJIDAlt, SenderJIDAlt string
+							SenderPhone                             *string
+							Details                                 map[string]any
+						}
+					}
+				}
+			}
+		}
+		s.OK(t, q(ann, "", `query($id: ID!) { node(id: $id) { ... on Session { messages { edges { node {
+			kind chatJID chatJIDAlt senderJIDAlt senderPhone details } } } } } }`, map[string]any{"id": id}), &out)
+		m := out.Node.Messages.Edges[0].Node
+		if m.Kind != "LOCATION" || m.ChatJIDAlt != "4915112345678@s.whatsapp.net" || m.SenderJIDAlt != "4915112345678@s.whatsapp.net" ||
+			m.SenderPhone == nil || *m.SenderPhone != "+4915112345678" || m.Details["name"] != "Berlin" || m.Details["latitude"] != 52.52 {
+			t.Fatalf("message: %+v", m)
+		}
 	})
 }
