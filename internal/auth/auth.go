@@ -123,7 +123,7 @@ type Session struct {
 
 // IssueToken creates a session token for u.
 func (s *Service) IssueToken(ctx context.Context, u *ent.User) (*Session, error) {
-	token, hash := newSessionToken()
+	token, hash := NewSecret(SessionTokenPrefix)
 	expires := s.now().Add(s.ttl)
 	err := database.Client(ctx, s.client).AuthToken.Create().
 		SetUserID(u.ID).

@@ -11,12 +11,13 @@ import (
 // by secret scanners and cannot be confused with API keys.
 const SessionTokenPrefix = "wst_"
 
-// newSessionToken returns a random token and the hash stored in its place.
-func newSessionToken() (token string, hash []byte) {
+// NewSecret returns a random 256-bit secret that starts with prefix (so a leaked one says
+// what it is), and the hash stored in its place.
+func NewSecret(prefix string) (secret string, hash []byte) {
 	b := make([]byte, 32)
 	_, _ = rand.Read(b) // crypto/rand.Read never returns an error
-	token = SessionTokenPrefix + base64.RawURLEncoding.EncodeToString(b)
-	return token, HashToken(token)
+	secret = prefix + base64.RawURLEncoding.EncodeToString(b)
+	return secret, HashToken(secret)
 }
 
 // HashToken returns the SHA-256 of a high-entropy secret. Session tokens are 256 random

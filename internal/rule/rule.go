@@ -179,6 +179,3 @@ func onlyFields(m ent.Mutation, allowed ...string) bool {
 }
 
 func isSkip(err error) bool { return errors.Is(err, privacy.Skip) }
-
-// IsDenied reports whether err is a privacy denial.
-func IsDenied(err error) bool { return errors.Is(err, privacy.Deny) }

@@ -2,8 +2,6 @@ package tenancy
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"fmt"
 	"strings"
 	"time"
@@ -25,13 +23,6 @@ import (
 
 // InvitationTokenPrefix starts every invitation token.
 const InvitationTokenPrefix = "wiv_"
-
-func newInvitationToken() (string, []byte) {
-	b := make([]byte, 32)
-	_, _ = rand.Read(b)
-	token := InvitationTokenPrefix + base64.RawURLEncoding.EncodeToString(b)
-	return token, auth.HashToken(token)
-}
 
 // InviteMemberInput is who to invite, and as what.
 type InviteMemberInput struct {
@@ -70,7 +61,7 @@ func (s *Service) InviteMember(ctx context.Context, in InviteMemberInput) (*ent.
 			return apperr.New(apperr.Conflict, "%s already has a pending invitation: resend it instead", email)
 		}
 		var hash []byte
-		token, hash = newInvitationToken()
+		token, hash = auth.NewSecret(InvitationTokenPrefix)
 		create := c.Invitation.Create().SetEmail(email).SetRole(in.Role).SetTokenHash(hash).
 			SetExpiresAt(s.now().Add(s.opts.InvitationTTL))
 		if v.IsUser() {
@@ -106,7 +97,7 @@ func (s *Service) ResendInvitation(ctx context.Context, id gid.ID) (*ent.Invitat
 			return apperr.New(apperr.Conflict, "this invitation was %s and cannot be resent", strings.ToLower(string(cur.Status)))
 		}
 		var hash []byte
-		token, hash = newInvitationToken()
+		token, hash = auth.NewSecret(InvitationTokenPrefix)
 		inv, err = c.Invitation.UpdateOne(cur).SetTokenHash(hash).SetExpiresAt(s.now().Add(s.opts.InvitationTTL)).Save(ctx)
 		if err != nil {
 			return err

@@ -2,8 +2,6 @@ package tenancy
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"fmt"
 	"strings"
 	"time"
@@ -30,10 +28,8 @@ const verificationTTL = 48 * time.Hour
 // commits. Until an address is verified, invitations to it can only be accepted through
 // the link they were mailed with: anyone may sign up with any address.
 func (s *Service) sendVerification(ctx context.Context, c *ent.Client, u *ent.User) error {
-	b := make([]byte, 32)
-	_, _ = rand.Read(b)
-	token := VerificationTokenPrefix + base64.RawURLEncoding.EncodeToString(b)
-	err := c.User.UpdateOne(u).SetEmailVerificationHash(auth.HashToken(token)).
+	token, hash := auth.NewSecret(VerificationTokenPrefix)
+	err := c.User.UpdateOne(u).SetEmailVerificationHash(hash).
 		SetEmailVerificationExpiresAt(s.now().Add(verificationTTL)).Exec(viewer.System(ctx, "email-verification"))
 	if err != nil {
 		return fmt.Errorf("storing the verification token: %w", err)
