@@ -7,6 +7,7 @@ import (
 	"mime/multipart"
 	"net/http"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -71,6 +72,14 @@ func TestSessionPairingSubscription(t *testing.T) {
 			s.OK(t, q(ann, "", `query($id: ID!) { node(id: $id) { ... on Session { status } } }`, map[string]any{"id": id}), &out)
 			return out.Node.Status == "CONNECTED"
 		})
+		// Subscribing to a paired session answers PAIRED at once and completes.
+		send(t, c, wsMsg{ID: "again", Type: "subscribe", Payload: payload})
+		if m, err := next(t, c); err != nil || m.Type != "next" || !strings.Contains(string(m.Payload), "PAIRED") {
+			t.Fatalf("want PAIRED, got %+v %v", m, err)
+		}
+		if m, err := next(t, c); err != nil || m.Type != "complete" {
+			t.Fatalf("want complete, got %+v %v", m, err)
+		}
 	})
 }
 

@@ -185,8 +185,16 @@ func (s *Service) RequestPairingCode(ctx context.Context, id gid.ID, phone strin
 
 // SubscribePairing streams a session's pairing updates.
 func (s *Service) SubscribePairing(ctx context.Context, id gid.ID) (<-chan *whatsapp.PairingUpdate, error) {
-	if _, err := s.manage(ctx, s.client, id); err != nil {
+	ses, err := s.manage(ctx, s.client, id)
+	if err != nil {
 		return nil, err
+	}
+	if ses.DeviceJid != nil {
+		// Already paired: there is nothing to wait for.
+		done := make(chan *whatsapp.PairingUpdate, 1)
+		done <- &whatsapp.PairingUpdate{Type: whatsapp.PairingPaired}
+		close(done)
+		return done, nil
 	}
 	ch, cancel := s.manager.SubscribePairing(id)
 	context.AfterFunc(ctx, cancel)
