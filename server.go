@@ -25,6 +25,7 @@ import (
 	"github.com/wagate/wagate/ent/user"
 	"github.com/wagate/wagate/internal/auth"
 	"github.com/wagate/wagate/internal/database"
+	"github.com/wagate/wagate/internal/events"
 	"github.com/wagate/wagate/internal/httpapi"
 	"github.com/wagate/wagate/internal/mail"
 	"github.com/wagate/wagate/internal/sessions"
@@ -293,7 +294,8 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		defer sandboxNet.Close()
 		engines = append(engines, sandboxNet)
 	}
-	manager := whatsapp.NewManager(db.Client, engines, whatsapp.ManagerOptions{Log: log, StartJitter: 2 * time.Second})
+	eventLog := events.New(db.Client, log)
+	manager := whatsapp.NewManager(db.Client, engines, whatsapp.ManagerOptions{Log: log, StartJitter: 2 * time.Second, Events: eventLog})
 	defer manager.Stop()
 	if err := manager.Start(ctx); err != nil {
 		return err
@@ -305,7 +307,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		Tenancy: tenancy.Options{InvitationTTL: cfg.invitationTTL, InvitationURL: cfg.invitationURL,
 			VerificationURL: cfg.verificationURL, Mail: outbox, Log: log},
 		Sessions: sessions.Options{SendPerMinute: cfg.sendPerMinute, MaxMediaBytes: cfg.maxMediaBytes},
-	}, httpapi.Deps{Client: db.Client, SQL: db.SQL, Auth: authn, Log: log, Manager: manager, Sandbox: sandboxNet})
+	}, httpapi.Deps{Client: db.Client, SQL: db.SQL, Auth: authn, Log: log, Manager: manager, Sandbox: sandboxNet, Events: eventLog})
 
 	// Long-lived connections (subscriptions) derive from baseCtx, so cancelling it after
 	// Shutdown ends them: http.Server.Shutdown does not close hijacked connections.

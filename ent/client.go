@@ -20,6 +20,8 @@ import (
 	"github.com/wagate/wagate/ent/auditentry"
 	"github.com/wagate/wagate/ent/authtoken"
 	"github.com/wagate/wagate/ent/chat"
+	"github.com/wagate/wagate/ent/event"
+	"github.com/wagate/wagate/ent/eventcounter"
 	"github.com/wagate/wagate/ent/invitation"
 	"github.com/wagate/wagate/ent/membership"
 	"github.com/wagate/wagate/ent/message"
@@ -43,6 +45,10 @@ type Client struct {
 	AuthToken *AuthTokenClient
 	// Chat is the client for interacting with the Chat builders.
 	Chat *ChatClient
+	// Event is the client for interacting with the Event builders.
+	Event *EventClient
+	// EventCounter is the client for interacting with the EventCounter builders.
+	EventCounter *EventCounterClient
 	// Invitation is the client for interacting with the Invitation builders.
 	Invitation *InvitationClient
 	// Membership is the client for interacting with the Membership builders.
@@ -70,6 +76,8 @@ func (c *Client) init() {
 	c.AuditEntry = NewAuditEntryClient(c.config)
 	c.AuthToken = NewAuthTokenClient(c.config)
 	c.Chat = NewChatClient(c.config)
+	c.Event = NewEventClient(c.config)
+	c.EventCounter = NewEventCounterClient(c.config)
 	c.Invitation = NewInvitationClient(c.config)
 	c.Membership = NewMembershipClient(c.config)
 	c.Message = NewMessageClient(c.config)
@@ -172,6 +180,8 @@ func (c *Client) Tx(ctx context.Context) (*Tx, error) {
 		AuditEntry:   NewAuditEntryClient(cfg),
 		AuthToken:    NewAuthTokenClient(cfg),
 		Chat:         NewChatClient(cfg),
+		Event:        NewEventClient(cfg),
+		EventCounter: NewEventCounterClient(cfg),
 		Invitation:   NewInvitationClient(cfg),
 		Membership:   NewMembershipClient(cfg),
 		Message:      NewMessageClient(cfg),
@@ -201,6 +211,8 @@ func (c *Client) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) 
 		AuditEntry:   NewAuditEntryClient(cfg),
 		AuthToken:    NewAuthTokenClient(cfg),
 		Chat:         NewChatClient(cfg),
+		Event:        NewEventClient(cfg),
+		EventCounter: NewEventCounterClient(cfg),
 		Invitation:   NewInvitationClient(cfg),
 		Membership:   NewMembershipClient(cfg),
 		Message:      NewMessageClient(cfg),
@@ -236,8 +248,8 @@ func (c *Client) Close() error {
 // In order to add hooks to a specific client, call: `client.Node.Use(...)`.
 func (c *Client) Use(hooks ...Hook) {
 	for _, n := range []interface{ Use(...Hook) }{
-		c.APIKey, c.AuditEntry, c.AuthToken, c.Chat, c.Invitation, c.Membership,
-		c.Message, c.Organization, c.Session, c.User,
+		c.APIKey, c.AuditEntry, c.AuthToken, c.Chat, c.Event, c.EventCounter,
+		c.Invitation, c.Membership, c.Message, c.Organization, c.Session, c.User,
 	} {
 		n.Use(hooks...)
 	}
@@ -247,8 +259,8 @@ func (c *Client) Use(hooks ...Hook) {
 // In order to add interceptors to a specific client, call: `client.Node.Intercept(...)`.
 func (c *Client) Intercept(interceptors ...Interceptor) {
 	for _, n := range []interface{ Intercept(...Interceptor) }{
-		c.APIKey, c.AuditEntry, c.AuthToken, c.Chat, c.Invitation, c.Membership,
-		c.Message, c.Organization, c.Session, c.User,
+		c.APIKey, c.AuditEntry, c.AuthToken, c.Chat, c.Event, c.EventCounter,
+		c.Invitation, c.Membership, c.Message, c.Organization, c.Session, c.User,
 	} {
 		n.Intercept(interceptors...)
 	}
@@ -265,6 +277,10 @@ func (c *Client) Mutate(ctx context.Context, m Mutation) (Value, error) {
 		return c.AuthToken.mutate(ctx, m)
 	case *ChatMutation:
 		return c.Chat.mutate(ctx, m)
+	case *EventMutation:
+		return c.Event.mutate(ctx, m)
+	case *EventCounterMutation:
+		return c.EventCounter.mutate(ctx, m)
 	case *InvitationMutation:
 		return c.Invitation.mutate(ctx, m)
 	case *MembershipMutation:
@@ -962,6 +978,322 @@ func (c *ChatClient) mutate(ctx context.Context, m *ChatMutation) (Value, error)
 	}
 }
 
+// EventClient is a client for the Event schema.
+type EventClient struct {
+	config
+}
+
+// NewEventClient returns a client for the Event from the given config.
+func NewEventClient(c config) *EventClient {
+	return &EventClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `event.Hooks(f(g(h())))`.
+func (c *EventClient) Use(hooks ...Hook) {
+	c.hooks.Event = append(c.hooks.Event, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `event.Intercept(f(g(h())))`.
+func (c *EventClient) Intercept(interceptors ...Interceptor) {
+	c.inters.Event = append(c.inters.Event, interceptors...)
+}
+
+// Create returns a builder for creating a Event entity.
+func (c *EventClient) Create() *EventCreate {
+	mutation := newEventMutation(c.config, OpCreate)
+	return &EventCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of Event entities.
+func (c *EventClient) CreateBulk(builders ...*EventCreate) *EventCreateBulk {
+	return &EventCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *EventClient) MapCreateBulk(slice any, setFunc func(*EventCreate, int)) *EventCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &EventCreateBulk{err: fmt.Errorf("calling to EventClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*EventCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &EventCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for Event.
+func (c *EventClient) Update() *EventUpdate {
+	mutation := newEventMutation(c.config, OpUpdate)
+	return &EventUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *EventClient) UpdateOne(_m *Event) *EventUpdateOne {
+	mutation := newEventMutation(c.config, OpUpdateOne, withEvent(_m))
+	return &EventUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *EventClient) UpdateOneID(id gid.ID) *EventUpdateOne {
+	mutation := newEventMutation(c.config, OpUpdateOne, withEventID(id))
+	return &EventUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for Event.
+func (c *EventClient) Delete() *EventDelete {
+	mutation := newEventMutation(c.config, OpDelete)
+	return &EventDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *EventClient) DeleteOne(_m *Event) *EventDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *EventClient) DeleteOneID(id gid.ID) *EventDeleteOne {
+	builder := c.Delete().Where(event.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &EventDeleteOne{builder}
+}
+
+// Query returns a query builder for Event.
+func (c *EventClient) Query() *EventQuery {
+	return &EventQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeEvent},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a Event entity by its id.
+func (c *EventClient) Get(ctx context.Context, id gid.ID) (*Event, error) {
+	return c.Query().Where(event.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *EventClient) GetX(ctx context.Context, id gid.ID) *Event {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// QueryOrganization queries the organization edge of a Event.
+func (c *EventClient) QueryOrganization(_m *Event) *OrganizationQuery {
+	query := (&OrganizationClient{config: c.config}).Query()
+	query.path = func(context.Context) (fromV *sql.Selector, _ error) {
+		id := _m.ID
+		step := sqlgraph.NewStep(
+			sqlgraph.From(event.Table, event.FieldID, id),
+			sqlgraph.To(organization.Table, organization.FieldID),
+			sqlgraph.Edge(sqlgraph.M2O, true, event.OrganizationTable, event.OrganizationColumn),
+		)
+		fromV = sqlgraph.Neighbors(_m.driver.Dialect(), step)
+		return fromV, nil
+	}
+	return query
+}
+
+// QuerySession queries the session edge of a Event.
+func (c *EventClient) QuerySession(_m *Event) *SessionQuery {
+	query := (&SessionClient{config: c.config}).Query()
+	query.path = func(context.Context) (fromV *sql.Selector, _ error) {
+		id := _m.ID
+		step := sqlgraph.NewStep(
+			sqlgraph.From(event.Table, event.FieldID, id),
+			sqlgraph.To(session.Table, session.FieldID),
+			sqlgraph.Edge(sqlgraph.M2O, true, event.SessionTable, event.SessionColumn),
+		)
+		fromV = sqlgraph.Neighbors(_m.driver.Dialect(), step)
+		return fromV, nil
+	}
+	return query
+}
+
+// QueryMessage queries the message edge of a Event.
+func (c *EventClient) QueryMessage(_m *Event) *MessageQuery {
+	query := (&MessageClient{config: c.config}).Query()
+	query.path = func(context.Context) (fromV *sql.Selector, _ error) {
+		id := _m.ID
+		step := sqlgraph.NewStep(
+			sqlgraph.From(event.Table, event.FieldID, id),
+			sqlgraph.To(message.Table, message.FieldID),
+			sqlgraph.Edge(sqlgraph.M2O, true, event.MessageTable, event.MessageColumn),
+		)
+		fromV = sqlgraph.Neighbors(_m.driver.Dialect(), step)
+		return fromV, nil
+	}
+	return query
+}
+
+// Hooks returns the client hooks.
+func (c *EventClient) Hooks() []Hook {
+	hooks := c.hooks.Event
+	return append(hooks[:len(hooks):len(hooks)], event.Hooks[:]...)
+}
+
+// Interceptors returns the client interceptors.
+func (c *EventClient) Interceptors() []Interceptor {
+	return c.inters.Event
+}
+
+func (c *EventClient) mutate(ctx context.Context, m *EventMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&EventCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&EventUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&EventUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&EventDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown Event mutation op: %q", m.Op())
+	}
+}
+
+// EventCounterClient is a client for the EventCounter schema.
+type EventCounterClient struct {
+	config
+}
+
+// NewEventCounterClient returns a client for the EventCounter from the given config.
+func NewEventCounterClient(c config) *EventCounterClient {
+	return &EventCounterClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `eventcounter.Hooks(f(g(h())))`.
+func (c *EventCounterClient) Use(hooks ...Hook) {
+	c.hooks.EventCounter = append(c.hooks.EventCounter, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `eventcounter.Intercept(f(g(h())))`.
+func (c *EventCounterClient) Intercept(interceptors ...Interceptor) {
+	c.inters.EventCounter = append(c.inters.EventCounter, interceptors...)
+}
+
+// Create returns a builder for creating a EventCounter entity.
+func (c *EventCounterClient) Create() *EventCounterCreate {
+	mutation := newEventCounterMutation(c.config, OpCreate)
+	return &EventCounterCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of EventCounter entities.
+func (c *EventCounterClient) CreateBulk(builders ...*EventCounterCreate) *EventCounterCreateBulk {
+	return &EventCounterCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *EventCounterClient) MapCreateBulk(slice any, setFunc func(*EventCounterCreate, int)) *EventCounterCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &EventCounterCreateBulk{err: fmt.Errorf("calling to EventCounterClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*EventCounterCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &EventCounterCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for EventCounter.
+func (c *EventCounterClient) Update() *EventCounterUpdate {
+	mutation := newEventCounterMutation(c.config, OpUpdate)
+	return &EventCounterUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *EventCounterClient) UpdateOne(_m *EventCounter) *EventCounterUpdateOne {
+	mutation := newEventCounterMutation(c.config, OpUpdateOne, withEventCounter(_m))
+	return &EventCounterUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *EventCounterClient) UpdateOneID(id gid.ID) *EventCounterUpdateOne {
+	mutation := newEventCounterMutation(c.config, OpUpdateOne, withEventCounterID(id))
+	return &EventCounterUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for EventCounter.
+func (c *EventCounterClient) Delete() *EventCounterDelete {
+	mutation := newEventCounterMutation(c.config, OpDelete)
+	return &EventCounterDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *EventCounterClient) DeleteOne(_m *EventCounter) *EventCounterDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *EventCounterClient) DeleteOneID(id gid.ID) *EventCounterDeleteOne {
+	builder := c.Delete().Where(eventcounter.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &EventCounterDeleteOne{builder}
+}
+
+// Query returns a query builder for EventCounter.
+func (c *EventCounterClient) Query() *EventCounterQuery {
+	return &EventCounterQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeEventCounter},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a EventCounter entity by its id.
+func (c *EventCounterClient) Get(ctx context.Context, id gid.ID) (*EventCounter, error) {
+	return c.Query().Where(eventcounter.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *EventCounterClient) GetX(ctx context.Context, id gid.ID) *EventCounter {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *EventCounterClient) Hooks() []Hook {
+	hooks := c.hooks.EventCounter
+	return append(hooks[:len(hooks):len(hooks)], eventcounter.Hooks[:]...)
+}
+
+// Interceptors returns the client interceptors.
+func (c *EventCounterClient) Interceptors() []Interceptor {
+	return c.inters.EventCounter
+}
+
+func (c *EventCounterClient) mutate(ctx context.Context, m *EventCounterMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&EventCounterCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&EventCounterUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&EventCounterUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&EventCounterDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown EventCounter mutation op: %q", m.Op())
+	}
+}
+
 // InvitationClient is a client for the Invitation schema.
 type InvitationClient struct {
 	config
@@ -1402,6 +1734,22 @@ func (c *MessageClient) GetX(ctx context.Context, id gid.ID) *Message {
 	return obj
 }
 
+// QueryEvents queries the events edge of a Message.
+func (c *MessageClient) QueryEvents(_m *Message) *EventQuery {
+	query := (&EventClient{config: c.config}).Query()
+	query.path = func(context.Context) (fromV *sql.Selector, _ error) {
+		id := _m.ID
+		step := sqlgraph.NewStep(
+			sqlgraph.From(message.Table, message.FieldID, id),
+			sqlgraph.To(event.Table, event.FieldID),
+			sqlgraph.Edge(sqlgraph.O2M, false, message.EventsTable, message.EventsColumn),
+		)
+		fromV = sqlgraph.Neighbors(_m.driver.Dialect(), step)
+		return fromV, nil
+	}
+	return query
+}
+
 // QuerySession queries the session edge of a Message.
 func (c *MessageClient) QuerySession(_m *Message) *SessionQuery {
 	query := (&SessionClient{config: c.config}).Query()
@@ -1664,6 +2012,22 @@ func (c *OrganizationClient) QueryAuditEntries(_m *Organization) *AuditEntryQuer
 	return query
 }
 
+// QueryEvents queries the events edge of a Organization.
+func (c *OrganizationClient) QueryEvents(_m *Organization) *EventQuery {
+	query := (&EventClient{config: c.config}).Query()
+	query.path = func(context.Context) (fromV *sql.Selector, _ error) {
+		id := _m.ID
+		step := sqlgraph.NewStep(
+			sqlgraph.From(organization.Table, organization.FieldID, id),
+			sqlgraph.To(event.Table, event.FieldID),
+			sqlgraph.Edge(sqlgraph.O2M, false, organization.EventsTable, organization.EventsColumn),
+		)
+		fromV = sqlgraph.Neighbors(_m.driver.Dialect(), step)
+		return fromV, nil
+	}
+	return query
+}
+
 // QuerySelectedBy queries the selected_by edge of a Organization.
 func (c *OrganizationClient) QuerySelectedBy(_m *Organization) *UserQuery {
 	query := (&UserClient{config: c.config}).Query()
@@ -1839,6 +2203,22 @@ func (c *SessionClient) QueryMessages(_m *Session) *MessageQuery {
 			sqlgraph.From(session.Table, session.FieldID, id),
 			sqlgraph.To(message.Table, message.FieldID),
 			sqlgraph.Edge(sqlgraph.O2M, false, session.MessagesTable, session.MessagesColumn),
+		)
+		fromV = sqlgraph.Neighbors(_m.driver.Dialect(), step)
+		return fromV, nil
+	}
+	return query
+}
+
+// QueryEvents queries the events edge of a Session.
+func (c *SessionClient) QueryEvents(_m *Session) *EventQuery {
+	query := (&EventClient{config: c.config}).Query()
+	query.path = func(context.Context) (fromV *sql.Selector, _ error) {
+		id := _m.ID
+		step := sqlgraph.NewStep(
+			sqlgraph.From(session.Table, session.FieldID, id),
+			sqlgraph.To(event.Table, event.FieldID),
+			sqlgraph.Edge(sqlgraph.O2M, false, session.EventsTable, session.EventsColumn),
 		)
 		fromV = sqlgraph.Neighbors(_m.driver.Dialect(), step)
 		return fromV, nil
@@ -2137,12 +2517,12 @@ func (c *UserClient) mutate(ctx context.Context, m *UserMutation) (Value, error)
 // hooks and interceptors per client, for fast access.
 type (
 	hooks struct {
-		APIKey, AuditEntry, AuthToken, Chat, Invitation, Membership, Message,
-		Organization, Session, User []ent.Hook
+		APIKey, AuditEntry, AuthToken, Chat, Event, EventCounter, Invitation,
+		Membership, Message, Organization, Session, User []ent.Hook
 	}
 	inters struct {
-		APIKey, AuditEntry, AuthToken, Chat, Invitation, Membership, Message,
-		Organization, Session, User []ent.Interceptor
+		APIKey, AuditEntry, AuthToken, Chat, Event, EventCounter, Invitation,
+		Membership, Message, Organization, Session, User []ent.Interceptor
 	}
 )
 

@@ -16,6 +16,8 @@ import (
 	"github.com/wagate/wagate/ent/auditentry"
 	"github.com/wagate/wagate/ent/authtoken"
 	"github.com/wagate/wagate/ent/chat"
+	"github.com/wagate/wagate/ent/event"
+	"github.com/wagate/wagate/ent/eventcounter"
 	"github.com/wagate/wagate/ent/invitation"
 	"github.com/wagate/wagate/ent/membership"
 	"github.com/wagate/wagate/ent/message"
@@ -86,6 +88,8 @@ func checkColumn(t, c string) error {
 			auditentry.Table:   auditentry.ValidColumn,
 			authtoken.Table:    authtoken.ValidColumn,
 			chat.Table:         chat.ValidColumn,
+			event.Table:        event.ValidColumn,
+			eventcounter.Table: eventcounter.ValidColumn,
 			invitation.Table:   invitation.ValidColumn,
 			membership.Table:   membership.ValidColumn,
 			message.Table:      message.ValidColumn,

@@ -7,6 +7,8 @@ import (
 	"github.com/wagate/wagate/ent/auditentry"
 	"github.com/wagate/wagate/ent/authtoken"
 	"github.com/wagate/wagate/ent/chat"
+	"github.com/wagate/wagate/ent/event"
+	"github.com/wagate/wagate/ent/eventcounter"
 	"github.com/wagate/wagate/ent/invitation"
 	"github.com/wagate/wagate/ent/membership"
 	"github.com/wagate/wagate/ent/message"
@@ -23,7 +25,7 @@ import (
 
 // schemaGraph holds a representation of ent/schema at runtime.
 var schemaGraph = func() *sqlgraph.Schema {
-	graph := &sqlgraph.Schema{Nodes: make([]*sqlgraph.Node, 10)}
+	graph := &sqlgraph.Schema{Nodes: make([]*sqlgraph.Node, 12)}
 	graph.Nodes[0] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   apikey.Table,
@@ -112,6 +114,41 @@ var schemaGraph = func() *sqlgraph.Schema {
 	}
 	graph.Nodes[4] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
+			Table:   event.Table,
+			Columns: event.Columns,
+			ID: &sqlgraph.FieldSpec{
+				Type:   field.TypeString,
+				Column: event.FieldID,
+			},
+		},
+		Type: "Event",
+		Fields: map[string]*sqlgraph.FieldSpec{
+			event.FieldOrganizationID: {Type: field.TypeString, Column: event.FieldOrganizationID},
+			event.FieldSeq:            {Type: field.TypeInt64, Column: event.FieldSeq},
+			event.FieldType:           {Type: field.TypeEnum, Column: event.FieldType},
+			event.FieldSessionID:      {Type: field.TypeString, Column: event.FieldSessionID},
+			event.FieldMessageID:      {Type: field.TypeString, Column: event.FieldMessageID},
+			event.FieldPayload:        {Type: field.TypeJSON, Column: event.FieldPayload},
+			event.FieldOccurredAt:     {Type: field.TypeTime, Column: event.FieldOccurredAt},
+			event.FieldCreatedAt:      {Type: field.TypeTime, Column: event.FieldCreatedAt},
+		},
+	}
+	graph.Nodes[5] = &sqlgraph.Node{
+		NodeSpec: sqlgraph.NodeSpec{
+			Table:   eventcounter.Table,
+			Columns: eventcounter.Columns,
+			ID: &sqlgraph.FieldSpec{
+				Type:   field.TypeString,
+				Column: eventcounter.FieldID,
+			},
+		},
+		Type: "EventCounter",
+		Fields: map[string]*sqlgraph.FieldSpec{
+			eventcounter.FieldLastSeq: {Type: field.TypeInt64, Column: eventcounter.FieldLastSeq},
+		},
+	}
+	graph.Nodes[6] = &sqlgraph.Node{
+		NodeSpec: sqlgraph.NodeSpec{
 			Table:   invitation.Table,
 			Columns: invitation.Columns,
 			ID: &sqlgraph.FieldSpec{
@@ -133,7 +170,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			invitation.FieldRespondedAt:    {Type: field.TypeTime, Column: invitation.FieldRespondedAt},
 		},
 	}
-	graph.Nodes[5] = &sqlgraph.Node{
+	graph.Nodes[7] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   membership.Table,
 			Columns: membership.Columns,
@@ -151,7 +188,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			membership.FieldRole:           {Type: field.TypeEnum, Column: membership.FieldRole},
 		},
 	}
-	graph.Nodes[6] = &sqlgraph.Node{
+	graph.Nodes[8] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   message.Table,
 			Columns: message.Columns,
@@ -194,7 +231,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			message.FieldAttempts:        {Type: field.TypeInt, Column: message.FieldAttempts},
 		},
 	}
-	graph.Nodes[7] = &sqlgraph.Node{
+	graph.Nodes[9] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   organization.Table,
 			Columns: organization.Columns,
@@ -215,7 +252,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			organization.FieldPersonal:         {Type: field.TypeBool, Column: organization.FieldPersonal},
 		},
 	}
-	graph.Nodes[8] = &sqlgraph.Node{
+	graph.Nodes[10] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   session.Table,
 			Columns: session.Columns,
@@ -241,7 +278,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			session.FieldAutoconnect:     {Type: field.TypeBool, Column: session.FieldAutoconnect},
 		},
 	}
-	graph.Nodes[9] = &sqlgraph.Node{
+	graph.Nodes[11] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   user.Table,
 			Columns: user.Columns,
@@ -378,6 +415,42 @@ var schemaGraph = func() *sqlgraph.Schema {
 		&sqlgraph.EdgeSpec{
 			Rel:     sqlgraph.M2O,
 			Inverse: true,
+			Table:   event.OrganizationTable,
+			Columns: []string{event.OrganizationColumn},
+			Bidi:    false,
+		},
+		"Event",
+		"Organization",
+	)
+	graph.MustAddE(
+		"session",
+		&sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.M2O,
+			Inverse: true,
+			Table:   event.SessionTable,
+			Columns: []string{event.SessionColumn},
+			Bidi:    false,
+		},
+		"Event",
+		"Session",
+	)
+	graph.MustAddE(
+		"message",
+		&sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.M2O,
+			Inverse: true,
+			Table:   event.MessageTable,
+			Columns: []string{event.MessageColumn},
+			Bidi:    false,
+		},
+		"Event",
+		"Message",
+	)
+	graph.MustAddE(
+		"organization",
+		&sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.M2O,
+			Inverse: true,
 			Table:   invitation.OrganizationTable,
 			Columns: []string{invitation.OrganizationColumn},
 			Bidi:    false,
@@ -420,6 +493,18 @@ var schemaGraph = func() *sqlgraph.Schema {
 		},
 		"Membership",
 		"Organization",
+	)
+	graph.MustAddE(
+		"events",
+		&sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   message.EventsTable,
+			Columns: []string{message.EventsColumn},
+			Bidi:    false,
+		},
+		"Message",
+		"Event",
 	)
 	graph.MustAddE(
 		"session",
@@ -518,6 +603,18 @@ var schemaGraph = func() *sqlgraph.Schema {
 		"AuditEntry",
 	)
 	graph.MustAddE(
+		"events",
+		&sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   organization.EventsTable,
+			Columns: []string{organization.EventsColumn},
+			Bidi:    false,
+		},
+		"Organization",
+		"Event",
+	)
+	graph.MustAddE(
 		"selected_by",
 		&sqlgraph.EdgeSpec{
 			Rel:     sqlgraph.O2M,
@@ -552,6 +649,18 @@ var schemaGraph = func() *sqlgraph.Schema {
 		},
 		"Session",
 		"Message",
+	)
+	graph.MustAddE(
+		"events",
+		&sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   session.EventsTable,
+			Columns: []string{session.EventsColumn},
+			Bidi:    false,
+		},
+		"Session",
+		"Event",
 	)
 	graph.MustAddE(
 		"organization",
@@ -1115,6 +1224,173 @@ func (f *ChatFilter) WhereHasSessionWith(preds ...predicate.Session) {
 }
 
 // addPredicate implements the predicateAdder interface.
+func (_q *EventQuery) addPredicate(pred func(s *sql.Selector)) {
+	_q.predicates = append(_q.predicates, pred)
+}
+
+// Filter returns a Filter implementation to apply filters on the EventQuery builder.
+func (_q *EventQuery) Filter() *EventFilter {
+	return &EventFilter{config: _q.config, predicateAdder: _q}
+}
+
+// addPredicate implements the predicateAdder interface.
+func (m *EventMutation) addPredicate(pred func(s *sql.Selector)) {
+	m.predicates = append(m.predicates, pred)
+}
+
+// Filter returns an entql.Where implementation to apply filters on the EventMutation builder.
+func (m *EventMutation) Filter() *EventFilter {
+	return &EventFilter{config: m.config, predicateAdder: m}
+}
+
+// EventFilter provides a generic filtering capability at runtime for EventQuery.
+type EventFilter struct {
+	predicateAdder
+	config
+}
+
+// Where applies the entql predicate on the query filter.
+func (f *EventFilter) Where(p entql.P) {
+	f.addPredicate(func(s *sql.Selector) {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[4].Type, p, s); err != nil {
+			s.AddError(err)
+		}
+	})
+}
+
+// WhereID applies the entql string predicate on the id field.
+func (f *EventFilter) WhereID(p entql.StringP) {
+	f.Where(p.Field(event.FieldID))
+}
+
+// WhereOrganizationID applies the entql string predicate on the organization_id field.
+func (f *EventFilter) WhereOrganizationID(p entql.StringP) {
+	f.Where(p.Field(event.FieldOrganizationID))
+}
+
+// WhereSeq applies the entql int64 predicate on the seq field.
+func (f *EventFilter) WhereSeq(p entql.Int64P) {
+	f.Where(p.Field(event.FieldSeq))
+}
+
+// WhereType applies the entql string predicate on the type field.
+func (f *EventFilter) WhereType(p entql.StringP) {
+	f.Where(p.Field(event.FieldType))
+}
+
+// WhereSessionID applies the entql string predicate on the session_id field.
+func (f *EventFilter) WhereSessionID(p entql.StringP) {
+	f.Where(p.Field(event.FieldSessionID))
+}
+
+// WhereMessageID applies the entql string predicate on the message_id field.
+func (f *EventFilter) WhereMessageID(p entql.StringP) {
+	f.Where(p.Field(event.FieldMessageID))
+}
+
+// WherePayload applies the entql json.RawMessage predicate on the payload field.
+func (f *EventFilter) WherePayload(p entql.BytesP) {
+	f.Where(p.Field(event.FieldPayload))
+}
+
+// WhereOccurredAt applies the entql time.Time predicate on the occurred_at field.
+func (f *EventFilter) WhereOccurredAt(p entql.TimeP) {
+	f.Where(p.Field(event.FieldOccurredAt))
+}
+
+// WhereCreatedAt applies the entql time.Time predicate on the created_at field.
+func (f *EventFilter) WhereCreatedAt(p entql.TimeP) {
+	f.Where(p.Field(event.FieldCreatedAt))
+}
+
+// WhereHasOrganization applies a predicate to check if query has an edge organization.
+func (f *EventFilter) WhereHasOrganization() {
+	f.Where(entql.HasEdge("organization"))
+}
+
+// WhereHasOrganizationWith applies a predicate to check if query has an edge organization with a given conditions (other predicates).
+func (f *EventFilter) WhereHasOrganizationWith(preds ...predicate.Organization) {
+	f.Where(entql.HasEdgeWith("organization", sqlgraph.WrapFunc(func(s *sql.Selector) {
+		for _, p := range preds {
+			p(s)
+		}
+	})))
+}
+
+// WhereHasSession applies a predicate to check if query has an edge session.
+func (f *EventFilter) WhereHasSession() {
+	f.Where(entql.HasEdge("session"))
+}
+
+// WhereHasSessionWith applies a predicate to check if query has an edge session with a given conditions (other predicates).
+func (f *EventFilter) WhereHasSessionWith(preds ...predicate.Session) {
+	f.Where(entql.HasEdgeWith("session", sqlgraph.WrapFunc(func(s *sql.Selector) {
+		for _, p := range preds {
+			p(s)
+		}
+	})))
+}
+
+// WhereHasMessage applies a predicate to check if query has an edge message.
+func (f *EventFilter) WhereHasMessage() {
+	f.Where(entql.HasEdge("message"))
+}
+
+// WhereHasMessageWith applies a predicate to check if query has an edge message with a given conditions (other predicates).
+func (f *EventFilter) WhereHasMessageWith(preds ...predicate.Message) {
+	f.Where(entql.HasEdgeWith("message", sqlgraph.WrapFunc(func(s *sql.Selector) {
+		for _, p := range preds {
+			p(s)
+		}
+	})))
+}
+
+// addPredicate implements the predicateAdder interface.
+func (_q *EventCounterQuery) addPredicate(pred func(s *sql.Selector)) {
+	_q.predicates = append(_q.predicates, pred)
+}
+
+// Filter returns a Filter implementation to apply filters on the EventCounterQuery builder.
+func (_q *EventCounterQuery) Filter() *EventCounterFilter {
+	return &EventCounterFilter{config: _q.config, predicateAdder: _q}
+}
+
+// addPredicate implements the predicateAdder interface.
+func (m *EventCounterMutation) addPredicate(pred func(s *sql.Selector)) {
+	m.predicates = append(m.predicates, pred)
+}
+
+// Filter returns an entql.Where implementation to apply filters on the EventCounterMutation builder.
+func (m *EventCounterMutation) Filter() *EventCounterFilter {
+	return &EventCounterFilter{config: m.config, predicateAdder: m}
+}
+
+// EventCounterFilter provides a generic filtering capability at runtime for EventCounterQuery.
+type EventCounterFilter struct {
+	predicateAdder
+	config
+}
+
+// Where applies the entql predicate on the query filter.
+func (f *EventCounterFilter) Where(p entql.P) {
+	f.addPredicate(func(s *sql.Selector) {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[5].Type, p, s); err != nil {
+			s.AddError(err)
+		}
+	})
+}
+
+// WhereID applies the entql string predicate on the id field.
+func (f *EventCounterFilter) WhereID(p entql.StringP) {
+	f.Where(p.Field(eventcounter.FieldID))
+}
+
+// WhereLastSeq applies the entql int64 predicate on the last_seq field.
+func (f *EventCounterFilter) WhereLastSeq(p entql.Int64P) {
+	f.Where(p.Field(eventcounter.FieldLastSeq))
+}
+
+// addPredicate implements the predicateAdder interface.
 func (_q *InvitationQuery) addPredicate(pred func(s *sql.Selector)) {
 	_q.predicates = append(_q.predicates, pred)
 }
@@ -1143,7 +1419,7 @@ type InvitationFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *InvitationFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[4].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[6].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -1261,7 +1537,7 @@ type MembershipFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *MembershipFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[5].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[7].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -1354,7 +1630,7 @@ type MessageFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *MessageFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[6].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[8].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -1515,6 +1791,20 @@ func (f *MessageFilter) WhereAttempts(p entql.IntP) {
 	f.Where(p.Field(message.FieldAttempts))
 }
 
+// WhereHasEvents applies a predicate to check if query has an edge events.
+func (f *MessageFilter) WhereHasEvents() {
+	f.Where(entql.HasEdge("events"))
+}
+
+// WhereHasEventsWith applies a predicate to check if query has an edge events with a given conditions (other predicates).
+func (f *MessageFilter) WhereHasEventsWith(preds ...predicate.Event) {
+	f.Where(entql.HasEdgeWith("events", sqlgraph.WrapFunc(func(s *sql.Selector) {
+		for _, p := range preds {
+			p(s)
+		}
+	})))
+}
+
 // WhereHasSession applies a predicate to check if query has an edge session.
 func (f *MessageFilter) WhereHasSession() {
 	f.Where(entql.HasEdge("session"))
@@ -1586,7 +1876,7 @@ type OrganizationFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *OrganizationFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[7].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[9].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -1707,6 +1997,20 @@ func (f *OrganizationFilter) WhereHasAuditEntriesWith(preds ...predicate.AuditEn
 	})))
 }
 
+// WhereHasEvents applies a predicate to check if query has an edge events.
+func (f *OrganizationFilter) WhereHasEvents() {
+	f.Where(entql.HasEdge("events"))
+}
+
+// WhereHasEventsWith applies a predicate to check if query has an edge events with a given conditions (other predicates).
+func (f *OrganizationFilter) WhereHasEventsWith(preds ...predicate.Event) {
+	f.Where(entql.HasEdgeWith("events", sqlgraph.WrapFunc(func(s *sql.Selector) {
+		for _, p := range preds {
+			p(s)
+		}
+	})))
+}
+
 // WhereHasSelectedBy applies a predicate to check if query has an edge selected_by.
 func (f *OrganizationFilter) WhereHasSelectedBy() {
 	f.Where(entql.HasEdge("selected_by"))
@@ -1750,7 +2054,7 @@ type SessionFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *SessionFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[8].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[10].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -1854,6 +2158,20 @@ func (f *SessionFilter) WhereHasMessagesWith(preds ...predicate.Message) {
 	})))
 }
 
+// WhereHasEvents applies a predicate to check if query has an edge events.
+func (f *SessionFilter) WhereHasEvents() {
+	f.Where(entql.HasEdge("events"))
+}
+
+// WhereHasEventsWith applies a predicate to check if query has an edge events with a given conditions (other predicates).
+func (f *SessionFilter) WhereHasEventsWith(preds ...predicate.Event) {
+	f.Where(entql.HasEdgeWith("events", sqlgraph.WrapFunc(func(s *sql.Selector) {
+		for _, p := range preds {
+			p(s)
+		}
+	})))
+}
+
 // WhereHasOrganization applies a predicate to check if query has an edge organization.
 func (f *SessionFilter) WhereHasOrganization() {
 	f.Where(entql.HasEdge("organization"))
@@ -1897,7 +2215,7 @@ type UserFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *UserFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[9].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[11].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})

@@ -8,6 +8,7 @@ import (
 	"github.com/wagate/wagate/ent/apikey"
 	"github.com/wagate/wagate/ent/auditentry"
 	"github.com/wagate/wagate/ent/chat"
+	"github.com/wagate/wagate/ent/event"
 	"github.com/wagate/wagate/ent/invitation"
 	"github.com/wagate/wagate/ent/membership"
 	"github.com/wagate/wagate/ent/message"
@@ -21,6 +22,7 @@ var prefixTable = map[string]string{
 	"key": apikey.Table,
 	"aud": auditentry.Table,
 	"cht": chat.Table,
+	"evt": event.Table,
 	"inv": invitation.Table,
 	"mem": membership.Table,
 	"msg": message.Table,

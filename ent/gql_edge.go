@@ -40,6 +40,22 @@ func (_m *Chat) Session(ctx context.Context) (*Session, error) {
 	return result, err
 }
 
+func (_m *Event) Session(ctx context.Context) (*Session, error) {
+	result, err := _m.Edges.SessionOrErr()
+	if IsNotLoaded(err) {
+		result, err = _m.QuerySession().Only(ctx)
+	}
+	return result, MaskNotFound(err)
+}
+
+func (_m *Event) Message(ctx context.Context) (*Message, error) {
+	result, err := _m.Edges.MessageOrErr()
+	if IsNotLoaded(err) {
+		result, err = _m.QueryMessage().Only(ctx)
+	}
+	return result, MaskNotFound(err)
+}
+
 func (_m *Invitation) Organization(ctx context.Context) (*Organization, error) {
 	result, err := _m.Edges.OrganizationOrErr()
 	if IsNotLoaded(err) {

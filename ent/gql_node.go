@@ -12,6 +12,7 @@ import (
 	"github.com/wagate/wagate/ent/apikey"
 	"github.com/wagate/wagate/ent/auditentry"
 	"github.com/wagate/wagate/ent/chat"
+	"github.com/wagate/wagate/ent/event"
 	"github.com/wagate/wagate/ent/invitation"
 	"github.com/wagate/wagate/ent/membership"
 	"github.com/wagate/wagate/ent/message"
@@ -40,6 +41,11 @@ var chatImplementors = []string{"Chat", "Node"}
 
 // IsNode implements the Node interface check for GQLGen.
 func (*Chat) IsNode() {}
+
+var eventImplementors = []string{"Event", "Node"}
+
+// IsNode implements the Node interface check for GQLGen.
+func (*Event) IsNode() {}
 
 var invitationImplementors = []string{"Invitation", "Node"}
 
@@ -164,6 +170,19 @@ func (c *Client) noder(ctx context.Context, table string, id gid.ID) (Noder, err
 			Where(chat.ID(uid))
 		if fc := graphql.GetFieldContext(ctx); fc != nil {
 			if err := query.collectField(ctx, true, graphql.GetOperationContext(ctx), fc.Field, nil, chatImplementors...); err != nil {
+				return nil, err
+			}
+		}
+		return query.Only(ctx)
+	case event.Table:
+		var uid gid.ID
+		if err := uid.UnmarshalGQL(id); err != nil {
+			return nil, err
+		}
+		query := c.Event.Query().
+			Where(event.ID(uid))
+		if fc := graphql.GetFieldContext(ctx); fc != nil {
+			if err := query.collectField(ctx, true, graphql.GetOperationContext(ctx), fc.Field, nil, eventImplementors...); err != nil {
 				return nil, err
 			}
 		}
@@ -355,6 +374,22 @@ func (c *Client) noders(ctx context.Context, table string, ids []gid.ID) ([]Node
 		query := c.Chat.Query().
 			Where(chat.IDIn(ids...))
 		query, err := query.CollectFields(ctx, chatImplementors...)
+		if err != nil {
+			return nil, err
+		}
+		nodes, err := query.All(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, node := range nodes {
+			for _, noder := range idmap[node.ID] {
+				*noder = node
+			}
+		}
+	case event.Table:
+		query := c.Event.Query().
+			Where(event.IDIn(ids...))
+		query, err := query.CollectFields(ctx, eventImplementors...)
 		if err != nil {
 			return nil, err
 		}

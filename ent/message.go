@@ -90,6 +90,8 @@ type Message struct {
 
 // MessageEdges holds the relations/edges for other nodes in the graph.
 type MessageEdges struct {
+	// Events holds the value of the events edge.
+	Events []*Event `json:"events,omitempty"`
 	// Session holds the value of the session edge.
 	Session *Session `json:"session,omitempty"`
 	// SentBy holds the value of the sent_by edge.
@@ -98,9 +100,20 @@ type MessageEdges struct {
 	SentByAPIKey *APIKey `json:"sent_by_api_key,omitempty"`
 	// loadedTypes holds the information for reporting if a
 	// type was loaded (or requested) in eager-loading or not.
-	loadedTypes [3]bool
+	loadedTypes [4]bool
 	// totalCount holds the count of the edges above.
 	totalCount [3]map[string]int
+
+	namedEvents map[string][]*Event
+}
+
+// EventsOrErr returns the Events value or an error if the edge
+// was not loaded in eager-loading.
+func (e MessageEdges) EventsOrErr() ([]*Event, error) {
+	if e.loadedTypes[0] {
+		return e.Events, nil
+	}
+	return nil, &NotLoadedError{edge: "events"}
 }
 
 // SessionOrErr returns the Session value or an error if the edge
@@ -108,7 +121,7 @@ type MessageEdges struct {
 func (e MessageEdges) SessionOrErr() (*Session, error) {
 	if e.Session != nil {
 		return e.Session, nil
-	} else if e.loadedTypes[0] {
+	} else if e.loadedTypes[1] {
 		return nil, &NotFoundError{label: session.Label}
 	}
 	return nil, &NotLoadedError{edge: "session"}
@@ -119,7 +132,7 @@ func (e MessageEdges) SessionOrErr() (*Session, error) {
 func (e MessageEdges) SentByOrErr() (*User, error) {
 	if e.SentBy != nil {
 		return e.SentBy, nil
-	} else if e.loadedTypes[1] {
+	} else if e.loadedTypes[2] {
 		return nil, &NotFoundError{label: user.Label}
 	}
 	return nil, &NotLoadedError{edge: "sent_by"}
@@ -130,7 +143,7 @@ func (e MessageEdges) SentByOrErr() (*User, error) {
 func (e MessageEdges) SentByAPIKeyOrErr() (*APIKey, error) {
 	if e.SentByAPIKey != nil {
 		return e.SentByAPIKey, nil
-	} else if e.loadedTypes[2] {
+	} else if e.loadedTypes[3] {
 		return nil, &NotFoundError{label: apikey.Label}
 	}
 	return nil, &NotLoadedError{edge: "sent_by_api_key"}
@@ -382,6 +395,11 @@ func (_m *Message) Value(name string) (ent.Value, error) {
 	return _m.selectValues.Get(name)
 }
 
+// QueryEvents queries the "events" edge of the Message entity.
+func (_m *Message) QueryEvents() *EventQuery {
+	return NewMessageClient(_m.config).QueryEvents(_m)
+}
+
 // QuerySession queries the "session" edge of the Message entity.
 func (_m *Message) QuerySession() *SessionQuery {
 	return NewMessageClient(_m.config).QuerySession(_m)
@@ -531,6 +549,30 @@ func (_m *Message) String() string {
 	builder.WriteString(fmt.Sprintf("%v", _m.Attempts))
 	builder.WriteByte(')')
 	return builder.String()
+}
+
+// NamedEvents returns the Events named value or an error if the edge was not
+// loaded in eager-loading with this name.
+func (_m *Message) NamedEvents(name string) ([]*Event, error) {
+	if _m.Edges.namedEvents == nil {
+		return nil, &NotLoadedError{edge: name}
+	}
+	nodes, ok := _m.Edges.namedEvents[name]
+	if !ok {
+		return nil, &NotLoadedError{edge: name}
+	}
+	return nodes, nil
+}
+
+func (_m *Message) appendNamedEvents(name string, edges ...*Event) {
+	if _m.Edges.namedEvents == nil {
+		_m.Edges.namedEvents = make(map[string][]*Event)
+	}
+	if len(edges) == 0 {
+		_m.Edges.namedEvents[name] = []*Event{}
+	} else {
+		_m.Edges.namedEvents[name] = append(_m.Edges.namedEvents[name], edges...)
+	}
 }
 
 // Messages is a parsable slice of Message.

@@ -13,6 +13,7 @@ import (
 	"entgo.io/ent/dialect/sql/sqlgraph"
 	"entgo.io/ent/schema/field"
 	"github.com/wagate/wagate/ent/apikey"
+	"github.com/wagate/wagate/ent/event"
 	"github.com/wagate/wagate/ent/message"
 	"github.com/wagate/wagate/ent/session"
 	"github.com/wagate/wagate/ent/user"
@@ -365,6 +366,21 @@ func (_c *MessageCreate) SetNillableID(v *gid.ID) *MessageCreate {
 	return _c
 }
 
+// AddEventIDs adds the "events" edge to the Event entity by IDs.
+func (_c *MessageCreate) AddEventIDs(ids ...gid.ID) *MessageCreate {
+	_c.mutation.AddEventIDs(ids...)
+	return _c
+}
+
+// AddEvents adds the "events" edges to the Event entity.
+func (_c *MessageCreate) AddEvents(v ...*Event) *MessageCreate {
+	ids := make([]gid.ID, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _c.AddEventIDs(ids...)
+}
+
 // SetSession sets the "session" edge to the Session entity.
 func (_c *MessageCreate) SetSession(v *Session) *MessageCreate {
 	return _c.SetSessionID(v.ID)
@@ -697,6 +713,22 @@ func (_c *MessageCreate) createSpec() (*Message, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.Attempts(); ok {
 		_spec.SetField(message.FieldAttempts, field.TypeInt, value)
 		_node.Attempts = value
+	}
+	if nodes := _c.mutation.EventsIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   message.EventsTable,
+			Columns: []string{message.EventsColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(event.FieldID, field.TypeString),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges = append(_spec.Edges, edge)
 	}
 	if nodes := _c.mutation.SessionIDs(); len(nodes) > 0 {
 		edge := &sqlgraph.EdgeSpec{

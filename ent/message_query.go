@@ -4,6 +4,7 @@ package ent
 
 import (
 	"context"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"math"
@@ -14,6 +15,7 @@ import (
 	"entgo.io/ent/dialect/sql/sqlgraph"
 	"entgo.io/ent/schema/field"
 	"github.com/wagate/wagate/ent/apikey"
+	"github.com/wagate/wagate/ent/event"
 	"github.com/wagate/wagate/ent/message"
 	"github.com/wagate/wagate/ent/predicate"
 	"github.com/wagate/wagate/ent/session"
@@ -28,11 +30,13 @@ type MessageQuery struct {
 	order            []message.OrderOption
 	inters           []Interceptor
 	predicates       []predicate.Message
+	withEvents       *EventQuery
 	withSession      *SessionQuery
 	withSentBy       *UserQuery
 	withSentByAPIKey *APIKeyQuery
 	loadTotal        []func(context.Context, []*Message) error
 	modifiers        []func(*sql.Selector)
+	withNamedEvents  map[string]*EventQuery
 	// intermediate query (i.e. traversal path).
 	sql  *sql.Selector
 	path func(context.Context) (*sql.Selector, error)
@@ -67,6 +71,28 @@ func (_q *MessageQuery) Unique(unique bool) *MessageQuery {
 func (_q *MessageQuery) Order(o ...message.OrderOption) *MessageQuery {
 	_q.order = append(_q.order, o...)
 	return _q
+}
+
+// QueryEvents chains the current query on the "events" edge.
+func (_q *MessageQuery) QueryEvents() *EventQuery {
+	query := (&EventClient{config: _q.config}).Query()
+	query.path = func(ctx context.Context) (fromU *sql.Selector, err error) {
+		if err := _q.prepareQuery(ctx); err != nil {
+			return nil, err
+		}
+		selector := _q.sqlQuery(ctx)
+		if err := selector.Err(); err != nil {
+			return nil, err
+		}
+		step := sqlgraph.NewStep(
+			sqlgraph.From(message.Table, message.FieldID, selector),
+			sqlgraph.To(event.Table, event.FieldID),
+			sqlgraph.Edge(sqlgraph.O2M, false, message.EventsTable, message.EventsColumn),
+		)
+		fromU = sqlgraph.SetNeighbors(_q.driver.Dialect(), step)
+		return fromU, nil
+	}
+	return query
 }
 
 // QuerySession chains the current query on the "session" edge.
@@ -327,6 +353,7 @@ func (_q *MessageQuery) Clone() *MessageQuery {
 		order:            append([]message.OrderOption{}, _q.order...),
 		inters:           append([]Interceptor{}, _q.inters...),
 		predicates:       append([]predicate.Message{}, _q.predicates...),
+		withEvents:       _q.withEvents.Clone(),
 		withSession:      _q.withSession.Clone(),
 		withSentBy:       _q.withSentBy.Clone(),
 		withSentByAPIKey: _q.withSentByAPIKey.Clone(),
@@ -334,6 +361,17 @@ func (_q *MessageQuery) Clone() *MessageQuery {
 		sql:  _q.sql.Clone(),
 		path: _q.path,
 	}
+}
+
+// WithEvents tells the query-builder to eager-load the nodes that are connected to
+// the "events" edge. The optional arguments are used to configure the query builder of the edge.
+func (_q *MessageQuery) WithEvents(opts ...func(*EventQuery)) *MessageQuery {
+	query := (&EventClient{config: _q.config}).Query()
+	for _, opt := range opts {
+		opt(query)
+	}
+	_q.withEvents = query
+	return _q
 }
 
 // WithSession tells the query-builder to eager-load the nodes that are connected to
@@ -453,7 +491,8 @@ func (_q *MessageQuery) sqlAll(ctx context.Context, hooks ...queryHook) ([]*Mess
 	var (
 		nodes       = []*Message{}
 		_spec       = _q.querySpec()
-		loadedTypes = [3]bool{
+		loadedTypes = [4]bool{
+			_q.withEvents != nil,
 			_q.withSession != nil,
 			_q.withSentBy != nil,
 			_q.withSentByAPIKey != nil,
@@ -480,6 +519,13 @@ func (_q *MessageQuery) sqlAll(ctx context.Context, hooks ...queryHook) ([]*Mess
 	if len(nodes) == 0 {
 		return nodes, nil
 	}
+	if query := _q.withEvents; query != nil {
+		if err := _q.loadEvents(ctx, query, nodes,
+			func(n *Message) { n.Edges.Events = []*Event{} },
+			func(n *Message, e *Event) { n.Edges.Events = append(n.Edges.Events, e) }); err != nil {
+			return nil, err
+		}
+	}
 	if query := _q.withSession; query != nil {
 		if err := _q.loadSession(ctx, query, nodes, nil,
 			func(n *Message, e *Session) { n.Edges.Session = e }); err != nil {
@@ -498,6 +544,13 @@ func (_q *MessageQuery) sqlAll(ctx context.Context, hooks ...queryHook) ([]*Mess
 			return nil, err
 		}
 	}
+	for name, query := range _q.withNamedEvents {
+		if err := _q.loadEvents(ctx, query, nodes,
+			func(n *Message) { n.appendNamedEvents(name) },
+			func(n *Message, e *Event) { n.appendNamedEvents(name, e) }); err != nil {
+			return nil, err
+		}
+	}
 	for i := range _q.loadTotal {
 		if err := _q.loadTotal[i](ctx, nodes); err != nil {
 			return nil, err
@@ -506,6 +559,39 @@ func (_q *MessageQuery) sqlAll(ctx context.Context, hooks ...queryHook) ([]*Mess
 	return nodes, nil
 }
 
+func (_q *MessageQuery) loadEvents(ctx context.Context, query *EventQuery, nodes []*Message, init func(*Message), assign func(*Message, *Event)) error {
+	fks := make([]driver.Value, 0, len(nodes))
+	nodeids := make(map[gid.ID]*Message)
+	for i := range nodes {
+		fks = append(fks, nodes[i].ID)
+		nodeids[nodes[i].ID] = nodes[i]
+		if init != nil {
+			init(nodes[i])
+		}
+	}
+	if len(query.ctx.Fields) > 0 {
+		query.ctx.AppendFieldOnce(event.FieldMessageID)
+	}
+	query.Where(predicate.Event(func(s *sql.Selector) {
+		s.Where(sql.InValues(s.C(message.EventsColumn), fks...))
+	}))
+	neighbors, err := query.All(ctx)
+	if err != nil {
+		return err
+	}
+	for _, n := range neighbors {
+		fk := n.MessageID
+		if fk == nil {
+			return fmt.Errorf(`foreign-key "message_id" is nil for node %v`, n.ID)
+		}
+		node, ok := nodeids[*fk]
+		if !ok {
+			return fmt.Errorf(`unexpected referenced foreign-key "message_id" returned %v for node %v`, *fk, n.ID)
+		}
+		assign(node, n)
+	}
+	return nil
+}
 func (_q *MessageQuery) loadSession(ctx context.Context, query *SessionQuery, nodes []*Message, init func(*Message), assign func(*Message, *Session)) error {
 	ids := make([]gid.ID, 0, len(nodes))
 	nodeids := make(map[gid.ID][]*Message)
@@ -719,6 +805,20 @@ func (_q *MessageQuery) ForShare(opts ...sql.LockOption) *MessageQuery {
 	_q.modifiers = append(_q.modifiers, func(s *sql.Selector) {
 		s.ForShare(opts...)
 	})
+	return _q
+}
+
+// WithNamedEvents tells the query-builder to eager-load the nodes that are connected to the "events"
+// edge with the given name. The optional arguments are used to configure the query builder of the edge.
+func (_q *MessageQuery) WithNamedEvents(name string, opts ...func(*EventQuery)) *MessageQuery {
+	query := (&EventClient{config: _q.config}).Query()
+	for _, opt := range opts {
+		opt(query)
+	}
+	if _q.withNamedEvents == nil {
+		_q.withNamedEvents = make(map[string]*EventQuery)
+	}
+	_q.withNamedEvents[name] = query
 	return _q
 }
 

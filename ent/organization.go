@@ -52,11 +52,13 @@ type OrganizationEdges struct {
 	APIKeys []*APIKey `json:"api_keys,omitempty"`
 	// AuditEntries holds the value of the audit_entries edge.
 	AuditEntries []*AuditEntry `json:"audit_entries,omitempty"`
+	// Events holds the value of the events edge.
+	Events []*Event `json:"events,omitempty"`
 	// SelectedBy holds the value of the selected_by edge.
 	SelectedBy []*User `json:"selected_by,omitempty"`
 	// loadedTypes holds the information for reporting if a
 	// type was loaded (or requested) in eager-loading or not.
-	loadedTypes [6]bool
+	loadedTypes [7]bool
 	// totalCount holds the count of the edges above.
 	totalCount [2]map[string]int
 
@@ -65,6 +67,7 @@ type OrganizationEdges struct {
 	namedInvitations  map[string][]*Invitation
 	namedAPIKeys      map[string][]*APIKey
 	namedAuditEntries map[string][]*AuditEntry
+	namedEvents       map[string][]*Event
 	namedSelectedBy   map[string][]*User
 }
 
@@ -113,10 +116,19 @@ func (e OrganizationEdges) AuditEntriesOrErr() ([]*AuditEntry, error) {
 	return nil, &NotLoadedError{edge: "audit_entries"}
 }
 
+// EventsOrErr returns the Events value or an error if the edge
+// was not loaded in eager-loading.
+func (e OrganizationEdges) EventsOrErr() ([]*Event, error) {
+	if e.loadedTypes[5] {
+		return e.Events, nil
+	}
+	return nil, &NotLoadedError{edge: "events"}
+}
+
 // SelectedByOrErr returns the SelectedBy value or an error if the edge
 // was not loaded in eager-loading.
 func (e OrganizationEdges) SelectedByOrErr() ([]*User, error) {
-	if e.loadedTypes[5] {
+	if e.loadedTypes[6] {
 		return e.SelectedBy, nil
 	}
 	return nil, &NotLoadedError{edge: "selected_by"}
@@ -240,6 +252,11 @@ func (_m *Organization) QueryAPIKeys() *APIKeyQuery {
 // QueryAuditEntries queries the "audit_entries" edge of the Organization entity.
 func (_m *Organization) QueryAuditEntries() *AuditEntryQuery {
 	return NewOrganizationClient(_m.config).QueryAuditEntries(_m)
+}
+
+// QueryEvents queries the "events" edge of the Organization entity.
+func (_m *Organization) QueryEvents() *EventQuery {
+	return NewOrganizationClient(_m.config).QueryEvents(_m)
 }
 
 // QuerySelectedBy queries the "selected_by" edge of the Organization entity.
@@ -414,6 +431,30 @@ func (_m *Organization) appendNamedAuditEntries(name string, edges ...*AuditEntr
 		_m.Edges.namedAuditEntries[name] = []*AuditEntry{}
 	} else {
 		_m.Edges.namedAuditEntries[name] = append(_m.Edges.namedAuditEntries[name], edges...)
+	}
+}
+
+// NamedEvents returns the Events named value or an error if the edge was not
+// loaded in eager-loading with this name.
+func (_m *Organization) NamedEvents(name string) ([]*Event, error) {
+	if _m.Edges.namedEvents == nil {
+		return nil, &NotLoadedError{edge: name}
+	}
+	nodes, ok := _m.Edges.namedEvents[name]
+	if !ok {
+		return nil, &NotLoadedError{edge: name}
+	}
+	return nodes, nil
+}
+
+func (_m *Organization) appendNamedEvents(name string, edges ...*Event) {
+	if _m.Edges.namedEvents == nil {
+		_m.Edges.namedEvents = make(map[string][]*Event)
+	}
+	if len(edges) == 0 {
+		_m.Edges.namedEvents[name] = []*Event{}
+	} else {
+		_m.Edges.namedEvents[name] = append(_m.Edges.namedEvents[name], edges...)
 	}
 }
 

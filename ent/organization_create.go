@@ -14,6 +14,7 @@ import (
 	"entgo.io/ent/schema/field"
 	"github.com/wagate/wagate/ent/apikey"
 	"github.com/wagate/wagate/ent/auditentry"
+	"github.com/wagate/wagate/ent/event"
 	"github.com/wagate/wagate/ent/invitation"
 	"github.com/wagate/wagate/ent/membership"
 	"github.com/wagate/wagate/ent/organization"
@@ -213,6 +214,21 @@ func (_c *OrganizationCreate) AddAuditEntries(v ...*AuditEntry) *OrganizationCre
 		ids[i] = v[i].ID
 	}
 	return _c.AddAuditEntryIDs(ids...)
+}
+
+// AddEventIDs adds the "events" edge to the Event entity by IDs.
+func (_c *OrganizationCreate) AddEventIDs(ids ...gid.ID) *OrganizationCreate {
+	_c.mutation.AddEventIDs(ids...)
+	return _c
+}
+
+// AddEvents adds the "events" edges to the Event entity.
+func (_c *OrganizationCreate) AddEvents(v ...*Event) *OrganizationCreate {
+	ids := make([]gid.ID, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _c.AddEventIDs(ids...)
 }
 
 // AddSelectedByIDs adds the "selected_by" edge to the User entity by IDs.
@@ -489,6 +505,22 @@ func (_c *OrganizationCreate) createSpec() (*Organization, *sqlgraph.CreateSpec)
 			Bidi:    false,
 			Target: &sqlgraph.EdgeTarget{
 				IDSpec: sqlgraph.NewFieldSpec(auditentry.FieldID, field.TypeString),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges = append(_spec.Edges, edge)
+	}
+	if nodes := _c.mutation.EventsIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   organization.EventsTable,
+			Columns: []string{organization.EventsColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(event.FieldID, field.TypeString),
 			},
 		}
 		for _, k := range nodes {

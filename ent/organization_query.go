@@ -16,6 +16,7 @@ import (
 	"entgo.io/ent/schema/field"
 	"github.com/wagate/wagate/ent/apikey"
 	"github.com/wagate/wagate/ent/auditentry"
+	"github.com/wagate/wagate/ent/event"
 	"github.com/wagate/wagate/ent/invitation"
 	"github.com/wagate/wagate/ent/membership"
 	"github.com/wagate/wagate/ent/organization"
@@ -37,6 +38,7 @@ type OrganizationQuery struct {
 	withInvitations       *InvitationQuery
 	withAPIKeys           *APIKeyQuery
 	withAuditEntries      *AuditEntryQuery
+	withEvents            *EventQuery
 	withSelectedBy        *UserQuery
 	loadTotal             []func(context.Context, []*Organization) error
 	modifiers             []func(*sql.Selector)
@@ -45,6 +47,7 @@ type OrganizationQuery struct {
 	withNamedInvitations  map[string]*InvitationQuery
 	withNamedAPIKeys      map[string]*APIKeyQuery
 	withNamedAuditEntries map[string]*AuditEntryQuery
+	withNamedEvents       map[string]*EventQuery
 	withNamedSelectedBy   map[string]*UserQuery
 	// intermediate query (i.e. traversal path).
 	sql  *sql.Selector
@@ -185,6 +188,28 @@ func (_q *OrganizationQuery) QueryAuditEntries() *AuditEntryQuery {
 			sqlgraph.From(organization.Table, organization.FieldID, selector),
 			sqlgraph.To(auditentry.Table, auditentry.FieldID),
 			sqlgraph.Edge(sqlgraph.O2M, false, organization.AuditEntriesTable, organization.AuditEntriesColumn),
+		)
+		fromU = sqlgraph.SetNeighbors(_q.driver.Dialect(), step)
+		return fromU, nil
+	}
+	return query
+}
+
+// QueryEvents chains the current query on the "events" edge.
+func (_q *OrganizationQuery) QueryEvents() *EventQuery {
+	query := (&EventClient{config: _q.config}).Query()
+	query.path = func(ctx context.Context) (fromU *sql.Selector, err error) {
+		if err := _q.prepareQuery(ctx); err != nil {
+			return nil, err
+		}
+		selector := _q.sqlQuery(ctx)
+		if err := selector.Err(); err != nil {
+			return nil, err
+		}
+		step := sqlgraph.NewStep(
+			sqlgraph.From(organization.Table, organization.FieldID, selector),
+			sqlgraph.To(event.Table, event.FieldID),
+			sqlgraph.Edge(sqlgraph.O2M, false, organization.EventsTable, organization.EventsColumn),
 		)
 		fromU = sqlgraph.SetNeighbors(_q.driver.Dialect(), step)
 		return fromU, nil
@@ -411,6 +436,7 @@ func (_q *OrganizationQuery) Clone() *OrganizationQuery {
 		withInvitations:  _q.withInvitations.Clone(),
 		withAPIKeys:      _q.withAPIKeys.Clone(),
 		withAuditEntries: _q.withAuditEntries.Clone(),
+		withEvents:       _q.withEvents.Clone(),
 		withSelectedBy:   _q.withSelectedBy.Clone(),
 		// clone intermediate query.
 		sql:  _q.sql.Clone(),
@@ -470,6 +496,17 @@ func (_q *OrganizationQuery) WithAuditEntries(opts ...func(*AuditEntryQuery)) *O
 		opt(query)
 	}
 	_q.withAuditEntries = query
+	return _q
+}
+
+// WithEvents tells the query-builder to eager-load the nodes that are connected to
+// the "events" edge. The optional arguments are used to configure the query builder of the edge.
+func (_q *OrganizationQuery) WithEvents(opts ...func(*EventQuery)) *OrganizationQuery {
+	query := (&EventClient{config: _q.config}).Query()
+	for _, opt := range opts {
+		opt(query)
+	}
+	_q.withEvents = query
 	return _q
 }
 
@@ -568,12 +605,13 @@ func (_q *OrganizationQuery) sqlAll(ctx context.Context, hooks ...queryHook) ([]
 	var (
 		nodes       = []*Organization{}
 		_spec       = _q.querySpec()
-		loadedTypes = [6]bool{
+		loadedTypes = [7]bool{
 			_q.withMembers != nil,
 			_q.withSessions != nil,
 			_q.withInvitations != nil,
 			_q.withAPIKeys != nil,
 			_q.withAuditEntries != nil,
+			_q.withEvents != nil,
 			_q.withSelectedBy != nil,
 		}
 	)
@@ -633,6 +671,13 @@ func (_q *OrganizationQuery) sqlAll(ctx context.Context, hooks ...queryHook) ([]
 			return nil, err
 		}
 	}
+	if query := _q.withEvents; query != nil {
+		if err := _q.loadEvents(ctx, query, nodes,
+			func(n *Organization) { n.Edges.Events = []*Event{} },
+			func(n *Organization, e *Event) { n.Edges.Events = append(n.Edges.Events, e) }); err != nil {
+			return nil, err
+		}
+	}
 	if query := _q.withSelectedBy; query != nil {
 		if err := _q.loadSelectedBy(ctx, query, nodes,
 			func(n *Organization) { n.Edges.SelectedBy = []*User{} },
@@ -672,6 +717,13 @@ func (_q *OrganizationQuery) sqlAll(ctx context.Context, hooks ...queryHook) ([]
 		if err := _q.loadAuditEntries(ctx, query, nodes,
 			func(n *Organization) { n.appendNamedAuditEntries(name) },
 			func(n *Organization, e *AuditEntry) { n.appendNamedAuditEntries(name, e) }); err != nil {
+			return nil, err
+		}
+	}
+	for name, query := range _q.withNamedEvents {
+		if err := _q.loadEvents(ctx, query, nodes,
+			func(n *Organization) { n.appendNamedEvents(name) },
+			func(n *Organization, e *Event) { n.appendNamedEvents(name, e) }); err != nil {
 			return nil, err
 		}
 	}
@@ -825,6 +877,36 @@ func (_q *OrganizationQuery) loadAuditEntries(ctx context.Context, query *AuditE
 	}
 	query.Where(predicate.AuditEntry(func(s *sql.Selector) {
 		s.Where(sql.InValues(s.C(organization.AuditEntriesColumn), fks...))
+	}))
+	neighbors, err := query.All(ctx)
+	if err != nil {
+		return err
+	}
+	for _, n := range neighbors {
+		fk := n.OrganizationID
+		node, ok := nodeids[fk]
+		if !ok {
+			return fmt.Errorf(`unexpected referenced foreign-key "organization_id" returned %v for node %v`, fk, n.ID)
+		}
+		assign(node, n)
+	}
+	return nil
+}
+func (_q *OrganizationQuery) loadEvents(ctx context.Context, query *EventQuery, nodes []*Organization, init func(*Organization), assign func(*Organization, *Event)) error {
+	fks := make([]driver.Value, 0, len(nodes))
+	nodeids := make(map[gid.ID]*Organization)
+	for i := range nodes {
+		fks = append(fks, nodes[i].ID)
+		nodeids[nodes[i].ID] = nodes[i]
+		if init != nil {
+			init(nodes[i])
+		}
+	}
+	if len(query.ctx.Fields) > 0 {
+		query.ctx.AppendFieldOnce(event.FieldOrganizationID)
+	}
+	query.Where(predicate.Event(func(s *sql.Selector) {
+		s.Where(sql.InValues(s.C(organization.EventsColumn), fks...))
 	}))
 	neighbors, err := query.All(ctx)
 	if err != nil {
@@ -1054,6 +1136,20 @@ func (_q *OrganizationQuery) WithNamedAuditEntries(name string, opts ...func(*Au
 		_q.withNamedAuditEntries = make(map[string]*AuditEntryQuery)
 	}
 	_q.withNamedAuditEntries[name] = query
+	return _q
+}
+
+// WithNamedEvents tells the query-builder to eager-load the nodes that are connected to the "events"
+// edge with the given name. The optional arguments are used to configure the query builder of the edge.
+func (_q *OrganizationQuery) WithNamedEvents(name string, opts ...func(*EventQuery)) *OrganizationQuery {
+	query := (&EventClient{config: _q.config}).Query()
+	for _, opt := range opts {
+		opt(query)
+	}
+	if _q.withNamedEvents == nil {
+		_q.withNamedEvents = make(map[string]*EventQuery)
+	}
+	_q.withNamedEvents[name] = query
 	return _q
 }
 

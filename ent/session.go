@@ -57,16 +57,19 @@ type SessionEdges struct {
 	Chats []*Chat `json:"chats,omitempty"`
 	// Messages holds the value of the messages edge.
 	Messages []*Message `json:"messages,omitempty"`
+	// Events holds the value of the events edge.
+	Events []*Event `json:"events,omitempty"`
 	// Organization holds the value of the organization edge.
 	Organization *Organization `json:"organization,omitempty"`
 	// loadedTypes holds the information for reporting if a
 	// type was loaded (or requested) in eager-loading or not.
-	loadedTypes [3]bool
+	loadedTypes [4]bool
 	// totalCount holds the count of the edges above.
 	totalCount [1]map[string]int
 
 	namedChats    map[string][]*Chat
 	namedMessages map[string][]*Message
+	namedEvents   map[string][]*Event
 }
 
 // ChatsOrErr returns the Chats value or an error if the edge
@@ -87,12 +90,21 @@ func (e SessionEdges) MessagesOrErr() ([]*Message, error) {
 	return nil, &NotLoadedError{edge: "messages"}
 }
 
+// EventsOrErr returns the Events value or an error if the edge
+// was not loaded in eager-loading.
+func (e SessionEdges) EventsOrErr() ([]*Event, error) {
+	if e.loadedTypes[2] {
+		return e.Events, nil
+	}
+	return nil, &NotLoadedError{edge: "events"}
+}
+
 // OrganizationOrErr returns the Organization value or an error if the edge
 // was not loaded in eager-loading, or loaded but was not found.
 func (e SessionEdges) OrganizationOrErr() (*Organization, error) {
 	if e.Organization != nil {
 		return e.Organization, nil
-	} else if e.loadedTypes[2] {
+	} else if e.loadedTypes[3] {
 		return nil, &NotFoundError{label: organization.Label}
 	}
 	return nil, &NotLoadedError{edge: "organization"}
@@ -238,6 +250,11 @@ func (_m *Session) QueryMessages() *MessageQuery {
 	return NewSessionClient(_m.config).QueryMessages(_m)
 }
 
+// QueryEvents queries the "events" edge of the Session entity.
+func (_m *Session) QueryEvents() *EventQuery {
+	return NewSessionClient(_m.config).QueryEvents(_m)
+}
+
 // QueryOrganization queries the "organization" edge of the Session entity.
 func (_m *Session) QueryOrganization() *OrganizationQuery {
 	return NewSessionClient(_m.config).QueryOrganization(_m)
@@ -363,6 +380,30 @@ func (_m *Session) appendNamedMessages(name string, edges ...*Message) {
 		_m.Edges.namedMessages[name] = []*Message{}
 	} else {
 		_m.Edges.namedMessages[name] = append(_m.Edges.namedMessages[name], edges...)
+	}
+}
+
+// NamedEvents returns the Events named value or an error if the edge was not
+// loaded in eager-loading with this name.
+func (_m *Session) NamedEvents(name string) ([]*Event, error) {
+	if _m.Edges.namedEvents == nil {
+		return nil, &NotLoadedError{edge: name}
+	}
+	nodes, ok := _m.Edges.namedEvents[name]
+	if !ok {
+		return nil, &NotLoadedError{edge: name}
+	}
+	return nodes, nil
+}
+
+func (_m *Session) appendNamedEvents(name string, edges ...*Event) {
+	if _m.Edges.namedEvents == nil {
+		_m.Edges.namedEvents = make(map[string][]*Event)
+	}
+	if len(edges) == 0 {
+		_m.Edges.namedEvents[name] = []*Event{}
+	} else {
+		_m.Edges.namedEvents[name] = append(_m.Edges.namedEvents[name], edges...)
 	}
 }
 

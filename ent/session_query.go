@@ -15,6 +15,7 @@ import (
 	"entgo.io/ent/dialect/sql/sqlgraph"
 	"entgo.io/ent/schema/field"
 	"github.com/wagate/wagate/ent/chat"
+	"github.com/wagate/wagate/ent/event"
 	"github.com/wagate/wagate/ent/message"
 	"github.com/wagate/wagate/ent/organization"
 	"github.com/wagate/wagate/ent/predicate"
@@ -31,11 +32,13 @@ type SessionQuery struct {
 	predicates        []predicate.Session
 	withChats         *ChatQuery
 	withMessages      *MessageQuery
+	withEvents        *EventQuery
 	withOrganization  *OrganizationQuery
 	loadTotal         []func(context.Context, []*Session) error
 	modifiers         []func(*sql.Selector)
 	withNamedChats    map[string]*ChatQuery
 	withNamedMessages map[string]*MessageQuery
+	withNamedEvents   map[string]*EventQuery
 	// intermediate query (i.e. traversal path).
 	sql  *sql.Selector
 	path func(context.Context) (*sql.Selector, error)
@@ -109,6 +112,28 @@ func (_q *SessionQuery) QueryMessages() *MessageQuery {
 			sqlgraph.From(session.Table, session.FieldID, selector),
 			sqlgraph.To(message.Table, message.FieldID),
 			sqlgraph.Edge(sqlgraph.O2M, false, session.MessagesTable, session.MessagesColumn),
+		)
+		fromU = sqlgraph.SetNeighbors(_q.driver.Dialect(), step)
+		return fromU, nil
+	}
+	return query
+}
+
+// QueryEvents chains the current query on the "events" edge.
+func (_q *SessionQuery) QueryEvents() *EventQuery {
+	query := (&EventClient{config: _q.config}).Query()
+	query.path = func(ctx context.Context) (fromU *sql.Selector, err error) {
+		if err := _q.prepareQuery(ctx); err != nil {
+			return nil, err
+		}
+		selector := _q.sqlQuery(ctx)
+		if err := selector.Err(); err != nil {
+			return nil, err
+		}
+		step := sqlgraph.NewStep(
+			sqlgraph.From(session.Table, session.FieldID, selector),
+			sqlgraph.To(event.Table, event.FieldID),
+			sqlgraph.Edge(sqlgraph.O2M, false, session.EventsTable, session.EventsColumn),
 		)
 		fromU = sqlgraph.SetNeighbors(_q.driver.Dialect(), step)
 		return fromU, nil
@@ -332,6 +357,7 @@ func (_q *SessionQuery) Clone() *SessionQuery {
 		predicates:       append([]predicate.Session{}, _q.predicates...),
 		withChats:        _q.withChats.Clone(),
 		withMessages:     _q.withMessages.Clone(),
+		withEvents:       _q.withEvents.Clone(),
 		withOrganization: _q.withOrganization.Clone(),
 		// clone intermediate query.
 		sql:  _q.sql.Clone(),
@@ -358,6 +384,17 @@ func (_q *SessionQuery) WithMessages(opts ...func(*MessageQuery)) *SessionQuery 
 		opt(query)
 	}
 	_q.withMessages = query
+	return _q
+}
+
+// WithEvents tells the query-builder to eager-load the nodes that are connected to
+// the "events" edge. The optional arguments are used to configure the query builder of the edge.
+func (_q *SessionQuery) WithEvents(opts ...func(*EventQuery)) *SessionQuery {
+	query := (&EventClient{config: _q.config}).Query()
+	for _, opt := range opts {
+		opt(query)
+	}
+	_q.withEvents = query
 	return _q
 }
 
@@ -456,9 +493,10 @@ func (_q *SessionQuery) sqlAll(ctx context.Context, hooks ...queryHook) ([]*Sess
 	var (
 		nodes       = []*Session{}
 		_spec       = _q.querySpec()
-		loadedTypes = [3]bool{
+		loadedTypes = [4]bool{
 			_q.withChats != nil,
 			_q.withMessages != nil,
+			_q.withEvents != nil,
 			_q.withOrganization != nil,
 		}
 	)
@@ -497,6 +535,13 @@ func (_q *SessionQuery) sqlAll(ctx context.Context, hooks ...queryHook) ([]*Sess
 			return nil, err
 		}
 	}
+	if query := _q.withEvents; query != nil {
+		if err := _q.loadEvents(ctx, query, nodes,
+			func(n *Session) { n.Edges.Events = []*Event{} },
+			func(n *Session, e *Event) { n.Edges.Events = append(n.Edges.Events, e) }); err != nil {
+			return nil, err
+		}
+	}
 	if query := _q.withOrganization; query != nil {
 		if err := _q.loadOrganization(ctx, query, nodes, nil,
 			func(n *Session, e *Organization) { n.Edges.Organization = e }); err != nil {
@@ -514,6 +559,13 @@ func (_q *SessionQuery) sqlAll(ctx context.Context, hooks ...queryHook) ([]*Sess
 		if err := _q.loadMessages(ctx, query, nodes,
 			func(n *Session) { n.appendNamedMessages(name) },
 			func(n *Session, e *Message) { n.appendNamedMessages(name, e) }); err != nil {
+			return nil, err
+		}
+	}
+	for name, query := range _q.withNamedEvents {
+		if err := _q.loadEvents(ctx, query, nodes,
+			func(n *Session) { n.appendNamedEvents(name) },
+			func(n *Session, e *Event) { n.appendNamedEvents(name, e) }); err != nil {
 			return nil, err
 		}
 	}
@@ -580,6 +632,39 @@ func (_q *SessionQuery) loadMessages(ctx context.Context, query *MessageQuery, n
 		node, ok := nodeids[fk]
 		if !ok {
 			return fmt.Errorf(`unexpected referenced foreign-key "session_id" returned %v for node %v`, fk, n.ID)
+		}
+		assign(node, n)
+	}
+	return nil
+}
+func (_q *SessionQuery) loadEvents(ctx context.Context, query *EventQuery, nodes []*Session, init func(*Session), assign func(*Session, *Event)) error {
+	fks := make([]driver.Value, 0, len(nodes))
+	nodeids := make(map[gid.ID]*Session)
+	for i := range nodes {
+		fks = append(fks, nodes[i].ID)
+		nodeids[nodes[i].ID] = nodes[i]
+		if init != nil {
+			init(nodes[i])
+		}
+	}
+	if len(query.ctx.Fields) > 0 {
+		query.ctx.AppendFieldOnce(event.FieldSessionID)
+	}
+	query.Where(predicate.Event(func(s *sql.Selector) {
+		s.Where(sql.InValues(s.C(session.EventsColumn), fks...))
+	}))
+	neighbors, err := query.All(ctx)
+	if err != nil {
+		return err
+	}
+	for _, n := range neighbors {
+		fk := n.SessionID
+		if fk == nil {
+			return fmt.Errorf(`foreign-key "session_id" is nil for node %v`, n.ID)
+		}
+		node, ok := nodeids[*fk]
+		if !ok {
+			return fmt.Errorf(`unexpected referenced foreign-key "session_id" returned %v for node %v`, *fk, n.ID)
 		}
 		assign(node, n)
 	}
@@ -756,6 +841,20 @@ func (_q *SessionQuery) WithNamedMessages(name string, opts ...func(*MessageQuer
 		_q.withNamedMessages = make(map[string]*MessageQuery)
 	}
 	_q.withNamedMessages[name] = query
+	return _q
+}
+
+// WithNamedEvents tells the query-builder to eager-load the nodes that are connected to the "events"
+// edge with the given name. The optional arguments are used to configure the query builder of the edge.
+func (_q *SessionQuery) WithNamedEvents(name string, opts ...func(*EventQuery)) *SessionQuery {
+	query := (&EventClient{config: _q.config}).Query()
+	for _, opt := range opts {
+		opt(query)
+	}
+	if _q.withNamedEvents == nil {
+		_q.withNamedEvents = make(map[string]*EventQuery)
+	}
+	_q.withNamedEvents[name] = query
 	return _q
 }
 

@@ -22,6 +22,10 @@ type Tx struct {
 	AuthToken *AuthTokenClient
 	// Chat is the client for interacting with the Chat builders.
 	Chat *ChatClient
+	// Event is the client for interacting with the Event builders.
+	Event *EventClient
+	// EventCounter is the client for interacting with the EventCounter builders.
+	EventCounter *EventCounterClient
 	// Invitation is the client for interacting with the Invitation builders.
 	Invitation *InvitationClient
 	// Membership is the client for interacting with the Membership builders.
@@ -169,6 +173,8 @@ func (tx *Tx) init() {
 	tx.AuditEntry = NewAuditEntryClient(tx.config)
 	tx.AuthToken = NewAuthTokenClient(tx.config)
 	tx.Chat = NewChatClient(tx.config)
+	tx.Event = NewEventClient(tx.config)
+	tx.EventCounter = NewEventCounterClient(tx.config)
 	tx.Invitation = NewInvitationClient(tx.config)
 	tx.Membership = NewMembershipClient(tx.config)
 	tx.Message = NewMessageClient(tx.config)

@@ -48,6 +48,9 @@ func (r *queryResolver) Nodes(ctx context.Context, ids []gid.ID) ([]ent.Noder, e
 // APIKey returns APIKeyResolver implementation.
 func (r *Resolver) APIKey() APIKeyResolver { return &aPIKeyResolver{r} }
 
+// Event returns EventResolver implementation.
+func (r *Resolver) Event() EventResolver { return &eventResolver{r} }
+
 // Invitation returns InvitationResolver implementation.
 func (r *Resolver) Invitation() InvitationResolver { return &invitationResolver{r} }
 
@@ -68,6 +71,7 @@ func (r *Resolver) User() UserResolver { return &userResolver{r} }
 
 type (
 	aPIKeyResolver       struct{ *Resolver }
+	eventResolver        struct{ *Resolver }
 	invitationResolver   struct{ *Resolver }
 	messageResolver      struct{ *Resolver }
 	organizationResolver struct{ *Resolver }

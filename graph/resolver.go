@@ -5,6 +5,7 @@ package graph
 import (
 	"github.com/wagate/wagate/ent"
 	"github.com/wagate/wagate/internal/auth"
+	"github.com/wagate/wagate/internal/events"
 	"github.com/wagate/wagate/internal/oversight"
 	"github.com/wagate/wagate/internal/sessions"
 	"github.com/wagate/wagate/internal/tenancy"
@@ -17,6 +18,7 @@ type Resolver struct {
 	tenancy   *tenancy.Service
 	oversight *oversight.Service
 	sessions  *sessions.Service
+	events    *events.Log
 }
 
 // Services are what the resolvers delegate to.
@@ -26,9 +28,10 @@ type Services struct {
 	Tenancy   *tenancy.Service
 	Oversight *oversight.Service
 	Sessions  *sessions.Service
+	Events    *events.Log
 }
 
 // NewResolver returns the root resolver.
 func NewResolver(s Services) *Resolver {
-	return &Resolver{client: s.Client, auth: s.Auth, tenancy: s.Tenancy, oversight: s.Oversight, sessions: s.Sessions}
+	return &Resolver{client: s.Client, auth: s.Auth, tenancy: s.Tenancy, oversight: s.Oversight, sessions: s.Sessions, events: s.Events}
 }

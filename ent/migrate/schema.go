@@ -170,6 +170,67 @@ var (
 			},
 		},
 	}
+	// EventsColumns holds the columns for the "events" table.
+	EventsColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeString, Size: 40},
+		{Name: "seq", Type: field.TypeInt64},
+		{Name: "type", Type: field.TypeEnum, Enums: []string{"MESSAGE_RECEIVED", "MESSAGE_SENT", "MESSAGE_STATUS", "SESSION_STATUS", "QR_CODE", "PAIRED", "PRESENCE", "CHAT_STATE", "GROUP_UPDATE", "CALL"}},
+		{Name: "payload", Type: field.TypeJSON},
+		{Name: "occurred_at", Type: field.TypeTime},
+		{Name: "created_at", Type: field.TypeTime},
+		{Name: "message_id", Type: field.TypeString, Nullable: true, Size: 40},
+		{Name: "organization_id", Type: field.TypeString, Size: 40},
+		{Name: "session_id", Type: field.TypeString, Nullable: true, Size: 40},
+	}
+	// EventsTable holds the schema information for the "events" table.
+	EventsTable = &schema.Table{
+		Name:       "events",
+		Columns:    EventsColumns,
+		PrimaryKey: []*schema.Column{EventsColumns[0]},
+		ForeignKeys: []*schema.ForeignKey{
+			{
+				Symbol:     "events_messages_events",
+				Columns:    []*schema.Column{EventsColumns[6]},
+				RefColumns: []*schema.Column{MessagesColumns[0]},
+				OnDelete:   schema.SetNull,
+			},
+			{
+				Symbol:     "events_organizations_events",
+				Columns:    []*schema.Column{EventsColumns[7]},
+				RefColumns: []*schema.Column{OrganizationsColumns[0]},
+				OnDelete:   schema.Cascade,
+			},
+			{
+				Symbol:     "events_sessions_events",
+				Columns:    []*schema.Column{EventsColumns[8]},
+				RefColumns: []*schema.Column{SessionsColumns[0]},
+				OnDelete:   schema.SetNull,
+			},
+		},
+		Indexes: []*schema.Index{
+			{
+				Name:    "event_organization_id_seq",
+				Unique:  true,
+				Columns: []*schema.Column{EventsColumns[7], EventsColumns[1]},
+			},
+			{
+				Name:    "event_organization_id_session_id_seq",
+				Unique:  false,
+				Columns: []*schema.Column{EventsColumns[7], EventsColumns[8], EventsColumns[1]},
+			},
+		},
+	}
+	// EventCountersColumns holds the columns for the "event_counters" table.
+	EventCountersColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeString},
+		{Name: "last_seq", Type: field.TypeInt64},
+	}
+	// EventCountersTable holds the schema information for the "event_counters" table.
+	EventCountersTable = &schema.Table{
+		Name:       "event_counters",
+		Columns:    EventCountersColumns,
+		PrimaryKey: []*schema.Column{EventCountersColumns[0]},
+	}
 	// InvitationsColumns holds the columns for the "invitations" table.
 	InvitationsColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeString, Size: 40},
@@ -435,6 +496,8 @@ var (
 		AuditEntriesTable,
 		AuthTokensTable,
 		ChatsTable,
+		EventsTable,
+		EventCountersTable,
 		InvitationsTable,
 		MembershipsTable,
 		MessagesTable,
@@ -452,6 +515,9 @@ func init() {
 	AuditEntriesTable.ForeignKeys[2].RefTable = UsersTable
 	AuthTokensTable.ForeignKeys[0].RefTable = UsersTable
 	ChatsTable.ForeignKeys[0].RefTable = SessionsTable
+	EventsTable.ForeignKeys[0].RefTable = MessagesTable
+	EventsTable.ForeignKeys[1].RefTable = OrganizationsTable
+	EventsTable.ForeignKeys[2].RefTable = SessionsTable
 	InvitationsTable.ForeignKeys[0].RefTable = OrganizationsTable
 	InvitationsTable.ForeignKeys[1].RefTable = UsersTable
 	MembershipsTable.ForeignKeys[0].RefTable = OrganizationsTable

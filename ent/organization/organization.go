@@ -42,6 +42,8 @@ const (
 	EdgeAPIKeys = "api_keys"
 	// EdgeAuditEntries holds the string denoting the audit_entries edge name in mutations.
 	EdgeAuditEntries = "audit_entries"
+	// EdgeEvents holds the string denoting the events edge name in mutations.
+	EdgeEvents = "events"
 	// EdgeSelectedBy holds the string denoting the selected_by edge name in mutations.
 	EdgeSelectedBy = "selected_by"
 	// Table holds the table name of the organization in the database.
@@ -81,6 +83,13 @@ const (
 	AuditEntriesInverseTable = "audit_entries"
 	// AuditEntriesColumn is the table column denoting the audit_entries relation/edge.
 	AuditEntriesColumn = "organization_id"
+	// EventsTable is the table that holds the events relation/edge.
+	EventsTable = "events"
+	// EventsInverseTable is the table name for the Event entity.
+	// It exists in this package in order to avoid circular dependency with the "event" package.
+	EventsInverseTable = "events"
+	// EventsColumn is the table column denoting the events relation/edge.
+	EventsColumn = "organization_id"
 	// SelectedByTable is the table that holds the selected_by relation/edge.
 	SelectedByTable = "users"
 	// SelectedByInverseTable is the table name for the User entity.
@@ -263,6 +272,20 @@ func ByAuditEntries(term sql.OrderTerm, terms ...sql.OrderTerm) OrderOption {
 	}
 }
 
+// ByEventsCount orders the results by events count.
+func ByEventsCount(opts ...sql.OrderTermOption) OrderOption {
+	return func(s *sql.Selector) {
+		sqlgraph.OrderByNeighborsCount(s, newEventsStep(), opts...)
+	}
+}
+
+// ByEvents orders the results by events terms.
+func ByEvents(term sql.OrderTerm, terms ...sql.OrderTerm) OrderOption {
+	return func(s *sql.Selector) {
+		sqlgraph.OrderByNeighborTerms(s, newEventsStep(), append([]sql.OrderTerm{term}, terms...)...)
+	}
+}
+
 // BySelectedByCount orders the results by selected_by count.
 func BySelectedByCount(opts ...sql.OrderTermOption) OrderOption {
 	return func(s *sql.Selector) {
@@ -309,6 +332,13 @@ func newAuditEntriesStep() *sqlgraph.Step {
 		sqlgraph.From(Table, FieldID),
 		sqlgraph.To(AuditEntriesInverseTable, FieldID),
 		sqlgraph.Edge(sqlgraph.O2M, false, AuditEntriesTable, AuditEntriesColumn),
+	)
+}
+func newEventsStep() *sqlgraph.Step {
+	return sqlgraph.NewStep(
+		sqlgraph.From(Table, FieldID),
+		sqlgraph.To(EventsInverseTable, FieldID),
+		sqlgraph.Edge(sqlgraph.O2M, false, EventsTable, EventsColumn),
 	)
 }
 func newSelectedByStep() *sqlgraph.Step {

@@ -18,6 +18,12 @@ type AuthToken func(*sql.Selector)
 // Chat is the predicate function for chat builders.
 type Chat func(*sql.Selector)
 
+// Event is the predicate function for event builders.
+type Event func(*sql.Selector)
+
+// EventCounter is the predicate function for eventcounter builders.
+type EventCounter func(*sql.Selector)
+
 // Invitation is the predicate function for invitation builders.
 type Invitation func(*sql.Selector)
 

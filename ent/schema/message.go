@@ -3,6 +3,7 @@ package schema
 import (
 	"entgo.io/contrib/entgql"
 	"entgo.io/ent"
+	"entgo.io/ent/dialect/entsql"
 	"entgo.io/ent/privacy"
 	"entgo.io/ent/schema"
 	"entgo.io/ent/schema/edge"
@@ -84,6 +85,8 @@ func (Message) Fields() []ent.Field {
 
 func (Message) Edges() []ent.Edge {
 	return []ent.Edge{
+		edge.To("events", Event.Type).
+			Annotations(entsql.OnDelete(entsql.SetNull), entgql.Skip(entgql.SkipAll)),
 		edge.From("session", Session.Type).Ref("messages").Field("session_id").Unique().Required().Immutable().
 			Annotations(entgql.Skip(entgql.SkipWhereInput | entgql.SkipMutationCreateInput | entgql.SkipMutationUpdateInput)),
 		edge.From("sent_by", User.Type).Ref("sent_messages").Field("sent_by_id").Unique().Immutable().

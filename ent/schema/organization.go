@@ -46,6 +46,8 @@ func (Organization) Edges() []ent.Edge {
 			Annotations(entsql.OnDelete(entsql.Cascade), entgql.Skip(entgql.SkipAll)),
 		edge.To("audit_entries", AuditEntry.Type).
 			Annotations(entsql.OnDelete(entsql.Cascade), entgql.Skip(entgql.SkipAll)),
+		edge.To("events", Event.Type).
+			Annotations(entsql.OnDelete(entsql.Cascade), entgql.Skip(entgql.SkipAll)),
 		edge.From("selected_by", User.Type).Ref("selected_organization").
 			Annotations(entgql.Skip(entgql.SkipAll)),
 	}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/wagate/wagate/internal/auth"
 	"github.com/wagate/wagate/internal/database"
+	"github.com/wagate/wagate/internal/events"
 	"github.com/wagate/wagate/internal/gid"
 	"github.com/wagate/wagate/internal/httpapi"
 	"github.com/wagate/wagate/internal/mail"
@@ -110,12 +111,13 @@ func New(t testing.TB, db *database.DB, options ...func(*Options)) *Server {
 	}
 	box := &Mailbox{}
 	net := sandbox.New(sandbox.Options{PairAfter: o.SandboxPairAfter})
-	manager := whatsapp.NewManager(db.Client, []whatsapp.Engine{net}, whatsapp.ManagerOptions{Log: log, Now: clock.Now})
+	eventLog := events.New(db.Client, log)
+	manager := whatsapp.NewManager(db.Client, []whatsapp.Engine{net}, whatsapp.ManagerOptions{Log: log, Now: clock.Now, Events: eventLog})
 	h := httpapi.New(httpapi.Config{
 		Introspection: true,
 		Tenancy:       tenancy.Options{Mail: box, Log: log, Now: clock.Now, InvitationURL: "https://app.example.test/accept?token={token}"},
 		Sessions:      sessions.Options{Now: clock.Now, SendPerMinute: o.SendPerMinute},
-	}, httpapi.Deps{Client: db.Client, SQL: db.SQL, Auth: authn, Log: log, Manager: manager, Sandbox: net})
+	}, httpapi.Deps{Client: db.Client, SQL: db.SQL, Auth: authn, Log: log, Manager: manager, Sandbox: net, Events: eventLog})
 	ts := httptest.NewServer(h)
 	t.Cleanup(func() {
 		ts.Close()

@@ -18,7 +18,9 @@ import (
 	_ "modernc.org/sqlite" // pure-Go SQLite driver "sqlite"
 
 	"github.com/wagate/wagate/ent"
+	"github.com/wagate/wagate/ent/predicate"
 	_ "github.com/wagate/wagate/ent/runtime" // registers the privacy policies and hooks
+	"github.com/wagate/wagate/internal/viewer"
 )
 
 // DB is an open database.
@@ -234,4 +236,16 @@ func AfterCommit(ctx context.Context, fn func()) {
 			return err
 		})
 	})
+}
+
+// LockMessages takes the row locks of the messages a delete is about to cascade to, before
+// the delete locks their session or organization. A session's runtime locks a message and
+// then, logging the change, its session (through the event's foreign key); taking the locks
+// in the same order keeps the two from deadlocking on PostgreSQL. SQLite serializes writers.
+func LockMessages(ctx context.Context, c *ent.Client, which predicate.Message) error {
+	err := c.Message.Update().Where(which).SetUpdatedAt(time.Now()).Exec(viewer.System(ctx, "lock-messages"))
+	if err != nil {
+		return fmt.Errorf("locking messages: %w", err)
+	}
+	return nil
 }

@@ -265,6 +265,8 @@ var operations = []operation{
 	{name: "deleteSession", query: `mutation($id: ID!) { deleteSession(id: $id) }`, vars: sessionVar, mutates: true, want: sessionAdminsOnA},
 	{name: "session.messages", query: `query($id: ID!) { node(id: $id) { ... on Session { messages { edges { node { id senderPhone media { url } } } } chats { totalCount } } } }`,
 		vars: sessionVar, want: membersOfA},
+	{name: "organization.events", query: `query($id: ID!) { node(id: $id) { ... on Organization { events(first: 5) { totalCount edges { node { cursor type } } } } } }`,
+		vars: orgVar, want: membersOfA},
 	{name: "node(message)", query: `query($id: ID!) { node(id: $id) { id } }`,
 		vars: func(_ *testing.T, _ *apitest.Server, f *fixture) map[string]any {
 			return map[string]any{"id": f.inbound}

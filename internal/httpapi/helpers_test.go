@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/wagate/wagate/ent"
 	"github.com/wagate/wagate/ent/session"
@@ -46,3 +47,5 @@ func userCtx(t *testing.T, s *apitest.Server, u *apitest.User, org string) conte
 	}
 	return viewer.NewContext(ctx, v)
 }
+
+func timeNowPlus(ms int) time.Time { return time.Now().Add(time.Duration(ms) * time.Millisecond) }

@@ -18,6 +18,7 @@ import (
 	"github.com/wagate/wagate/graph"
 	"github.com/wagate/wagate/internal/apperr"
 	"github.com/wagate/wagate/internal/auth"
+	"github.com/wagate/wagate/internal/events"
 	"github.com/wagate/wagate/internal/gid"
 	"github.com/wagate/wagate/internal/oversight"
 	"github.com/wagate/wagate/internal/sessions"
@@ -46,6 +47,8 @@ type Deps struct {
 	SQL    *sql.DB
 	Auth   *auth.Service
 	Log    *slog.Logger
+	// Events is the event log (shared with the Manager).
+	Events *events.Log
 	// Manager runs the WhatsApp sessions; Sandbox is the sandbox engine, nil when off.
 	Manager *whatsapp.Manager
 	Sandbox *sandbox.Network
@@ -66,6 +69,7 @@ func New(cfg Config, d Deps) http.Handler {
 		Tenancy:   tenancy.New(d.Client, d.Auth, cfg.Tenancy),
 		Oversight: oversight.New(d.Client),
 		Sessions:  sessionsSvc,
+		Events:    d.Events,
 	})
 	gql := graph.NewServer(resolver, graph.ServerConfig{
 		Introspection:  cfg.Introspection,

@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/wagate/wagate/ent"
+	"github.com/wagate/wagate/ent/message"
 	"github.com/wagate/wagate/ent/session"
 	"github.com/wagate/wagate/internal/apperr"
 	"github.com/wagate/wagate/internal/audit"
@@ -161,6 +162,9 @@ func (s *Service) LogoutSession(ctx context.Context, id gid.ID) (*ent.Session, e
 // DeleteSession deletes a session with its chats and messages, unlinking its device.
 func (s *Service) DeleteSession(ctx context.Context, id gid.ID) (gid.ID, error) {
 	_, err := s.change(ctx, id, "session.delete", func(ctx context.Context, c *ent.Client, ses *ent.Session) error {
+		if err := database.LockMessages(ctx, c, message.SessionID(ses.ID)); err != nil {
+			return err
+		}
 		return c.Session.DeleteOne(ses).Exec(ctx)
 	}, func(ses *ent.Session) { s.manager.Remove(context.Background(), ses) })
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/wagate/wagate/ent"
 	"github.com/wagate/wagate/ent/membership"
+	"github.com/wagate/wagate/ent/message"
 	"github.com/wagate/wagate/ent/organization"
 	"github.com/wagate/wagate/ent/user"
 	"github.com/wagate/wagate/internal/apperr"
@@ -280,7 +281,17 @@ func (s *Service) UpdateOrganization(ctx context.Context, in UpdateOrganizationI
 
 // DeleteOrganization deletes an organization and, through foreign keys, all it owns.
 func (s *Service) DeleteOrganization(ctx context.Context, id gid.ID) (gid.ID, error) {
-	if err := database.Client(ctx, s.client).Organization.DeleteOneID(id).Exec(ctx); err != nil {
+	err := s.tx(ctx, func(ctx context.Context, c *ent.Client) error {
+		// Only a delete the policy will allow takes the locks: nobody else may hold up the
+		// organization's messages.
+		if viewer.FromContext(ctx).CanIn(id, viewer.PermOwnOrganization) {
+			if err := database.LockMessages(ctx, c, message.OrganizationID(id)); err != nil {
+				return err
+			}
+		}
+		return c.Organization.DeleteOneID(id).Exec(ctx)
+	})
+	if err != nil {
 		return "", err
 	}
 	viewer.FromContext(ctx).Left(id)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/wagate/wagate/ent"
 	"github.com/wagate/wagate/ent/session"
+	"github.com/wagate/wagate/internal/events"
 	"github.com/wagate/wagate/internal/gid"
 	"github.com/wagate/wagate/internal/viewer"
 )
@@ -27,6 +28,8 @@ type ManagerOptions struct {
 	// MaxAttempts is how often a message is tried before it FAILs; 0 means 5.
 	MaxAttempts int
 	Now         func() time.Time
+	// Events is the event log every stored event is appended to.
+	Events *events.Log
 }
 
 // Manager owns the live runtimes of this process: it connects sessions, persists what their
@@ -71,6 +74,9 @@ func NewManager(client *ent.Client, engines []Engine, opts ManagerOptions) *Mana
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.Events == nil {
+		opts.Events = events.New(client, opts.Log)
 	}
 	ctx, cancel := context.WithCancel(viewer.System(context.Background(), "session-runtime"))
 	m := &Manager{client: client, engines: map[string]Engine{}, opts: opts, log: opts.Log,

@@ -6,7 +6,10 @@ import (
 	"time"
 
 	"github.com/wagate/wagate/ent"
+	"github.com/wagate/wagate/ent/event"
 	"github.com/wagate/wagate/ent/message"
+	"github.com/wagate/wagate/internal/database"
+	"github.com/wagate/wagate/internal/events"
 	"github.com/wagate/wagate/internal/gid"
 )
 
@@ -84,26 +87,48 @@ func (m *Manager) sendOne(ctx context.Context, l *live, msg *ent.Message) bool {
 		}
 	}
 	res, err := l.rt.Send(ctx, out)
-	switch {
-	case errors.Is(err, ErrNotConnected):
+	if errors.Is(err, ErrNotConnected) {
 		return false
-	case err != nil:
-		attempts := msg.Attempts + 1
-		upd := m.client.Message.UpdateOneID(msg.ID).SetAttempts(attempts)
-		if permanent(err) || attempts >= m.opts.MaxAttempts {
-			upd.SetStatus(message.StatusFAILED).SetError(err.Error()).ClearMediaData()
-			m.log.Warn("message failed", "message", msg.ID, "err", err)
-		}
-		if uerr := upd.Exec(ctx); uerr != nil {
-			m.log.Error("recording a send failure", "message", msg.ID, "err", uerr)
-		}
-		return permanent(err) // a transient failure waits for the next round
 	}
-	err = m.client.Message.Update().Where(message.ID(msg.ID), message.StatusEQ(message.StatusPENDING)).
-		SetStatus(message.StatusSENT).SetTimestamp(res.Timestamp).SetAttempts(msg.Attempts + 1).ClearMediaData().
-		Exec(ctx)
-	if err != nil {
-		m.log.Error("recording a sent message", "message", msg.ID, "err", err)
+	if rerr := m.recordSend(ctx, l.org, msg, res, err); rerr != nil {
+		m.log.Error("recording a send", "message", msg.ID, "err", rerr)
 	}
-	return true
+	return err == nil || permanent(err) // a transient failure waits for the next round
+}
+
+// recordSend stores the outcome of sending msg, and logs SENT and FAILED in the event log,
+// in one transaction.
+func (m *Manager) recordSend(ctx context.Context, org gid.ID, msg *ent.Message, res SendResult, sendErr error) error {
+	attempts := msg.Attempts + 1
+	failed := sendErr != nil && (permanent(sendErr) || attempts >= m.opts.MaxAttempts)
+	if failed {
+		m.log.Warn("message failed", "message", msg.ID, "err", sendErr)
+	}
+	return database.InTx(ctx, m.client, func(ctx context.Context, c *ent.Client) error {
+		upd := c.Message.Update().Where(message.ID(msg.ID), message.StatusEQ(message.StatusPENDING)).SetAttempts(attempts)
+		var entry events.Entry
+		switch {
+		case sendErr == nil:
+			upd.SetStatus(message.StatusSENT).SetTimestamp(res.Timestamp).ClearMediaData()
+			entry = events.Entry{Type: event.TypeMESSAGE_SENT, OccurredAt: res.Timestamp, Payload: map[string]any{
+				"messageId": msg.ID, "waMessageId": msg.WaMessageID, "chatJID": msg.ChatJid, "kind": msg.Kind,
+				"status": message.StatusSENT,
+			}}
+		case failed:
+			upd.SetStatus(message.StatusFAILED).SetError(sendErr.Error()).ClearMediaData()
+			entry = events.Entry{Type: event.TypeMESSAGE_STATUS, OccurredAt: m.opts.Now(), Payload: map[string]any{
+				"messageId": msg.ID, "waMessageIds": []string{msg.WaMessageID}, "chatJID": msg.ChatJid,
+				"status": message.StatusFAILED, "error": sendErr.Error(),
+			}}
+		default:
+			return upd.Exec(ctx) // retried later: nothing to report yet
+		}
+		n, err := upd.Save(ctx)
+		if err != nil || n == 0 {
+			return err // already recorded (by a receipt or another round)
+		}
+		entry.Org, entry.Session, entry.Message = org, msg.SessionID, msg.ID
+		_, err = m.opts.Events.Append(ctx, c, entry)
+		return err
+	})
 }

@@ -2,30 +2,34 @@ package whatsapp
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
-	stdsql "database/sql"
-
 	"github.com/wagate/wagate/ent"
 	"github.com/wagate/wagate/ent/chat"
+	"github.com/wagate/wagate/ent/event"
 	"github.com/wagate/wagate/ent/message"
 	"github.com/wagate/wagate/ent/session"
 	"github.com/wagate/wagate/internal/database"
+	"github.com/wagate/wagate/internal/events"
 	"github.com/wagate/wagate/internal/gid"
 	"github.com/wagate/wagate/internal/viewer"
 )
 
-// Deliver implements Sink: it persists what a runtime reports. An error means the event was
-// not stored, so an engine that can makes WhatsApp deliver it again.
+// Deliver implements Sink: it persists what a runtime reports, together with its entry in
+// the organization's event log, in one transaction. An error means the event was not
+// stored, so an engine that can makes WhatsApp deliver it again.
 func (m *Manager) Deliver(ctx context.Context, sessionID string, ev Event) error {
 	ctx = viewer.System(ctx, "session-runtime")
 	id := gid.ID(sessionID)
-	var err error
+	org, err := m.orgOf(ctx, id)
+	if ent.IsNotFound(err) {
+		return nil // the session was deleted meanwhile
+	}
+	if err != nil {
+		return err
+	}
 	switch ev := ev.(type) {
-	case StatusChanged:
-		err = m.statusChanged(ctx, id, ev)
 	case QRCode:
 		exp := ev.Expires
 		m.pairing.publish(id, PairingUpdate{Type: PairingQRCode, Code: ev.Code, ExpiresAt: &exp})
@@ -38,22 +42,63 @@ func (m *Manager) Deliver(ctx context.Context, sessionID string, ev Event) error
 		default:
 			m.pairing.publish(id, PairingUpdate{Type: PairingFailed, Reason: ev.Reason})
 		}
-	case Paired:
-		err = m.client.Session.UpdateOneID(id).SetDeviceJid(ev.DeviceJID).SetPhoneNumber(ev.Phone).
-			SetNillableLid(nonEmpty(ev.LID)).SetNillablePushName(nonEmpty(ev.PushName)).Exec(ctx)
-	case Inbound:
-		err = m.inbound(ctx, id, ev)
-	case Receipt:
-		err = m.receipt(ctx, id, ev)
-	default:
-		// Presence, chat state, group and call events are not stored yet; the event log
-		// records them once it exists.
-		m.log.Debug("session event", "session", id, "type", fmt.Sprintf("%T", ev))
+		return nil // PAIRED is logged with the pairing itself
 	}
+	err = database.InTx(ctx, m.client, func(ctx context.Context, c *ent.Client) error {
+		entry, err := m.store(ctx, c, org, id, ev)
+		if err != nil || entry == nil {
+			return err
+		}
+		entry.Org, entry.Session = org, id
+		_, err = m.opts.Events.Append(ctx, c, *entry)
+		return err
+	})
 	if err != nil {
 		m.log.Error("storing session event", "session", id, "type", fmt.Sprintf("%T", ev), "err", err)
 	}
 	return err
+}
+
+// store applies ev to the session's rows and returns its event-log entry (nil: none).
+func (m *Manager) store(ctx context.Context, c *ent.Client, org, id gid.ID, ev Event) (*events.Entry, error) {
+	now := m.opts.Now()
+	switch ev := ev.(type) {
+	case StatusChanged:
+		return m.statusChanged(ctx, c, id, ev)
+	case QRCode:
+		return &events.Entry{Type: event.TypeQR_CODE, OccurredAt: now,
+			Payload: map[string]any{"code": ev.Code, "expiresAt": ev.Expires}}, nil
+	case Paired:
+		err := c.Session.UpdateOneID(id).SetDeviceJid(ev.DeviceJID).SetPhoneNumber(ev.Phone).
+			SetNillableLid(nonEmpty(ev.LID)).SetNillablePushName(nonEmpty(ev.PushName)).Exec(ctx)
+		return &events.Entry{Type: event.TypePAIRED, OccurredAt: now,
+			Payload: map[string]any{"phoneNumber": ev.Phone, "pushName": ev.PushName}}, err
+	case Inbound:
+		return m.inbound(ctx, c, org, id, ev)
+	case Receipt:
+		return m.receipt(ctx, c, id, ev)
+	case Presence:
+		return &events.Entry{Type: event.TypePRESENCE, OccurredAt: orNow(ev.Timestamp, now),
+			Payload: map[string]any{"from": ev.From, "online": ev.Online, "lastSeen": ev.LastSeen}}, nil
+	case ChatState:
+		return &events.Entry{Type: event.TypeCHAT_STATE, OccurredAt: now,
+			Payload: map[string]any{"chatJID": ev.Chat, "senderJID": ev.Sender, "state": ev.State}}, nil
+	case GroupUpdate:
+		return &events.Entry{Type: event.TypeGROUP_UPDATE, OccurredAt: now,
+			Payload: map[string]any{"groupJID": ev.Group, "senderJID": ev.Sender, "changes": ev.Changes}}, nil
+	case Call:
+		return &events.Entry{Type: event.TypeCALL, OccurredAt: orNow(ev.Timestamp, now),
+			Payload: map[string]any{"from": ev.From, "callID": ev.CallID, "video": ev.Video, "groupJID": ev.Group, "kind": ev.Kind}}, nil
+	}
+	m.log.Debug("unhandled session event", "session", id, "type", fmt.Sprintf("%T", ev))
+	return nil, nil
+}
+
+func orNow(t, now time.Time) time.Time {
+	if t.IsZero() {
+		return now
+	}
+	return t
 }
 
 func nonEmpty(s string) *string {
@@ -63,8 +108,8 @@ func nonEmpty(s string) *string {
 	return &s
 }
 
-func (m *Manager) statusChanged(ctx context.Context, id gid.ID, ev StatusChanged) error {
-	upd := m.client.Session.UpdateOneID(id).SetStatus(session.Status(ev.Status)).SetStatusReason(ev.Reason)
+func (m *Manager) statusChanged(ctx context.Context, c *ent.Client, id gid.ID, ev StatusChanged) (*events.Entry, error) {
+	upd := c.Session.UpdateOneID(id).SetStatus(session.Status(ev.Status)).SetStatusReason(ev.Reason)
 	switch {
 	case ev.Status == StatusConnected:
 		upd.SetLastConnectedAt(ev.At)
@@ -74,15 +119,13 @@ func (m *Manager) statusChanged(ctx context.Context, id gid.ID, ev StatusChanged
 		upd.SetAutoconnect(false)
 	}
 	if err := upd.Exec(ctx); err != nil {
-		if ent.IsNotFound(err) {
-			return nil // deleted meanwhile
-		}
-		return err
+		return nil, err
 	}
 	if ev.Status == StatusConnected {
-		m.Wake(id)
+		database.AfterCommit(ctx, func() { m.Wake(id) })
 	}
-	return nil
+	return &events.Entry{Type: event.TypeSESSION_STATUS, OccurredAt: orNow(ev.At, m.opts.Now()),
+		Payload: map[string]any{"status": ev.Status, "reason": ev.Reason}}, nil
 }
 
 // orgOf returns a session's organization.
@@ -100,57 +143,57 @@ func (m *Manager) orgOf(ctx context.Context, id gid.ID) (gid.ID, error) {
 	return s.OrganizationID, nil
 }
 
-// inbound stores a received message and its chat in one transaction. A message WhatsApp
-// delivers twice is stored once.
-func (m *Manager) inbound(ctx context.Context, id gid.ID, in Inbound) error {
-	org, err := m.orgOf(ctx, id)
-	if err != nil {
-		return err
+// inbound stores a received message and its chat. A message WhatsApp delivers twice is
+// stored, and logged, once.
+func (m *Manager) inbound(ctx context.Context, c *ent.Client, org, id gid.ID, in Inbound) (*events.Entry, error) {
+	if in.Edit || in.Revoke {
+		return m.amend(ctx, c, id, in)
 	}
-	return database.InTx(ctx, m.client, func(ctx context.Context, c *ent.Client) error {
-		if in.Edit || in.Revoke {
-			return m.amend(ctx, c, id, in)
-		}
-		name := ""
-		if !in.IsGroup && !in.FromMe {
-			name = in.PushName
-		}
-		err := c.Chat.Create().SetOrganizationID(org).SetSessionID(id).SetJid(in.Chat).SetName(name).
-			SetIsGroup(in.IsGroup).SetLastMessageAt(in.Timestamp).SetUnreadCount(unread(in)).
-			OnConflictColumns(chat.FieldSessionID, chat.FieldJid).
-			Update(func(u *ent.ChatUpsert) {
-				u.SetLastMessageAt(in.Timestamp).SetUpdatedAt(time.Now())
-				if name != "" {
-					u.SetName(name)
-				}
-				if !in.FromMe {
-					u.AddUnreadCount(1)
-				}
-			}).Exec(ctx)
-		if err != nil {
-			return fmt.Errorf("storing chat: %w", err)
-		}
-		direction := message.DirectionINBOUND
-		status := message.StatusDELIVERED
-		if in.FromMe {
-			direction, status = message.DirectionOUTBOUND, message.StatusSENT
-		}
-		create := c.Message.Create().SetOrganizationID(org).SetSessionID(id).SetChatJid(in.Chat).
-			SetSenderJid(in.Sender).SetNillableSenderPhone(nonEmpty(PhoneOf(firstPhone(in.Sender, in.SenderAlt)))).
-			SetPushName(in.PushName).SetFromMe(in.FromMe).SetDirection(direction).SetKind(message.Kind(in.Kind)).
-			SetNillableText(nonEmpty(in.Text)).SetStatus(status).SetWaMessageID(in.ID).SetTimestamp(in.Timestamp).
-			SetNillableReplyTo(nonEmpty(in.ReplyTo)).SetNillableTargetWaID(nonEmpty(in.TargetID)).
-			SetExtra(extra(in))
-		if in.Media != nil {
-			create.SetMediaDescriptor(in.Media.Descriptor).SetNillableMediaMime(nonEmpty(in.Media.MimeType)).
-				SetNillableMediaName(nonEmpty(in.Media.FileName)).SetMediaSize(in.Media.Size)
-		}
-		err = create.OnConflictColumns(message.FieldSessionID, message.FieldWaMessageID).DoNothing().Exec(ctx)
-		if err != nil && !errors.Is(err, stdsql.ErrNoRows) { // DoNothing on a duplicate reports no rows
-			return fmt.Errorf("storing message: %w", err)
-		}
-		return nil
-	})
+	seen, err := c.Message.Query().Where(message.SessionID(id), message.WaMessageID(in.ID)).Exist(ctx)
+	if err != nil || seen {
+		return nil, err
+	}
+	name := ""
+	if !in.IsGroup && !in.FromMe {
+		name = in.PushName
+	}
+	err = c.Chat.Create().SetOrganizationID(org).SetSessionID(id).SetJid(in.Chat).SetName(name).
+		SetIsGroup(in.IsGroup).SetLastMessageAt(in.Timestamp).SetUnreadCount(unread(in)).
+		OnConflictColumns(chat.FieldSessionID, chat.FieldJid).
+		Update(func(u *ent.ChatUpsert) {
+			u.SetLastMessageAt(in.Timestamp).SetUpdatedAt(time.Now())
+			if name != "" {
+				u.SetName(name)
+			}
+			if !in.FromMe {
+				u.AddUnreadCount(1)
+			}
+		}).Exec(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("storing chat: %w", err)
+	}
+	direction, status, typ := message.DirectionINBOUND, message.StatusDELIVERED, event.TypeMESSAGE_RECEIVED
+	if in.FromMe { // sent from the phone itself
+		direction, status, typ = message.DirectionOUTBOUND, message.StatusSENT, event.TypeMESSAGE_SENT
+	}
+	create := c.Message.Create().SetOrganizationID(org).SetSessionID(id).SetChatJid(in.Chat).
+		SetSenderJid(in.Sender).SetNillableSenderPhone(nonEmpty(PhoneOf(firstPhone(in.Sender, in.SenderAlt)))).
+		SetPushName(in.PushName).SetFromMe(in.FromMe).SetDirection(direction).SetKind(message.Kind(in.Kind)).
+		SetNillableText(nonEmpty(in.Text)).SetStatus(status).SetWaMessageID(in.ID).SetTimestamp(in.Timestamp).
+		SetNillableReplyTo(nonEmpty(in.ReplyTo)).SetNillableTargetWaID(nonEmpty(in.TargetID)).
+		SetExtra(extra(in))
+	if in.Media != nil {
+		create.SetMediaDescriptor(in.Media.Descriptor).SetNillableMediaMime(nonEmpty(in.Media.MimeType)).
+			SetNillableMediaName(nonEmpty(in.Media.FileName)).SetMediaSize(in.Media.Size)
+	}
+	msg, err := create.Save(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("storing message: %w", err)
+	}
+	return &events.Entry{Type: typ, Message: msg.ID, OccurredAt: in.Timestamp, Payload: map[string]any{
+		"messageId": msg.ID, "waMessageId": in.ID, "chatJID": in.Chat, "senderJID": in.Sender,
+		"kind": in.Kind, "text": in.Text, "fromMe": in.FromMe,
+	}}, nil
 }
 
 func unread(in Inbound) int {
@@ -195,14 +238,21 @@ func extra(in Inbound) map[string]any {
 }
 
 // amend applies an edit or a revoke to the message it targets.
-func (m *Manager) amend(ctx context.Context, c *ent.Client, id gid.ID, in Inbound) error {
+func (m *Manager) amend(ctx context.Context, c *ent.Client, id gid.ID, in Inbound) (*events.Entry, error) {
 	upd := c.Message.Update().Where(message.SessionID(id), message.WaMessageID(in.TargetID))
+	change := "edited"
 	if in.Revoke {
 		upd.SetRevoked(true).ClearText()
+		change = "revoked"
 	} else {
 		upd.SetEdited(true).SetText(in.Text)
 	}
-	return upd.Exec(ctx)
+	if err := upd.Exec(ctx); err != nil {
+		return nil, err
+	}
+	return &events.Entry{Type: event.TypeMESSAGE_STATUS, OccurredAt: in.Timestamp, Payload: map[string]any{
+		"waMessageIds": []string{in.TargetID}, "change": change, "text": in.Text, "chatJID": in.Chat,
+	}}, nil
 }
 
 // statusRank orders message statuses; receipts only ever move a message forward.
@@ -210,7 +260,7 @@ var statusRank = map[message.Status]int{
 	message.StatusPENDING: 0, message.StatusSENT: 1, message.StatusDELIVERED: 2, message.StatusREAD: 3,
 }
 
-func (m *Manager) receipt(ctx context.Context, id gid.ID, r Receipt) error {
+func (m *Manager) receipt(ctx context.Context, c *ent.Client, id gid.ID, r Receipt) (*events.Entry, error) {
 	to := message.StatusDELIVERED
 	if r.Kind == ReceiptRead || r.Kind == ReceiptPlayed {
 		to = message.StatusREAD
@@ -221,8 +271,14 @@ func (m *Manager) receipt(ctx context.Context, id gid.ID, r Receipt) error {
 			below = append(below, s)
 		}
 	}
-	return m.client.Message.Update().
+	n, err := c.Message.Update().
 		Where(message.SessionID(id), message.WaMessageIDIn(r.IDs...), message.DirectionEQ(message.DirectionOUTBOUND),
 			message.StatusIn(below...)).
-		SetStatus(to).Exec(ctx)
+		SetStatus(to).Save(ctx)
+	if err != nil || n == 0 {
+		return nil, err // nothing moved forward: nothing to report
+	}
+	return &events.Entry{Type: event.TypeMESSAGE_STATUS, OccurredAt: orNow(r.Timestamp, m.opts.Now()), Payload: map[string]any{
+		"waMessageIds": r.IDs, "status": to, "chatJID": r.Chat,
+	}}, nil
 }
