@@ -65,16 +65,32 @@ func (s *Service) PerOperation(ctx context.Context, next graphql.OperationHandle
 	if !ok {
 		return next(ctx)
 	}
-	ctx, v, err := s.Resolve(ctx, c.credential, c.org)
+	ctx, v, err := s.reauthenticate(ctx, c)
 	if err != nil {
 		code, msg := apperr.CodeOf(err), "the connection's credentials are no longer valid: "+err.Error()
 		if code == "" {
 			code, msg = apperr.Internal, "internal error"
-			s.log(ctx).Error("re-authenticating a WebSocket operation", "err", err)
+			if ctx.Err() == nil {
+				s.log(ctx).Error("re-authenticating a WebSocket operation", "err", err)
+			}
 		}
 		return graphql.OneShot(&graphql.Response{Errors: gqlerror.List{{Message: msg, Extensions: map[string]any{"code": code}}}})
 	}
+	ctx = viewer.WithRecheck(ctx, func(ctx context.Context) (*viewer.Viewer, error) {
+		_, v, err := s.reauthenticate(ctx, c)
+		return v, err
+	})
 	return next(viewer.NewContext(ctx, v))
+}
+
+// reauthenticate resolves a connection's credential again. The organization it was opened
+// for is then hidden from a caller who left it, which is a loss of access, not a lookup.
+func (s *Service) reauthenticate(ctx context.Context, c wsCredential) (context.Context, *viewer.Viewer, error) {
+	ctx, v, err := s.Resolve(ctx, c.credential, c.org)
+	if apperr.CodeOf(err) == apperr.NotFound {
+		err = apperr.New(apperr.Forbidden, "you no longer have access to this organization")
+	}
+	return ctx, v, err
 }
 
 func refuse(ctx context.Context, code int, err error) (context.Context, *transport.InitPayload, error) {

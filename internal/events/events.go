@@ -29,11 +29,14 @@ type Log struct {
 	// Resync is how often a subscriber re-reads the table without a notification; it
 	// bounds how late an event can be when a notification is lost.
 	Resync time.Duration
+	// Recheck is how often a subscriber's access is checked again; a subscriber who lost it
+	// is disconnected within about this long.
+	Recheck time.Duration
 }
 
 // New returns a Log.
 func New(client *ent.Client, log *slog.Logger) *Log {
-	return &Log{client: client, log: log, Resync: 30 * time.Second}
+	return &Log{client: client, log: log, Resync: 30 * time.Second, Recheck: time.Second}
 }
 
 // Entry is an event to append.

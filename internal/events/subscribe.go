@@ -6,8 +6,12 @@ import (
 	"entgo.io/contrib/entgql"
 	"time"
 
+	"github.com/99designs/gqlgen/graphql/handler/transport"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+
 	"github.com/wagate/wagate/ent"
 	"github.com/wagate/wagate/ent/event"
+	"github.com/wagate/wagate/internal/apperr"
 	"github.com/wagate/wagate/internal/gid"
 	"github.com/wagate/wagate/internal/page"
 	"github.com/wagate/wagate/internal/rule"
@@ -42,6 +46,8 @@ func (l *Log) Subscribe(ctx context.Context, cursor *string, f Filter) (<-chan *
 		last := after
 		resync := time.NewTicker(l.Resync)
 		defer resync.Stop()
+		recheck := time.NewTicker(l.Recheck)
+		defer recheck.Stop()
 		for {
 			// The head is read before the rows: every event up to it is committed, so the
 			// query below sees all of them, and filtered ones need not be read again.
@@ -75,11 +81,22 @@ func (l *Log) Subscribe(ctx context.Context, cursor *string, f Filter) (<-chan *
 			if head > last {
 				last = head
 			}
-			select {
-			case <-wake:
-			case <-resync.C:
-			case <-ctx.Done():
-				return
+			for waiting := true; waiting; {
+				select {
+				case <-wake:
+					waiting = false
+				case <-resync.C:
+					waiting = false
+				case <-recheck.C:
+					if err := stillAllowed(ctx, org); err != nil {
+						if ctx.Err() == nil {
+							endWith(ctx, err)
+						}
+						return
+					}
+				case <-ctx.Done():
+					return
+				}
 			}
 		}
 	}()
@@ -107,4 +124,31 @@ func (l *Log) Page(ctx context.Context, org *ent.Organization, p page.Args, f Fi
 	bySeq := &ent.EventOrder{Field: ent.EventOrderFieldSeq, Direction: entgql.OrderDirectionAsc}
 	q := f.apply(org.QueryEvents())
 	return q.Paginate(ctx, p.After, p.First, p.Before, p.Last, ent.WithEventOrder(bySeq))
+}
+
+// stillAllowed authenticates the subscriber again: a removed member, a revoked key or a
+// disabled user loses the stream.
+func stillAllowed(ctx context.Context, org gid.ID) error {
+	v, err := viewer.Recheck(ctx)
+	if err != nil {
+		return err
+	}
+	if !v.CanIn(org, viewer.PermReadOrganization) {
+		return apperr.New(apperr.Forbidden, "you no longer have access to this organization")
+	}
+	return nil
+}
+
+// endWith reports why a subscription ends before closing it.
+func endWith(ctx context.Context, err error) {
+	code := apperr.CodeOf(err)
+	msg := err.Error()
+	if code == "" {
+		code, msg = apperr.Internal, "internal error"
+	}
+	if e, ok := err.(*apperr.Error); ok {
+		msg = e.Message
+	}
+	transport.AddSubscriptionError(ctx, &gqlerror.Error{Message: "subscription ended: " + msg,
+		Extensions: map[string]any{"code": code}})
 }

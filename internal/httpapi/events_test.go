@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/gorilla/websocket"
@@ -173,4 +174,54 @@ func TestEventSequenceUnderConcurrentWriters(t *testing.T) {
 			t.Fatalf("%d MESSAGE_RECEIVED events, want %d", got, n)
 		}
 	})
+}
+
+// A subscription ends within about a second of its caller losing access.
+func TestEventsSubscriptionEndsWhenAccessIsLost(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, db *database.DB) {
+		s := apitest.New(t, db)
+		ann, bob := s.SignUp(t, "Ann"), s.SignUp(t, "Bob")
+		bobMembership := s.AddMember(t, ann, ann.OrgID, bob, "MEMBER")
+		key := s.CreateAPIKey(t, ann, ann.OrgID, "MEMBER")
+
+		open := func(token, org string) *websocket.Conn {
+			c := dialWS(t, s, "graphql-transport-ws", nil)
+			send(t, c, wsMsg{Type: "connection_init", Payload: initPayload(token, org)})
+			if m, err := next(t, c); err != nil || m.Type != "connection_ack" {
+				t.Fatalf("want connection_ack, got %+v %v", m, err)
+			}
+			payload, _ := json.Marshal(map[string]any{"query": `subscription { events { cursor } }`})
+			send(t, c, wsMsg{ID: "events", Type: "subscribe", Payload: payload})
+			return c
+		}
+		asBob := open(bob.Token, ann.OrgID)
+		asKey := open(key.Secret, "")
+		s.OK(t, q(ann, ann.OrgID, `mutation($id: ID!) { removeMember(id: $id) }`, map[string]any{"id": bobMembership}), nil)
+		s.OK(t, q(ann, ann.OrgID, `mutation($id: ID!) { revokeAPIKey(id: $id) { id } }`, map[string]any{"id": key.ID}), nil)
+		for name, c := range map[string]*websocket.Conn{"removed member": asBob, "revoked key": asKey} {
+			_ = c.SetReadDeadline(timeNowPlus(4000))
+			var m wsMsg
+			if err := c.ReadJSON(&m); err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			for m.Type == "ping" || m.Type == "pong" {
+				_ = c.ReadJSON(&m)
+			}
+			if m.Type != "error" && m.Type != "next" {
+				t.Fatalf("%s: want the stream to end with an error, got %+v", name, m)
+			}
+			if !json.Valid(m.Payload) || !containsAny(string(m.Payload), "UNAUTHENTICATED", "FORBIDDEN") {
+				t.Fatalf("%s: %s", name, m.Payload)
+			}
+		}
+	})
+}
+
+func containsAny(s string, subs ...string) bool {
+	for _, sub := range subs {
+		if strings.Contains(s, sub) {
+			return true
+		}
+	}
+	return false
 }

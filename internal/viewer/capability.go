@@ -72,3 +72,20 @@ func InvitationToken(ctx context.Context) ([]byte, bool) {
 	h, ok := ctx.Value(invitationTokenKey{}).([]byte)
 	return h, ok && len(h) > 0
 }
+
+type recheckKey struct{}
+
+// WithRecheck attaches a way to authenticate the caller again, for long-lived operations
+// (subscriptions) that must end when the caller loses access.
+func WithRecheck(ctx context.Context, fn func(context.Context) (*Viewer, error)) context.Context {
+	return context.WithValue(ctx, recheckKey{}, fn)
+}
+
+// Recheck authenticates the caller of ctx again; without a way to, it returns the viewer
+// of ctx unchanged.
+func Recheck(ctx context.Context) (*Viewer, error) {
+	if fn, ok := ctx.Value(recheckKey{}).(func(context.Context) (*Viewer, error)); ok {
+		return fn(ctx)
+	}
+	return FromContext(ctx), nil
+}
