@@ -62,6 +62,7 @@ type config struct {
 	sandboxPairIn   time.Duration
 	sendPerMinute   int
 	maxMediaBytes   int64
+	wsWriteTimeout  time.Duration
 }
 
 func parseConfig(args []string) (config, []string, error) {
@@ -90,6 +91,7 @@ func parseConfig(args []string) (config, []string, error) {
 	fs.DurationVar(&c.sandboxPairIn, "sandbox-pair-after", envDuration("WAGATE_SANDBOX_PAIR_AFTER", 5*time.Second), "how long a sandbox session shows QR codes before its virtual phone scans one (WAGATE_SANDBOX_PAIR_AFTER)")
 	fs.IntVar(&c.sendPerMinute, "send-per-minute", envInt("WAGATE_SEND_PER_MINUTE", 60), "messages a session may send per minute before RATE_LIMITED (WAGATE_SEND_PER_MINUTE)")
 	fs.Int64Var(&c.maxMediaBytes, "max-media-bytes", int64(envInt("WAGATE_MAX_MEDIA_BYTES", 16<<20)), "largest attachment accepted by sendMessage (WAGATE_MAX_MEDIA_BYTES)")
+	fs.DurationVar(&c.wsWriteTimeout, "ws-write-timeout", envDuration("WAGATE_WS_WRITE_TIMEOUT", 10*time.Second), "a WebSocket subscriber that cannot take a frame for this long is disconnected as a slow consumer (WAGATE_WS_WRITE_TIMEOUT)")
 	if err := fs.Parse(args); err != nil {
 		return c, nil, err
 	}
@@ -302,8 +304,9 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	}
 
 	handler := httpapi.New(httpapi.Config{
-		Introspection:  cfg.introspection,
-		AllowedOrigins: splitList(cfg.allowedOrigins),
+		Introspection:         cfg.introspection,
+		AllowedOrigins:        splitList(cfg.allowedOrigins),
+		WebSocketWriteTimeout: cfg.wsWriteTimeout,
 		Tenancy: tenancy.Options{InvitationTTL: cfg.invitationTTL, InvitationURL: cfg.invitationURL,
 			VerificationURL: cfg.verificationURL, Mail: outbox, Log: log},
 		Sessions: sessions.Options{SendPerMinute: cfg.sendPerMinute, MaxMediaBytes: cfg.maxMediaBytes},

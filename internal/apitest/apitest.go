@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -91,6 +92,11 @@ type Options struct {
 	SandboxPairAfter time.Duration
 	// SendPerMinute paces sessions (0: the default).
 	SendPerMinute int
+	// WebSocketWriteTimeout disconnects slow subscribers (0: the default).
+	WebSocketWriteTimeout time.Duration
+	// SendBuffer shrinks the kernel send buffer of accepted connections (0: the
+	// system's), so a peer that stops reading stalls the server after a few frames.
+	SendBuffer int
 }
 
 // New starts the API on db.
@@ -114,17 +120,35 @@ func New(t testing.TB, db *database.DB, options ...func(*Options)) *Server {
 	eventLog := events.New(db.Client, log)
 	manager := whatsapp.NewManager(db.Client, []whatsapp.Engine{net}, whatsapp.ManagerOptions{Log: log, Now: clock.Now, Events: eventLog})
 	h := httpapi.New(httpapi.Config{
-		Introspection: true,
-		Tenancy:       tenancy.Options{Mail: box, Log: log, Now: clock.Now, InvitationURL: "https://app.example.test/accept?token={token}"},
-		Sessions:      sessions.Options{Now: clock.Now, SendPerMinute: o.SendPerMinute},
+		Introspection:         true,
+		WebSocketWriteTimeout: o.WebSocketWriteTimeout,
+		Tenancy:               tenancy.Options{Mail: box, Log: log, Now: clock.Now, InvitationURL: "https://app.example.test/accept?token={token}"},
+		Sessions:              sessions.Options{Now: clock.Now, SendPerMinute: o.SendPerMinute},
 	}, httpapi.Deps{Client: db.Client, SQL: db.SQL, Auth: authn, Log: log, Manager: manager, Sandbox: net, Events: eventLog})
-	ts := httptest.NewServer(h)
+	ts := httptest.NewUnstartedServer(h)
+	if o.SendBuffer > 0 {
+		ts.Listener = smallSendBuffers{ts.Listener, o.SendBuffer}
+	}
+	ts.Start()
 	t.Cleanup(func() {
 		ts.Close()
 		manager.Stop()
 		net.Close()
 	})
 	return &Server{URL: ts.URL, DB: db, Auth: authn, Clock: clock, Mail: box, Manager: manager, Sandbox: net}
+}
+
+type smallSendBuffers struct {
+	net.Listener
+	size int
+}
+
+func (l smallSendBuffers) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetWriteBuffer(l.size)
+	}
+	return c, err
 }
 
 type testWriter struct{ t testing.TB }

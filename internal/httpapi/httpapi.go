@@ -37,6 +37,9 @@ type Config struct {
 	Tenancy tenancy.Options
 	// AllowedOrigins may open WebSockets besides the server's own origin ("*": any).
 	AllowedOrigins []string
+	// WebSocketWriteTimeout disconnects a subscriber that cannot take a frame in time
+	// (0: 10 s).
+	WebSocketWriteTimeout time.Duration
 	// Sessions configures messaging (pacing, attachment size).
 	Sessions sessions.Options
 }
@@ -72,12 +75,13 @@ func New(cfg Config, d Deps) http.Handler {
 		Events:    d.Events,
 	})
 	gql := graph.NewServer(resolver, graph.ServerConfig{
-		Introspection:  cfg.Introspection,
-		AllowedOrigins: cfg.AllowedOrigins,
-		MaxUploadBytes: cfg.Sessions.MaxMediaBytes,
-		WebsocketInit:  d.Auth.WebsocketInit,
-		PerOperation:   d.Auth.PerOperation,
-		Log:            d.Log,
+		Introspection:         cfg.Introspection,
+		AllowedOrigins:        cfg.AllowedOrigins,
+		MaxUploadBytes:        cfg.Sessions.MaxMediaBytes,
+		WebSocketWriteTimeout: cfg.WebSocketWriteTimeout,
+		WebsocketInit:         d.Auth.WebsocketInit,
+		PerOperation:          d.Auth.PerOperation,
+		Log:                   d.Log,
 	})
 
 	mux := http.NewServeMux()
