@@ -24,6 +24,7 @@ import (
 
 	"github.com/wagate/wagate/ent/user"
 	"github.com/wagate/wagate/internal/auth"
+	"github.com/wagate/wagate/internal/cluster"
 	"github.com/wagate/wagate/internal/database"
 	"github.com/wagate/wagate/internal/events"
 	"github.com/wagate/wagate/internal/httpapi"
@@ -297,7 +298,19 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		engines = append(engines, sandboxNet)
 	}
 	eventLog := events.New(db.Client, log)
-	manager := whatsapp.NewManager(db.Client, engines, whatsapp.ManagerOptions{Log: log, StartJitter: 2 * time.Second, Events: eventLog})
+	var node *cluster.Node
+	var replicas *whatsapp.Cluster
+	if db.Dialect == entdialect.Postgres {
+		// Replicas on one PostgreSQL share sessions and wake each other's subscribers.
+		node = cluster.Join(db.DSN, db.SQL, log)
+		defer node.Close()
+		if err := eventLog.Distribute(node.Bus); err != nil {
+			return err
+		}
+		replicas = &whatsapp.Cluster{Bus: node.Bus, Locks: node.Locks}
+	}
+	manager := whatsapp.NewManager(db.Client, engines, whatsapp.ManagerOptions{Log: log, StartJitter: 2 * time.Second,
+		Events: eventLog, Cluster: replicas})
 	defer manager.Stop()
 	if err := manager.Start(ctx); err != nil {
 		return err
@@ -310,7 +323,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		Tenancy: tenancy.Options{InvitationTTL: cfg.invitationTTL, InvitationURL: cfg.invitationURL,
 			VerificationURL: cfg.verificationURL, Mail: outbox, Log: log},
 		Sessions: sessions.Options{SendPerMinute: cfg.sendPerMinute, MaxMediaBytes: cfg.maxMediaBytes},
-	}, httpapi.Deps{Client: db.Client, SQL: db.SQL, Auth: authn, Log: log, Manager: manager, Sandbox: sandboxNet, Events: eventLog})
+	}, httpapi.Deps{Client: db.Client, SQL: db.SQL, Auth: authn, Log: log, Manager: manager, Sandbox: sandboxNet, Events: eventLog, Cluster: node})
 
 	// Long-lived connections (subscriptions) derive from baseCtx, so cancelling it after
 	// Shutdown ends them: http.Server.Shutdown does not close hijacked connections.

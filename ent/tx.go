@@ -36,6 +36,8 @@ type Tx struct {
 	Organization *OrganizationClient
 	// Session is the client for interacting with the Session builders.
 	Session *SessionClient
+	// SessionCommand is the client for interacting with the SessionCommand builders.
+	SessionCommand *SessionCommandClient
 	// User is the client for interacting with the User builders.
 	User *UserClient
 
@@ -180,6 +182,7 @@ func (tx *Tx) init() {
 	tx.Message = NewMessageClient(tx.config)
 	tx.Organization = NewOrganizationClient(tx.config)
 	tx.Session = NewSessionClient(tx.config)
+	tx.SessionCommand = NewSessionCommandClient(tx.config)
 	tx.User = NewUserClient(tx.config)
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/wagate/wagate/graph"
 	"github.com/wagate/wagate/internal/apperr"
 	"github.com/wagate/wagate/internal/auth"
+	"github.com/wagate/wagate/internal/cluster"
 	"github.com/wagate/wagate/internal/events"
 	"github.com/wagate/wagate/internal/gid"
 	"github.com/wagate/wagate/internal/oversight"
@@ -55,6 +56,8 @@ type Deps struct {
 	// Manager runs the WhatsApp sessions; Sandbox is the sandbox engine, nil when off.
 	Manager *whatsapp.Manager
 	Sandbox *sandbox.Network
+	// Cluster is this replica's link to the others (PostgreSQL); nil when alone.
+	Cluster *cluster.Node
 }
 
 // New returns the HTTP handler.
@@ -104,6 +107,12 @@ func New(cfg Config, d Deps) http.Handler {
 			d.Log.Warn("readiness check failed", "err", err)
 			w.WriteHeader(http.StatusServiceUnavailable)
 			_, _ = w.Write([]byte("database unreachable\n"))
+			return
+		}
+		if d.Cluster != nil && !d.Cluster.Bus.Ready() {
+			// Subscribers here would miss other replicas' events until it reconnects.
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte("event listener disconnected\n"))
 			return
 		}
 		_, _ = w.Write([]byte("ok\n"))
