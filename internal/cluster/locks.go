@@ -34,6 +34,10 @@ func NewLocks(db *sql.DB, namespace string, log *slog.Logger) *Locks {
 // TryAcquire takes the lock on name if nobody holds it; it reports whether this process
 // now holds it.
 func (l *Locks) TryAcquire(ctx context.Context, name string) (bool, error) {
+	// A request that goes away must not cancel the query midway: that could cost the
+	// connection, and with it every lock.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.held[name] {
@@ -67,6 +71,8 @@ func (l *Locks) Held(name string) bool {
 
 // Release gives the lock on name up.
 func (l *Locks) Release(ctx context.Context, name string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if !l.held[name] || l.conn == nil {

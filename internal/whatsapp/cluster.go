@@ -168,6 +168,11 @@ func wantsToRun() []predicate.Session {
 			session.StatusOUTDATED, session.StatusFAILED)}
 }
 
+// wantsConnection is wantsToRun for one session.
+func wantsConnection(s *ent.Session) bool {
+	return s.Autoconnect && s.DeviceJid != nil && !Status(s.Status).Terminal()
+}
+
 // scan claims every session that should run or has commands waiting and that no replica
 // runs, and hands waiting commands to the sessions this replica runs.
 func (m *Manager) scan() {
@@ -227,8 +232,22 @@ func (m *Manager) reconcile(id gid.ID) {
 	case err != nil:
 		m.logScanError(err)
 	default:
+		if _, isLive := m.lookup(id); !isLive && !m.hasWork(s) {
+			return // a hint for a session that nobody needs to run (an outbox that waits)
+		}
 		m.claim(m.ctx, s)
 	}
+}
+
+// hasWork reports whether s should run somewhere: it wants to be connected or has
+// commands waiting.
+func (m *Manager) hasWork(s *ent.Session) bool {
+	if wantsConnection(s) {
+		return true
+	}
+	pending, err := m.client.SessionCommand.Query().Where(sessioncommand.SessionID(s.ID),
+		sessioncommand.StatusEQ(sessioncommand.StatusPENDING)).Exist(m.ctx)
+	return err == nil && pending
 }
 
 // claim makes sure s runs here if nobody else runs it and it has something to do, then
@@ -247,7 +266,7 @@ func (m *Manager) claim(ctx context.Context, s *ent.Session) {
 			}
 			return
 		}
-		if s.Autoconnect && s.DeviceJid != nil && !Status(s.Status).Terminal() {
+		if wantsConnection(s) {
 			if err := l.rt.Connect(m.ctx); err != nil {
 				m.log.Warn("connecting a claimed session", "session", s.ID, "err", err)
 			}
