@@ -80,8 +80,39 @@ func (r *replica) kill() {
 	}
 }
 
+// try runs a GraphQL operation and reports whether it succeeded; only CONFLICT (the
+// session is between replicas) is an acceptable failure.
+func (r *replica) try(token, query string, vars map[string]any) bool {
+	r.t.Helper()
+	out := r.post(token, query, vars)
+	if len(out.Errors) == 0 {
+		return true
+	}
+	if out.Errors[0].Extensions.Code != "CONFLICT" {
+		r.t.Fatalf("%s: %+v", query, out.Errors)
+	}
+	return false
+}
+
+type gqlResponse struct {
+	Data   map[string]any
+	Errors []struct {
+		Message    string
+		Extensions struct{ Code string }
+	}
+}
+
 // do runs a GraphQL operation and returns its data, failing on errors.
 func (r *replica) do(token, query string, vars map[string]any) map[string]any {
+	r.t.Helper()
+	out := r.post(token, query, vars)
+	if out.Errors != nil {
+		r.t.Fatalf("%s: %+v", query, out.Errors)
+	}
+	return out.Data
+}
+
+func (r *replica) post(token, query string, vars map[string]any) gqlResponse {
 	r.t.Helper()
 	body, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
 	req, _ := http.NewRequest(http.MethodPost, "http://"+r.addr+"/query", bytes.NewReader(body))
@@ -94,14 +125,11 @@ func (r *replica) do(token, query string, vars map[string]any) map[string]any {
 		r.t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var out struct {
-		Data   map[string]any
-		Errors []any
+	var out gqlResponse
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		r.t.Fatalf("%s: %v", query, err)
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || out.Errors != nil {
-		r.t.Fatalf("%s: %v %v", query, out.Errors, err)
-	}
-	return out.Data
+	return out
 }
 
 // Two server processes on one PostgreSQL: requests go to either; when the one running a
@@ -205,14 +233,41 @@ func TestReplicaProcessesFailover(t *testing.T) {
 	first := send(b, "sent before")
 	await("before the failover", func() bool { return received["before"] == 1 && sent[first] == 1 })
 
-	// A dies. Messages accepted by B meanwhile wait in the outbox; B takes the session over.
-	a.kill()
+	// Messages accepted by A just before it dies; they may or may not have left.
 	var queued []string
+	for i := range 3 {
+		queued = append(queued, send(a, fmt.Sprint("before the crash ", i)))
+	}
+	// A dies. Messages accepted by B meanwhile wait in the outbox; inbound messages go to
+	// whichever replica runs the session, once one does; B takes the session over.
+	a.kill()
 	for i := range 3 {
 		queued = append(queued, send(b, fmt.Sprint("during ", i)))
 	}
+	var ingested []string
+	for i := range 3 {
+		text := fmt.Sprint("inbound during ", i)
+		// Until the session is connected again a client is told CONFLICT and retries.
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			if ok := b.try(token, `mutation($s: ID!, $t: String!) { simulateIncomingMessage(input: {sessionID: $s, from: "+4915112345678", text: $t}) { id } }`,
+				map[string]any{"s": ses, "t": text}); ok {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%q was never accepted", text)
+			}
+		}
+		ingested = append(ingested, text)
+	}
 	start := time.Now()
-	await("the failover", func() bool { return sentAll(sent, queued) })
+	await("the failover", func() bool {
+		for _, text := range ingested {
+			if received[text] == 0 {
+				return false
+			}
+		}
+		return sentAll(sent, queued)
+	})
 	t.Logf("B took the session over and sent the queued messages within %s", time.Since(start).Round(time.Millisecond))
 	simulate(b, "after")
 	await("after the failover", func() bool { return received["after"] == 1 && sentAll(sent, queued) })

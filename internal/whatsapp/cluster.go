@@ -260,24 +260,19 @@ func (m *Manager) claim(ctx context.Context, s *ent.Session) {
 	}
 	if !isLive {
 		var err error
-		if l, err = m.own(ctx, s); err != nil || l == nil {
+		if l, err = m.own(ctx, s, wantsConnection(s)); err != nil || l == nil {
 			if err != nil {
 				m.log.Warn("claiming session", "session", s.ID, "err", err)
 			}
 			return
 		}
-		if wantsConnection(s) {
-			if err := l.rt.Connect(m.ctx); err != nil {
-				m.log.Warn("connecting a claimed session", "session", s.ID, "err", err)
-			}
-		}
 	}
 	l.poke()
 }
 
-// own opens s's runtime here if this replica can take its lock; nil when another
-// replica runs it.
-func (m *Manager) own(ctx context.Context, s *ent.Session) (*live, error) {
+// own opens s's runtime here if this replica can take its lock, and connects it when
+// connect is set; nil when another replica runs it.
+func (m *Manager) own(ctx context.Context, s *ent.Session, connect bool) (*live, error) {
 	if c := m.opts.Cluster; c != nil {
 		ok, err := c.Locks.TryAcquire(ctx, string(s.ID))
 		if err != nil || !ok {
@@ -285,10 +280,18 @@ func (m *Manager) own(ctx context.Context, s *ent.Session) (*live, error) {
 		}
 	}
 	l, err := m.runtime(s)
-	if err != nil && m.opts.Cluster != nil {
-		m.opts.Cluster.Locks.Release(ctx, string(s.ID))
+	if err != nil {
+		if m.opts.Cluster != nil {
+			m.opts.Cluster.Locks.Release(ctx, string(s.ID))
+		}
+		return nil, err
 	}
-	return l, err
+	if connect {
+		if err := l.rt.Connect(m.ctx); err != nil {
+			m.log.Warn("connecting a claimed session", "session", s.ID, "err", err)
+		}
+	}
+	return l, nil
 }
 
 // dropAll stops every runtime without logging out: another replica takes them over.
@@ -324,7 +327,8 @@ func (m *Manager) ask(ctx context.Context, s *ent.Session, kind string, args any
 	}
 	l, ok := m.lookup(s.ID)
 	if !ok {
-		if l, err = m.own(ctx, s); err != nil {
+		// A session taken over on demand (its replica died) reconnects as it would have.
+		if l, err = m.own(ctx, s, m.opts.Cluster != nil && kind != cmdConnect && wantsConnection(s)); err != nil {
 			return nil, err
 		}
 	}

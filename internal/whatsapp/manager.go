@@ -256,7 +256,7 @@ func (m *Manager) Remove(ctx context.Context, s *ent.Session) {
 	l, ok := m.lookup(s.ID)
 	if !ok && s.DeviceJid != nil {
 		var err error
-		if l, err = m.own(ctx, s); err != nil {
+		if l, err = m.own(ctx, s, false); err != nil {
 			m.log.Warn("removing a deleted session", "session", s.ID, "err", err)
 		}
 	}

@@ -97,6 +97,19 @@ func (m *Manager) sendOne(ctx context.Context, l *live, msg *ent.Message) bool {
 	return err == nil || permanent(err) // a transient failure waits for the next round
 }
 
+// receiptCameFirst reports whether a receipt moved a message past SENT before its send was
+// recorded (the recipient can answer faster than the sender's bookkeeping): its
+// MESSAGE_SENT is still owed to the log.
+func (m *Manager) receiptCameFirst(ctx context.Context, c *ent.Client, id gid.ID) bool {
+	moved, err := c.Message.Query().Where(message.ID(id),
+		message.StatusIn(message.StatusDELIVERED, message.StatusREAD)).Exist(ctx)
+	if err != nil || !moved {
+		return false
+	}
+	logged, err := c.Event.Query().Where(event.MessageID(id), event.TypeEQ(event.TypeMESSAGE_SENT)).Exist(ctx)
+	return err == nil && !logged
+}
+
 // recordSend stores the outcome of sending msg, and logs SENT and FAILED in the event log,
 // in one transaction.
 func (m *Manager) recordSend(ctx context.Context, org gid.ID, msg *ent.Message, res SendResult, sendErr error) error {
@@ -125,8 +138,11 @@ func (m *Manager) recordSend(ctx context.Context, org gid.ID, msg *ent.Message, 
 			return upd.Exec(ctx) // retried later: nothing to report yet
 		}
 		n, err := upd.Save(ctx)
-		if err != nil || n == 0 {
-			return err // already recorded (by a receipt or another round)
+		if err != nil {
+			return err
+		}
+		if n == 0 && (sendErr != nil || !m.receiptCameFirst(ctx, c, msg.ID)) {
+			return nil // already recorded
 		}
 		entry.Org, entry.Session, entry.Message = org, msg.SessionID, msg.ID
 		_, err = m.opts.Events.Append(ctx, c, entry)
