@@ -27,6 +27,7 @@ import (
 	"github.com/wagate/wagate/internal/sessions"
 	"github.com/wagate/wagate/internal/tenancy"
 	"github.com/wagate/wagate/internal/viewer"
+	"github.com/wagate/wagate/internal/webhook"
 	"github.com/wagate/wagate/internal/whatsapp"
 	"github.com/wagate/wagate/internal/whatsapp/sandbox"
 )
@@ -43,7 +44,9 @@ type Server struct {
 	// Manager runs the sessions; Sandbox is their virtual WhatsApp network.
 	Manager *whatsapp.Manager
 	Sandbox *sandbox.Network
-	seq     atomic.Int64
+	// Webhooks is the webhook service; no delivery worker runs until StartWebhookWorker.
+	Webhooks *webhook.Service
+	seq      atomic.Int64
 }
 
 // Mailbox records e-mails instead of sending them.
@@ -91,6 +94,11 @@ type Options struct {
 	SandboxPairAfter time.Duration
 	// SendPerMinute paces sessions (0: the default).
 	SendPerMinute int
+	// WebhookSSRFGuard refuses private webhook targets, as production does; tests leave it
+	// off by default so that webhooks can reach local receivers.
+	WebhookSSRFGuard bool
+	// WebhookResolver resolves webhook hosts (nil: the system's).
+	WebhookResolver webhook.Resolver
 }
 
 // New starts the API on db.
@@ -111,20 +119,53 @@ func New(t testing.TB, db *database.DB, options ...func(*Options)) *Server {
 	}
 	box := &Mailbox{}
 	net := sandbox.New(sandbox.Options{PairAfter: o.SandboxPairAfter})
+	keys, err := webhook.NewKeyring(testKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hooks := webhook.New(db.Client, webhook.Options{Keys: keys, AllowPrivate: !o.WebhookSSRFGuard, Now: clock.Now,
+		Resolver: o.WebhookResolver, Log: log})
 	eventLog := events.New(db.Client, log)
+	eventLog.OnAppend = hooks.Enqueue
 	manager := whatsapp.NewManager(db.Client, []whatsapp.Engine{net}, whatsapp.ManagerOptions{Log: log, Now: clock.Now, Events: eventLog})
 	h := httpapi.New(httpapi.Config{
 		Introspection: true,
 		Tenancy:       tenancy.Options{Mail: box, Log: log, Now: clock.Now, InvitationURL: "https://app.example.test/accept?token={token}"},
 		Sessions:      sessions.Options{Now: clock.Now, SendPerMinute: o.SendPerMinute},
-	}, httpapi.Deps{Client: db.Client, SQL: db.SQL, Auth: authn, Log: log, Manager: manager, Sandbox: net, Events: eventLog})
+	}, httpapi.Deps{Client: db.Client, SQL: db.SQL, Auth: authn, Log: log, Manager: manager, Sandbox: net, Events: eventLog,
+		Webhooks: hooks})
 	ts := httptest.NewServer(h)
 	t.Cleanup(func() {
 		ts.Close()
 		manager.Stop()
 		net.Close()
 	})
-	return &Server{URL: ts.URL, DB: db, Auth: authn, Clock: clock, Mail: box, Manager: manager, Sandbox: net}
+	return &Server{URL: ts.URL, DB: db, Auth: authn, Clock: clock, Mail: box, Manager: manager, Sandbox: net, Webhooks: hooks}
+}
+
+// testKey encrypts webhook secrets in tests.
+var testKey = []byte("0123456789abcdef0123456789abcdef")
+
+// StartWebhookWorker runs a delivery worker until the test ends. Unless opts says
+// otherwise it retries quickly: 50 ms, then 100 ms, 200 ms… (ten retries), without jitter.
+func (s *Server) StartWebhookWorker(t testing.TB, opts webhook.WorkerOptions) *webhook.Worker {
+	t.Helper()
+	opts.Dialect = s.DB.Dialect
+	if opts.Schedule == nil {
+		for i := range 10 {
+			opts.Schedule = append(opts.Schedule, 50*time.Millisecond<<i)
+		}
+	}
+	if opts.Jitter == 0 {
+		opts.Jitter = -1
+	}
+	if opts.Poll == 0 {
+		opts.Poll = 50 * time.Millisecond
+	}
+	w := s.Webhooks.NewWorker(opts)
+	w.Start()
+	t.Cleanup(func() { w.Stop(context.Background()) })
+	return w
 }
 
 type testWriter struct{ t testing.TB }
