@@ -74,8 +74,8 @@ func TestSignaturesVerifyWithTheReferenceLibrary(t *testing.T) {
 		{FormatSecret(newKey), headers(newKey), string(body)},
 		{FormatSecret(newKey), headers(newKey, oldKey), string(body)},
 		{FormatSecret(oldKey), headers(newKey, oldKey), string(body)},
-		{FormatSecret(oldKey), headers(newKey), string(body)},              // rotated out
-		{FormatSecret(newKey), headers(newKey), string(body) + " "},        // body changed
+		{FormatSecret(oldKey), headers(newKey), string(body)},       // rotated out
+		{FormatSecret(newKey), headers(newKey), string(body) + " "}, // body changed
 		{FormatSecret(newKey), headers(newKey), strings.Replace(string(body), "héllo", "hello", 1)},
 	}
 	want := []bool{true, true, true, false, false, false}
