@@ -63,6 +63,23 @@ func (rc *receiver) requests() []received {
 	return append([]received(nil), rc.got...)
 }
 
+// perEvent counts the requests per webhook-id.
+func (rc *receiver) perEvent() map[string]int {
+	out := map[string]int{}
+	for _, r := range rc.requests() {
+		out[r.Header.Get("webhook-id")]++
+	}
+	return out
+}
+
+// annWithLine starts a server on db with a user, Ann, and a connected sandbox session of hers.
+func annWithLine(t *testing.T, db *database.DB, options ...func(*apitest.Options)) (*apitest.Server, *apitest.User, sessionView) {
+	t.Helper()
+	s := apitest.New(t, db, options...)
+	ann := s.SignUp(t, "Ann")
+	return s, ann, connectedSandbox(t, s, ann, ann.OrgID, "A")
+}
+
 // verify checks a request's signatures the way a receiver would, with its own HMAC code:
 // it returns how many of the space-separated signatures secret produced.
 func verify(t *testing.T, secret string, r received) (valid, total int) {
@@ -153,9 +170,7 @@ func deliveriesSettled(t *testing.T, s *apitest.Server, u *apitest.User, id stri
 
 func TestWebhookDeliveryIsSignedAndDescribesTheEvent(t *testing.T) {
 	testdb.Each(t, func(t *testing.T, db *database.DB) {
-		s := apitest.New(t, db)
-		ann := s.SignUp(t, "Ann")
-		ses := connectedSandbox(t, s, ann, ann.OrgID, "A")
+		s, ann, ses := annWithLine(t, db)
 		rc := newReceiver(t, nil)
 		id, secret := createWebhook(t, s, ann, rc.URL+"/hook", "MESSAGE_RECEIVED")
 		if key, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(secret, "whsec_")); !strings.HasPrefix(secret, "whsec_") || err != nil || len(key) < 24 {
@@ -270,9 +285,7 @@ func TestWebhookDeliveryIsSignedAndDescribesTheEvent(t *testing.T) {
 // the error and the next attempt, the endpoint shows failingSince, and all succeed later.
 func TestWebhookReceiverDownThenUp(t *testing.T) {
 	testdb.Each(t, func(t *testing.T, db *database.DB) {
-		s := apitest.New(t, db)
-		ann := s.SignUp(t, "Ann")
-		ses := connectedSandbox(t, s, ann, ann.OrgID, "A")
+		s, ann, ses := annWithLine(t, db)
 		var up sync.Mutex
 		down := true
 		rc := newReceiver(t, func(int, received) int {
@@ -318,10 +331,7 @@ func TestWebhookReceiverDownThenUp(t *testing.T) {
 			t.Fatalf("endpoint after recovery: %+v", w)
 		}
 		// Each event reached the receiver with a 200 exactly once.
-		delivered := map[string]int{}
-		for _, r := range rc.requests() {
-			delivered[r.Header.Get("webhook-id")]++ // ids repeat across retries
-		}
+		delivered := rc.perEvent() // ids repeat across retries
 		if len(delivered) != n {
 			t.Fatalf("events seen: %v", delivered)
 		}
@@ -333,9 +343,7 @@ func TestWebhookReceiverDownThenUp(t *testing.T) {
 // delivery can be sent again by hand.
 func TestWebhookRetriesEndAndFailingEndpointsAreDisabled(t *testing.T) {
 	testdb.Each(t, func(t *testing.T, db *database.DB) {
-		s := apitest.New(t, db)
-		ann := s.SignUp(t, "Ann")
-		ses := connectedSandbox(t, s, ann, ann.OrgID, "A")
+		s, ann, ses := annWithLine(t, db)
 		target := newReceiver(t, nil)
 		var mu sync.Mutex
 		status := http.StatusFound
@@ -425,9 +433,7 @@ func redirecting(target string, next http.Handler) http.Handler {
 // only the new one.
 func TestWebhookSecretRotation(t *testing.T) {
 	testdb.Each(t, func(t *testing.T, db *database.DB) {
-		s := apitest.New(t, db)
-		ann := s.SignUp(t, "Ann")
-		ses := connectedSandbox(t, s, ann, ann.OrgID, "A")
+		s, ann, ses := annWithLine(t, db)
 		rc := newReceiver(t, nil)
 		id, oldSecret := createWebhook(t, s, ann, rc.URL, "MESSAGE_RECEIVED")
 		var rot struct {
@@ -469,9 +475,7 @@ func TestWebhookSecretRotation(t *testing.T) {
 // changes nothing. A worker stopped gracefully mid-attempt releases the delivery at once.
 func TestWebhookDeliveryResumesAfterAWorkerDies(t *testing.T) {
 	testdb.Each(t, func(t *testing.T, db *database.DB) {
-		s := apitest.New(t, db)
-		ann := s.SignUp(t, "Ann")
-		ses := connectedSandbox(t, s, ann, ann.OrgID, "A")
+		s, ann, ses := annWithLine(t, db)
 		hang := make(chan struct{})
 		rc := newReceiver(t, func(n int, _ received) int {
 			if n == 0 {
@@ -513,9 +517,7 @@ func TestWebhookDeliveryResumesAfterAWorkerDies(t *testing.T) {
 
 func TestWebhookGracefulStopReleasesAttemptsInFlight(t *testing.T) {
 	db := testdb.Open(t, "sqlite", database.Options{})
-	s := apitest.New(t, db)
-	ann := s.SignUp(t, "Ann")
-	ses := connectedSandbox(t, s, ann, ann.OrgID, "A")
+	s, ann, ses := annWithLine(t, db)
 	block := make(chan struct{})
 	rc := newReceiver(t, func(n int, _ received) int {
 		if n == 0 {
@@ -544,9 +546,7 @@ func TestWebhookGracefulStopReleasesAttemptsInFlight(t *testing.T) {
 // backlog without ever sending the same attempt twice.
 func TestWebhookWorkersShareTheWorkWithoutDuplicates(t *testing.T) {
 	testdb.Each(t, func(t *testing.T, db *database.DB) {
-		s := apitest.New(t, db)
-		ann := s.SignUp(t, "Ann")
-		ses := connectedSandbox(t, s, ann, ann.OrgID, "A")
+		s, ann, ses := annWithLine(t, db)
 		rc := newReceiver(t, func(int, received) int {
 			time.Sleep(5 * time.Millisecond)
 			return http.StatusOK
@@ -564,10 +564,7 @@ func TestWebhookWorkersShareTheWorkWithoutDuplicates(t *testing.T) {
 				t.Fatalf("delivery: %+v", e.Node)
 			}
 		}
-		seen := map[string]int{}
-		for _, r := range rc.requests() {
-			seen[r.Header.Get("webhook-id")]++
-		}
+		seen := rc.perEvent()
 		for ev, k := range seen {
 			if k != 1 {
 				t.Errorf("event %s sent %d times", ev, k)
