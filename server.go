@@ -25,6 +25,7 @@ import (
 
 	"github.com/wagate/wagate/ent/user"
 	"github.com/wagate/wagate/internal/auth"
+	"github.com/wagate/wagate/internal/cluster"
 	"github.com/wagate/wagate/internal/database"
 	"github.com/wagate/wagate/internal/events"
 	"github.com/wagate/wagate/internal/httpapi"
@@ -68,6 +69,7 @@ type config struct {
 	webhookPrivate  bool
 	webhookWorkers  int
 	webhookTimeout  time.Duration
+	wsWriteTimeout  time.Duration
 }
 
 func parseConfig(args []string) (config, []string, error) {
@@ -100,6 +102,7 @@ func parseConfig(args []string) (config, []string, error) {
 	fs.BoolVar(&c.webhookPrivate, "webhook-allow-private", envBool("WAGATE_WEBHOOK_ALLOW_PRIVATE", false), "let webhooks reach loopback, private, link-local and metadata addresses: development only (WAGATE_WEBHOOK_ALLOW_PRIVATE)")
 	fs.IntVar(&c.webhookWorkers, "webhook-workers", envInt("WAGATE_WEBHOOK_WORKERS", 4), "webhook deliveries attempted at once by this replica; 0 sends none (WAGATE_WEBHOOK_WORKERS)")
 	fs.DurationVar(&c.webhookTimeout, "webhook-timeout", envDuration("WAGATE_WEBHOOK_TIMEOUT", 10*time.Second), "how long a webhook endpoint has to answer (WAGATE_WEBHOOK_TIMEOUT)")
+	fs.DurationVar(&c.wsWriteTimeout, "ws-write-timeout", envDuration("WAGATE_WS_WRITE_TIMEOUT", 10*time.Second), "a WebSocket subscriber that cannot take a frame for this long is disconnected as a slow consumer (WAGATE_WS_WRITE_TIMEOUT)")
 	if err := fs.Parse(args); err != nil {
 		return c, nil, err
 	}
@@ -321,6 +324,17 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	}
 	webhooks := webhook.New(db.Client, webhook.Options{Keys: keys, AllowPrivate: cfg.webhookPrivate, Log: log})
 	eventLog := events.New(db.Client, log)
+	var node *cluster.Node
+	var replicas *whatsapp.Cluster
+	if db.Dialect == entdialect.Postgres {
+		// Replicas on one PostgreSQL share sessions and wake each other's subscribers.
+		node = cluster.Join(db.DSN, db.SQL, log)
+		defer node.Close()
+		if err := eventLog.Distribute(node.Bus); err != nil {
+			return err
+		}
+		replicas = &whatsapp.Cluster{Bus: node.Bus, Locks: node.Locks}
+	}
 	eventLog.OnAppend = webhooks.Enqueue
 	var worker *webhook.Worker
 	if cfg.webhookWorkers > 0 {
@@ -329,19 +343,21 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		// Runs before the database closes; the shutdown path below stops it first.
 		defer worker.Stop(context.Background())
 	}
-	manager := whatsapp.NewManager(db.Client, engines, whatsapp.ManagerOptions{Log: log, StartJitter: 2 * time.Second, Events: eventLog})
+	manager := whatsapp.NewManager(db.Client, engines, whatsapp.ManagerOptions{Log: log, StartJitter: 2 * time.Second,
+		Events: eventLog, Cluster: replicas})
 	defer manager.Stop()
 	if err := manager.Start(ctx); err != nil {
 		return err
 	}
 
 	handler := httpapi.New(httpapi.Config{
-		Introspection:  cfg.introspection,
-		AllowedOrigins: splitList(cfg.allowedOrigins),
+		Introspection:         cfg.introspection,
+		AllowedOrigins:        splitList(cfg.allowedOrigins),
+		WebSocketWriteTimeout: cfg.wsWriteTimeout,
 		Tenancy: tenancy.Options{InvitationTTL: cfg.invitationTTL, InvitationURL: cfg.invitationURL,
 			VerificationURL: cfg.verificationURL, Mail: outbox, Log: log},
 		Sessions: sessions.Options{SendPerMinute: cfg.sendPerMinute, MaxMediaBytes: cfg.maxMediaBytes},
-	}, httpapi.Deps{Client: db.Client, SQL: db.SQL, Auth: authn, Log: log, Manager: manager, Sandbox: sandboxNet, Events: eventLog,
+	}, httpapi.Deps{Client: db.Client, SQL: db.SQL, Auth: authn, Log: log, Manager: manager, Sandbox: sandboxNet, Events: eventLog, Cluster: node,
 		Webhooks: webhooks})
 
 	// Long-lived connections (subscriptions) derive from baseCtx, so cancelling it after

@@ -8,9 +8,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gorilla/websocket"
 
 	"github.com/wagate/wagate/ent/user"
 	"github.com/wagate/wagate/internal/viewer"
@@ -112,6 +115,7 @@ func TestServeShutsDownGracefully(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	goroutines := runtime.NumGoroutine()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- serve(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil))) }()
@@ -154,7 +158,37 @@ func TestServeShutsDownGracefully(t *testing.T) {
 	if ses := data["createSession"].(map[string]any); ses["engine"] != "WHATSAPP" || ses["status"] != "NEW" {
 		t.Fatalf("createSession: %v", ses)
 	}
+	// An open subscription is closed cleanly, with a close frame, by the shutdown.
+	ws, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/query", http.Header{"Sec-WebSocket-Protocol": {"graphql-transport-ws"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	for _, m := range []string{
+		`{"type":"connection_init","payload":{"authorization":"Bearer ` + token + `"}}`,
+		`{"id":"1","type":"subscribe","payload":{"query":"subscription { events { cursor } }"}}`,
+	} {
+		if err := ws.WriteMessage(websocket.TextMessage, []byte(m)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, ack, err := ws.ReadMessage(); err != nil || !strings.Contains(string(ack), "connection_ack") {
+		t.Fatalf("want connection_ack, got %s %v", ack, err)
+	}
+
 	cancel()
+	_ = ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for {
+		_, m, err := ws.ReadMessage()
+		if err == nil {
+			t.Logf("before closing: %s", m)
+			continue
+		}
+		if !websocket.IsCloseError(err, websocket.CloseNormalClosure) {
+			t.Fatalf("want a normal close frame at shutdown, got %v", err)
+		}
+		break
+	}
 	select {
 	case err := <-done:
 		if err != nil {
@@ -162,5 +196,16 @@ func TestServeShutsDownGracefully(t *testing.T) {
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("serve did not return after cancellation")
+	}
+	// Everything serve started has stopped: a few runtime goroutines (the HTTP client's idle
+	// connections, the test's own) are all that may remain.
+	http.DefaultClient.CloseIdleConnections()
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > goroutines+2 {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			t.Fatalf("%d goroutines after serve returned, %d before:\n%s", runtime.NumGoroutine(), goroutines, buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/wagate/wagate/ent/message"
 	"github.com/wagate/wagate/ent/organization"
 	"github.com/wagate/wagate/ent/session"
+	"github.com/wagate/wagate/ent/sessioncommand"
 	"github.com/wagate/wagate/ent/user"
 	"github.com/wagate/wagate/ent/webhook"
 	"github.com/wagate/wagate/ent/webhookdelivery"
@@ -61,6 +62,8 @@ type Client struct {
 	Organization *OrganizationClient
 	// Session is the client for interacting with the Session builders.
 	Session *SessionClient
+	// SessionCommand is the client for interacting with the SessionCommand builders.
+	SessionCommand *SessionCommandClient
 	// User is the client for interacting with the User builders.
 	User *UserClient
 	// Webhook is the client for interacting with the Webhook builders.
@@ -89,6 +92,7 @@ func (c *Client) init() {
 	c.Message = NewMessageClient(c.config)
 	c.Organization = NewOrganizationClient(c.config)
 	c.Session = NewSessionClient(c.config)
+	c.SessionCommand = NewSessionCommandClient(c.config)
 	c.User = NewUserClient(c.config)
 	c.Webhook = NewWebhookClient(c.config)
 	c.WebhookDelivery = NewWebhookDeliveryClient(c.config)
@@ -195,6 +199,7 @@ func (c *Client) Tx(ctx context.Context) (*Tx, error) {
 		Message:         NewMessageClient(cfg),
 		Organization:    NewOrganizationClient(cfg),
 		Session:         NewSessionClient(cfg),
+		SessionCommand:  NewSessionCommandClient(cfg),
 		User:            NewUserClient(cfg),
 		Webhook:         NewWebhookClient(cfg),
 		WebhookDelivery: NewWebhookDeliveryClient(cfg),
@@ -228,6 +233,7 @@ func (c *Client) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) 
 		Message:         NewMessageClient(cfg),
 		Organization:    NewOrganizationClient(cfg),
 		Session:         NewSessionClient(cfg),
+		SessionCommand:  NewSessionCommandClient(cfg),
 		User:            NewUserClient(cfg),
 		Webhook:         NewWebhookClient(cfg),
 		WebhookDelivery: NewWebhookDeliveryClient(cfg),
@@ -261,8 +267,8 @@ func (c *Client) Close() error {
 func (c *Client) Use(hooks ...Hook) {
 	for _, n := range []interface{ Use(...Hook) }{
 		c.APIKey, c.AuditEntry, c.AuthToken, c.Chat, c.Event, c.EventCounter,
-		c.Invitation, c.Membership, c.Message, c.Organization, c.Session, c.User,
-		c.Webhook, c.WebhookDelivery,
+		c.Invitation, c.Membership, c.Message, c.Organization, c.Session,
+		c.SessionCommand, c.User, c.Webhook, c.WebhookDelivery,
 	} {
 		n.Use(hooks...)
 	}
@@ -273,8 +279,8 @@ func (c *Client) Use(hooks ...Hook) {
 func (c *Client) Intercept(interceptors ...Interceptor) {
 	for _, n := range []interface{ Intercept(...Interceptor) }{
 		c.APIKey, c.AuditEntry, c.AuthToken, c.Chat, c.Event, c.EventCounter,
-		c.Invitation, c.Membership, c.Message, c.Organization, c.Session, c.User,
-		c.Webhook, c.WebhookDelivery,
+		c.Invitation, c.Membership, c.Message, c.Organization, c.Session,
+		c.SessionCommand, c.User, c.Webhook, c.WebhookDelivery,
 	} {
 		n.Intercept(interceptors...)
 	}
@@ -305,6 +311,8 @@ func (c *Client) Mutate(ctx context.Context, m Mutation) (Value, error) {
 		return c.Organization.mutate(ctx, m)
 	case *SessionMutation:
 		return c.Session.mutate(ctx, m)
+	case *SessionCommandMutation:
+		return c.SessionCommand.mutate(ctx, m)
 	case *UserMutation:
 		return c.User.mutate(ctx, m)
 	case *WebhookMutation:
@@ -2228,6 +2236,22 @@ func (c *SessionClient) QueryMessages(_m *Session) *MessageQuery {
 	return query
 }
 
+// QueryCommands queries the commands edge of a Session.
+func (c *SessionClient) QueryCommands(_m *Session) *SessionCommandQuery {
+	query := (&SessionCommandClient{config: c.config}).Query()
+	query.path = func(context.Context) (fromV *sql.Selector, _ error) {
+		id := _m.ID
+		step := sqlgraph.NewStep(
+			sqlgraph.From(session.Table, session.FieldID, id),
+			sqlgraph.To(sessioncommand.Table, sessioncommand.FieldID),
+			sqlgraph.Edge(sqlgraph.O2M, false, session.CommandsTable, session.CommandsColumn),
+		)
+		fromV = sqlgraph.Neighbors(_m.driver.Dialect(), step)
+		return fromV, nil
+	}
+	return query
+}
+
 // QueryEvents queries the events edge of a Session.
 func (c *SessionClient) QueryEvents(_m *Session) *EventQuery {
 	query := (&EventClient{config: c.config}).Query()
@@ -2283,6 +2307,156 @@ func (c *SessionClient) mutate(ctx context.Context, m *SessionMutation) (Value, 
 		return (&SessionDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
 	default:
 		return nil, fmt.Errorf("ent: unknown Session mutation op: %q", m.Op())
+	}
+}
+
+// SessionCommandClient is a client for the SessionCommand schema.
+type SessionCommandClient struct {
+	config
+}
+
+// NewSessionCommandClient returns a client for the SessionCommand from the given config.
+func NewSessionCommandClient(c config) *SessionCommandClient {
+	return &SessionCommandClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `sessioncommand.Hooks(f(g(h())))`.
+func (c *SessionCommandClient) Use(hooks ...Hook) {
+	c.hooks.SessionCommand = append(c.hooks.SessionCommand, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `sessioncommand.Intercept(f(g(h())))`.
+func (c *SessionCommandClient) Intercept(interceptors ...Interceptor) {
+	c.inters.SessionCommand = append(c.inters.SessionCommand, interceptors...)
+}
+
+// Create returns a builder for creating a SessionCommand entity.
+func (c *SessionCommandClient) Create() *SessionCommandCreate {
+	mutation := newSessionCommandMutation(c.config, OpCreate)
+	return &SessionCommandCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of SessionCommand entities.
+func (c *SessionCommandClient) CreateBulk(builders ...*SessionCommandCreate) *SessionCommandCreateBulk {
+	return &SessionCommandCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *SessionCommandClient) MapCreateBulk(slice any, setFunc func(*SessionCommandCreate, int)) *SessionCommandCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &SessionCommandCreateBulk{err: fmt.Errorf("calling to SessionCommandClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*SessionCommandCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &SessionCommandCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for SessionCommand.
+func (c *SessionCommandClient) Update() *SessionCommandUpdate {
+	mutation := newSessionCommandMutation(c.config, OpUpdate)
+	return &SessionCommandUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *SessionCommandClient) UpdateOne(_m *SessionCommand) *SessionCommandUpdateOne {
+	mutation := newSessionCommandMutation(c.config, OpUpdateOne, withSessionCommand(_m))
+	return &SessionCommandUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *SessionCommandClient) UpdateOneID(id gid.ID) *SessionCommandUpdateOne {
+	mutation := newSessionCommandMutation(c.config, OpUpdateOne, withSessionCommandID(id))
+	return &SessionCommandUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for SessionCommand.
+func (c *SessionCommandClient) Delete() *SessionCommandDelete {
+	mutation := newSessionCommandMutation(c.config, OpDelete)
+	return &SessionCommandDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *SessionCommandClient) DeleteOne(_m *SessionCommand) *SessionCommandDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *SessionCommandClient) DeleteOneID(id gid.ID) *SessionCommandDeleteOne {
+	builder := c.Delete().Where(sessioncommand.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &SessionCommandDeleteOne{builder}
+}
+
+// Query returns a query builder for SessionCommand.
+func (c *SessionCommandClient) Query() *SessionCommandQuery {
+	return &SessionCommandQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeSessionCommand},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a SessionCommand entity by its id.
+func (c *SessionCommandClient) Get(ctx context.Context, id gid.ID) (*SessionCommand, error) {
+	return c.Query().Where(sessioncommand.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *SessionCommandClient) GetX(ctx context.Context, id gid.ID) *SessionCommand {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// QuerySession queries the session edge of a SessionCommand.
+func (c *SessionCommandClient) QuerySession(_m *SessionCommand) *SessionQuery {
+	query := (&SessionClient{config: c.config}).Query()
+	query.path = func(context.Context) (fromV *sql.Selector, _ error) {
+		id := _m.ID
+		step := sqlgraph.NewStep(
+			sqlgraph.From(sessioncommand.Table, sessioncommand.FieldID, id),
+			sqlgraph.To(session.Table, session.FieldID),
+			sqlgraph.Edge(sqlgraph.M2O, true, sessioncommand.SessionTable, sessioncommand.SessionColumn),
+		)
+		fromV = sqlgraph.Neighbors(_m.driver.Dialect(), step)
+		return fromV, nil
+	}
+	return query
+}
+
+// Hooks returns the client hooks.
+func (c *SessionCommandClient) Hooks() []Hook {
+	hooks := c.hooks.SessionCommand
+	return append(hooks[:len(hooks):len(hooks)], sessioncommand.Hooks[:]...)
+}
+
+// Interceptors returns the client interceptors.
+func (c *SessionCommandClient) Interceptors() []Interceptor {
+	return c.inters.SessionCommand
+}
+
+func (c *SessionCommandClient) mutate(ctx context.Context, m *SessionCommandMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&SessionCommandCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&SessionCommandUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&SessionCommandUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&SessionCommandDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown SessionCommand mutation op: %q", m.Op())
 	}
 }
 
@@ -2884,12 +3058,12 @@ func (c *WebhookDeliveryClient) mutate(ctx context.Context, m *WebhookDeliveryMu
 type (
 	hooks struct {
 		APIKey, AuditEntry, AuthToken, Chat, Event, EventCounter, Invitation,
-		Membership, Message, Organization, Session, User, Webhook,
+		Membership, Message, Organization, Session, SessionCommand, User, Webhook,
 		WebhookDelivery []ent.Hook
 	}
 	inters struct {
 		APIKey, AuditEntry, AuthToken, Chat, Event, EventCounter, Invitation,
-		Membership, Message, Organization, Session, User, Webhook,
+		Membership, Message, Organization, Session, SessionCommand, User, Webhook,
 		WebhookDelivery []ent.Interceptor
 	}
 )

@@ -23,6 +23,7 @@ import (
 	"github.com/wagate/wagate/ent/message"
 	"github.com/wagate/wagate/ent/organization"
 	"github.com/wagate/wagate/ent/session"
+	"github.com/wagate/wagate/ent/sessioncommand"
 	"github.com/wagate/wagate/ent/user"
 	"github.com/wagate/wagate/ent/webhook"
 	"github.com/wagate/wagate/ent/webhookdelivery"
@@ -97,6 +98,7 @@ func checkColumn(t, c string) error {
 			message.Table:         message.ValidColumn,
 			organization.Table:    organization.ValidColumn,
 			session.Table:         session.ValidColumn,
+			sessioncommand.Table:  sessioncommand.ValidColumn,
 			user.Table:            user.ValidColumn,
 			webhook.Table:         webhook.ValidColumn,
 			webhookdelivery.Table: webhookdelivery.ValidColumn,

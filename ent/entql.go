@@ -15,6 +15,7 @@ import (
 	"github.com/wagate/wagate/ent/organization"
 	"github.com/wagate/wagate/ent/predicate"
 	"github.com/wagate/wagate/ent/session"
+	"github.com/wagate/wagate/ent/sessioncommand"
 	"github.com/wagate/wagate/ent/user"
 	"github.com/wagate/wagate/ent/webhook"
 	"github.com/wagate/wagate/ent/webhookdelivery"
@@ -27,7 +28,7 @@ import (
 
 // schemaGraph holds a representation of ent/schema at runtime.
 var schemaGraph = func() *sqlgraph.Schema {
-	graph := &sqlgraph.Schema{Nodes: make([]*sqlgraph.Node, 14)}
+	graph := &sqlgraph.Schema{Nodes: make([]*sqlgraph.Node, 15)}
 	graph.Nodes[0] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   apikey.Table,
@@ -282,6 +283,28 @@ var schemaGraph = func() *sqlgraph.Schema {
 	}
 	graph.Nodes[11] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
+			Table:   sessioncommand.Table,
+			Columns: sessioncommand.Columns,
+			ID: &sqlgraph.FieldSpec{
+				Type:   field.TypeString,
+				Column: sessioncommand.FieldID,
+			},
+		},
+		Type: "SessionCommand",
+		Fields: map[string]*sqlgraph.FieldSpec{
+			sessioncommand.FieldCreatedAt: {Type: field.TypeTime, Column: sessioncommand.FieldCreatedAt},
+			sessioncommand.FieldUpdatedAt: {Type: field.TypeTime, Column: sessioncommand.FieldUpdatedAt},
+			sessioncommand.FieldSessionID: {Type: field.TypeString, Column: sessioncommand.FieldSessionID},
+			sessioncommand.FieldKind:      {Type: field.TypeString, Column: sessioncommand.FieldKind},
+			sessioncommand.FieldArgs:      {Type: field.TypeBytes, Column: sessioncommand.FieldArgs},
+			sessioncommand.FieldStatus:    {Type: field.TypeEnum, Column: sessioncommand.FieldStatus},
+			sessioncommand.FieldResult:    {Type: field.TypeBytes, Column: sessioncommand.FieldResult},
+			sessioncommand.FieldErrorName: {Type: field.TypeString, Column: sessioncommand.FieldErrorName},
+			sessioncommand.FieldError:     {Type: field.TypeString, Column: sessioncommand.FieldError},
+		},
+	}
+	graph.Nodes[12] = &sqlgraph.Node{
+		NodeSpec: sqlgraph.NodeSpec{
 			Table:   user.Table,
 			Columns: user.Columns,
 			ID: &sqlgraph.FieldSpec{
@@ -304,7 +327,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			user.FieldSelectedOrganizationID:     {Type: field.TypeString, Column: user.FieldSelectedOrganizationID},
 		},
 	}
-	graph.Nodes[12] = &sqlgraph.Node{
+	graph.Nodes[13] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   webhook.Table,
 			Columns: webhook.Columns,
@@ -328,7 +351,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			webhook.FieldPreviousSecretExpiresAt: {Type: field.TypeTime, Column: webhook.FieldPreviousSecretExpiresAt},
 		},
 	}
-	graph.Nodes[13] = &sqlgraph.Node{
+	graph.Nodes[14] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   webhookdelivery.Table,
 			Columns: webhookdelivery.Columns,
@@ -703,6 +726,18 @@ var schemaGraph = func() *sqlgraph.Schema {
 		"Message",
 	)
 	graph.MustAddE(
+		"commands",
+		&sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   session.CommandsTable,
+			Columns: []string{session.CommandsColumn},
+			Bidi:    false,
+		},
+		"Session",
+		"SessionCommand",
+	)
+	graph.MustAddE(
 		"events",
 		&sqlgraph.EdgeSpec{
 			Rel:     sqlgraph.O2M,
@@ -725,6 +760,18 @@ var schemaGraph = func() *sqlgraph.Schema {
 		},
 		"Session",
 		"Organization",
+	)
+	graph.MustAddE(
+		"session",
+		&sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.M2O,
+			Inverse: true,
+			Table:   sessioncommand.SessionTable,
+			Columns: []string{sessioncommand.SessionColumn},
+			Bidi:    false,
+		},
+		"SessionCommand",
+		"Session",
 	)
 	graph.MustAddE(
 		"memberships",
@@ -2270,6 +2317,20 @@ func (f *SessionFilter) WhereHasMessagesWith(preds ...predicate.Message) {
 	})))
 }
 
+// WhereHasCommands applies a predicate to check if query has an edge commands.
+func (f *SessionFilter) WhereHasCommands() {
+	f.Where(entql.HasEdge("commands"))
+}
+
+// WhereHasCommandsWith applies a predicate to check if query has an edge commands with a given conditions (other predicates).
+func (f *SessionFilter) WhereHasCommandsWith(preds ...predicate.SessionCommand) {
+	f.Where(entql.HasEdgeWith("commands", sqlgraph.WrapFunc(func(s *sql.Selector) {
+		for _, p := range preds {
+			p(s)
+		}
+	})))
+}
+
 // WhereHasEvents applies a predicate to check if query has an edge events.
 func (f *SessionFilter) WhereHasEvents() {
 	f.Where(entql.HasEdge("events"))
@@ -2292,6 +2353,105 @@ func (f *SessionFilter) WhereHasOrganization() {
 // WhereHasOrganizationWith applies a predicate to check if query has an edge organization with a given conditions (other predicates).
 func (f *SessionFilter) WhereHasOrganizationWith(preds ...predicate.Organization) {
 	f.Where(entql.HasEdgeWith("organization", sqlgraph.WrapFunc(func(s *sql.Selector) {
+		for _, p := range preds {
+			p(s)
+		}
+	})))
+}
+
+// addPredicate implements the predicateAdder interface.
+func (_q *SessionCommandQuery) addPredicate(pred func(s *sql.Selector)) {
+	_q.predicates = append(_q.predicates, pred)
+}
+
+// Filter returns a Filter implementation to apply filters on the SessionCommandQuery builder.
+func (_q *SessionCommandQuery) Filter() *SessionCommandFilter {
+	return &SessionCommandFilter{config: _q.config, predicateAdder: _q}
+}
+
+// addPredicate implements the predicateAdder interface.
+func (m *SessionCommandMutation) addPredicate(pred func(s *sql.Selector)) {
+	m.predicates = append(m.predicates, pred)
+}
+
+// Filter returns an entql.Where implementation to apply filters on the SessionCommandMutation builder.
+func (m *SessionCommandMutation) Filter() *SessionCommandFilter {
+	return &SessionCommandFilter{config: m.config, predicateAdder: m}
+}
+
+// SessionCommandFilter provides a generic filtering capability at runtime for SessionCommandQuery.
+type SessionCommandFilter struct {
+	predicateAdder
+	config
+}
+
+// Where applies the entql predicate on the query filter.
+func (f *SessionCommandFilter) Where(p entql.P) {
+	f.addPredicate(func(s *sql.Selector) {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[11].Type, p, s); err != nil {
+			s.AddError(err)
+		}
+	})
+}
+
+// WhereID applies the entql string predicate on the id field.
+func (f *SessionCommandFilter) WhereID(p entql.StringP) {
+	f.Where(p.Field(sessioncommand.FieldID))
+}
+
+// WhereCreatedAt applies the entql time.Time predicate on the created_at field.
+func (f *SessionCommandFilter) WhereCreatedAt(p entql.TimeP) {
+	f.Where(p.Field(sessioncommand.FieldCreatedAt))
+}
+
+// WhereUpdatedAt applies the entql time.Time predicate on the updated_at field.
+func (f *SessionCommandFilter) WhereUpdatedAt(p entql.TimeP) {
+	f.Where(p.Field(sessioncommand.FieldUpdatedAt))
+}
+
+// WhereSessionID applies the entql string predicate on the session_id field.
+func (f *SessionCommandFilter) WhereSessionID(p entql.StringP) {
+	f.Where(p.Field(sessioncommand.FieldSessionID))
+}
+
+// WhereKind applies the entql string predicate on the kind field.
+func (f *SessionCommandFilter) WhereKind(p entql.StringP) {
+	f.Where(p.Field(sessioncommand.FieldKind))
+}
+
+// WhereArgs applies the entql []byte predicate on the args field.
+func (f *SessionCommandFilter) WhereArgs(p entql.BytesP) {
+	f.Where(p.Field(sessioncommand.FieldArgs))
+}
+
+// WhereStatus applies the entql string predicate on the status field.
+func (f *SessionCommandFilter) WhereStatus(p entql.StringP) {
+	f.Where(p.Field(sessioncommand.FieldStatus))
+}
+
+// WhereResult applies the entql []byte predicate on the result field.
+func (f *SessionCommandFilter) WhereResult(p entql.BytesP) {
+	f.Where(p.Field(sessioncommand.FieldResult))
+}
+
+// WhereErrorName applies the entql string predicate on the error_name field.
+func (f *SessionCommandFilter) WhereErrorName(p entql.StringP) {
+	f.Where(p.Field(sessioncommand.FieldErrorName))
+}
+
+// WhereError applies the entql string predicate on the error field.
+func (f *SessionCommandFilter) WhereError(p entql.StringP) {
+	f.Where(p.Field(sessioncommand.FieldError))
+}
+
+// WhereHasSession applies a predicate to check if query has an edge session.
+func (f *SessionCommandFilter) WhereHasSession() {
+	f.Where(entql.HasEdge("session"))
+}
+
+// WhereHasSessionWith applies a predicate to check if query has an edge session with a given conditions (other predicates).
+func (f *SessionCommandFilter) WhereHasSessionWith(preds ...predicate.Session) {
+	f.Where(entql.HasEdgeWith("session", sqlgraph.WrapFunc(func(s *sql.Selector) {
 		for _, p := range preds {
 			p(s)
 		}
@@ -2327,7 +2487,7 @@ type UserFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *UserFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[11].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[12].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -2520,7 +2680,7 @@ type WebhookFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *WebhookFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[12].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[13].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -2643,7 +2803,7 @@ type WebhookDeliveryFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *WebhookDeliveryFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[13].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[14].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})

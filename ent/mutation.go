@@ -23,6 +23,7 @@ import (
 	"github.com/wagate/wagate/ent/organization"
 	"github.com/wagate/wagate/ent/predicate"
 	"github.com/wagate/wagate/ent/session"
+	"github.com/wagate/wagate/ent/sessioncommand"
 	"github.com/wagate/wagate/ent/user"
 	"github.com/wagate/wagate/ent/webhook"
 	"github.com/wagate/wagate/ent/webhookdelivery"
@@ -50,6 +51,7 @@ const (
 	TypeMessage         = "Message"
 	TypeOrganization    = "Organization"
 	TypeSession         = "Session"
+	TypeSessionCommand  = "SessionCommand"
 	TypeUser            = "User"
 	TypeWebhook         = "Webhook"
 	TypeWebhookDelivery = "WebhookDelivery"
@@ -10424,6 +10426,9 @@ type SessionMutation struct {
 	messages            map[gid.ID]struct{}
 	removedmessages     map[gid.ID]struct{}
 	clearedmessages     bool
+	commands            map[gid.ID]struct{}
+	removedcommands     map[gid.ID]struct{}
+	clearedcommands     bool
 	events              map[gid.ID]struct{}
 	removedevents       map[gid.ID]struct{}
 	clearedevents       bool
@@ -11179,6 +11184,60 @@ func (m *SessionMutation) ResetMessages() {
 	m.removedmessages = nil
 }
 
+// AddCommandIDs adds the "commands" edge to the SessionCommand entity by ids.
+func (m *SessionMutation) AddCommandIDs(ids ...gid.ID) {
+	if m.commands == nil {
+		m.commands = make(map[gid.ID]struct{})
+	}
+	for i := range ids {
+		m.commands[ids[i]] = struct{}{}
+	}
+}
+
+// ClearCommands clears the "commands" edge to the SessionCommand entity.
+func (m *SessionMutation) ClearCommands() {
+	m.clearedcommands = true
+}
+
+// CommandsCleared reports if the "commands" edge to the SessionCommand entity was cleared.
+func (m *SessionMutation) CommandsCleared() bool {
+	return m.clearedcommands
+}
+
+// RemoveCommandIDs removes the "commands" edge to the SessionCommand entity by IDs.
+func (m *SessionMutation) RemoveCommandIDs(ids ...gid.ID) {
+	if m.removedcommands == nil {
+		m.removedcommands = make(map[gid.ID]struct{})
+	}
+	for i := range ids {
+		delete(m.commands, ids[i])
+		m.removedcommands[ids[i]] = struct{}{}
+	}
+}
+
+// RemovedCommands returns the removed IDs of the "commands" edge to the SessionCommand entity.
+func (m *SessionMutation) RemovedCommandsIDs() (ids []gid.ID) {
+	for id := range m.removedcommands {
+		ids = append(ids, id)
+	}
+	return
+}
+
+// CommandsIDs returns the "commands" edge IDs in the mutation.
+func (m *SessionMutation) CommandsIDs() (ids []gid.ID) {
+	for id := range m.commands {
+		ids = append(ids, id)
+	}
+	return
+}
+
+// ResetCommands resets all changes to the "commands" edge.
+func (m *SessionMutation) ResetCommands() {
+	m.commands = nil
+	m.clearedcommands = false
+	m.removedcommands = nil
+}
+
 // AddEventIDs adds the "events" edge to the Event entity by ids.
 func (m *SessionMutation) AddEventIDs(ids ...gid.ID) {
 	if m.events == nil {
@@ -11630,12 +11689,15 @@ func (m *SessionMutation) ResetField(name string) error {
 
 // AddedEdges returns all edge names that were set/added in this mutation.
 func (m *SessionMutation) AddedEdges() []string {
-	edges := make([]string, 0, 4)
+	edges := make([]string, 0, 5)
 	if m.chats != nil {
 		edges = append(edges, session.EdgeChats)
 	}
 	if m.messages != nil {
 		edges = append(edges, session.EdgeMessages)
+	}
+	if m.commands != nil {
+		edges = append(edges, session.EdgeCommands)
 	}
 	if m.events != nil {
 		edges = append(edges, session.EdgeEvents)
@@ -11662,6 +11724,12 @@ func (m *SessionMutation) AddedIDs(name string) []ent.Value {
 			ids = append(ids, id)
 		}
 		return ids
+	case session.EdgeCommands:
+		ids := make([]ent.Value, 0, len(m.commands))
+		for id := range m.commands {
+			ids = append(ids, id)
+		}
+		return ids
 	case session.EdgeEvents:
 		ids := make([]ent.Value, 0, len(m.events))
 		for id := range m.events {
@@ -11678,12 +11746,15 @@ func (m *SessionMutation) AddedIDs(name string) []ent.Value {
 
 // RemovedEdges returns all edge names that were removed in this mutation.
 func (m *SessionMutation) RemovedEdges() []string {
-	edges := make([]string, 0, 4)
+	edges := make([]string, 0, 5)
 	if m.removedchats != nil {
 		edges = append(edges, session.EdgeChats)
 	}
 	if m.removedmessages != nil {
 		edges = append(edges, session.EdgeMessages)
+	}
+	if m.removedcommands != nil {
+		edges = append(edges, session.EdgeCommands)
 	}
 	if m.removedevents != nil {
 		edges = append(edges, session.EdgeEvents)
@@ -11707,6 +11778,12 @@ func (m *SessionMutation) RemovedIDs(name string) []ent.Value {
 			ids = append(ids, id)
 		}
 		return ids
+	case session.EdgeCommands:
+		ids := make([]ent.Value, 0, len(m.removedcommands))
+		for id := range m.removedcommands {
+			ids = append(ids, id)
+		}
+		return ids
 	case session.EdgeEvents:
 		ids := make([]ent.Value, 0, len(m.removedevents))
 		for id := range m.removedevents {
@@ -11719,12 +11796,15 @@ func (m *SessionMutation) RemovedIDs(name string) []ent.Value {
 
 // ClearedEdges returns all edge names that were cleared in this mutation.
 func (m *SessionMutation) ClearedEdges() []string {
-	edges := make([]string, 0, 4)
+	edges := make([]string, 0, 5)
 	if m.clearedchats {
 		edges = append(edges, session.EdgeChats)
 	}
 	if m.clearedmessages {
 		edges = append(edges, session.EdgeMessages)
+	}
+	if m.clearedcommands {
+		edges = append(edges, session.EdgeCommands)
 	}
 	if m.clearedevents {
 		edges = append(edges, session.EdgeEvents)
@@ -11743,6 +11823,8 @@ func (m *SessionMutation) EdgeCleared(name string) bool {
 		return m.clearedchats
 	case session.EdgeMessages:
 		return m.clearedmessages
+	case session.EdgeCommands:
+		return m.clearedcommands
 	case session.EdgeEvents:
 		return m.clearedevents
 	case session.EdgeOrganization:
@@ -11772,6 +11854,9 @@ func (m *SessionMutation) ResetEdge(name string) error {
 	case session.EdgeMessages:
 		m.ResetMessages()
 		return nil
+	case session.EdgeCommands:
+		m.ResetCommands()
+		return nil
 	case session.EdgeEvents:
 		m.ResetEvents()
 		return nil
@@ -11780,6 +11865,903 @@ func (m *SessionMutation) ResetEdge(name string) error {
 		return nil
 	}
 	return fmt.Errorf("unknown Session edge %s", name)
+}
+
+// SessionCommandMutation represents an operation that mutates the SessionCommand nodes in the graph.
+type SessionCommandMutation struct {
+	config
+	op             Op
+	typ            string
+	id             *gid.ID
+	created_at     *time.Time
+	updated_at     *time.Time
+	kind           *string
+	args           *[]byte
+	status         *sessioncommand.Status
+	result         *[]byte
+	error_name     *string
+	error          *string
+	clearedFields  map[string]struct{}
+	session        *gid.ID
+	clearedsession bool
+	done           bool
+	oldValue       func(context.Context) (*SessionCommand, error)
+	predicates     []predicate.SessionCommand
+}
+
+var _ ent.Mutation = (*SessionCommandMutation)(nil)
+
+// sessioncommandOption allows management of the mutation configuration using functional options.
+type sessioncommandOption func(*SessionCommandMutation)
+
+// newSessionCommandMutation creates new mutation for the SessionCommand entity.
+func newSessionCommandMutation(c config, op Op, opts ...sessioncommandOption) *SessionCommandMutation {
+	m := &SessionCommandMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeSessionCommand,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withSessionCommandID sets the ID field of the mutation.
+func withSessionCommandID(id gid.ID) sessioncommandOption {
+	return func(m *SessionCommandMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *SessionCommand
+		)
+		m.oldValue = func(ctx context.Context) (*SessionCommand, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().SessionCommand.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withSessionCommand sets the old SessionCommand of the mutation.
+func withSessionCommand(node *SessionCommand) sessioncommandOption {
+	return func(m *SessionCommandMutation) {
+		m.oldValue = func(context.Context) (*SessionCommand, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m SessionCommandMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m SessionCommandMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// SetID sets the value of the id field. Note that this
+// operation is only accepted on creation of SessionCommand entities.
+func (m *SessionCommandMutation) SetID(id gid.ID) {
+	m.id = &id
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *SessionCommandMutation) ID() (id gid.ID, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *SessionCommandMutation) IDs(ctx context.Context) ([]gid.ID, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []gid.ID{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().SessionCommand.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetCreatedAt sets the "created_at" field.
+func (m *SessionCommandMutation) SetCreatedAt(t time.Time) {
+	m.created_at = &t
+}
+
+// CreatedAt returns the value of the "created_at" field in the mutation.
+func (m *SessionCommandMutation) CreatedAt() (r time.Time, exists bool) {
+	v := m.created_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCreatedAt returns the old "created_at" field's value of the SessionCommand entity.
+// If the SessionCommand object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *SessionCommandMutation) OldCreatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCreatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCreatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCreatedAt: %w", err)
+	}
+	return oldValue.CreatedAt, nil
+}
+
+// ResetCreatedAt resets all changes to the "created_at" field.
+func (m *SessionCommandMutation) ResetCreatedAt() {
+	m.created_at = nil
+}
+
+// SetUpdatedAt sets the "updated_at" field.
+func (m *SessionCommandMutation) SetUpdatedAt(t time.Time) {
+	m.updated_at = &t
+}
+
+// UpdatedAt returns the value of the "updated_at" field in the mutation.
+func (m *SessionCommandMutation) UpdatedAt() (r time.Time, exists bool) {
+	v := m.updated_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldUpdatedAt returns the old "updated_at" field's value of the SessionCommand entity.
+// If the SessionCommand object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *SessionCommandMutation) OldUpdatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldUpdatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldUpdatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldUpdatedAt: %w", err)
+	}
+	return oldValue.UpdatedAt, nil
+}
+
+// ResetUpdatedAt resets all changes to the "updated_at" field.
+func (m *SessionCommandMutation) ResetUpdatedAt() {
+	m.updated_at = nil
+}
+
+// SetSessionID sets the "session_id" field.
+func (m *SessionCommandMutation) SetSessionID(gi gid.ID) {
+	m.session = &gi
+}
+
+// SessionID returns the value of the "session_id" field in the mutation.
+func (m *SessionCommandMutation) SessionID() (r gid.ID, exists bool) {
+	v := m.session
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldSessionID returns the old "session_id" field's value of the SessionCommand entity.
+// If the SessionCommand object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *SessionCommandMutation) OldSessionID(ctx context.Context) (v gid.ID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldSessionID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldSessionID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldSessionID: %w", err)
+	}
+	return oldValue.SessionID, nil
+}
+
+// ResetSessionID resets all changes to the "session_id" field.
+func (m *SessionCommandMutation) ResetSessionID() {
+	m.session = nil
+}
+
+// SetKind sets the "kind" field.
+func (m *SessionCommandMutation) SetKind(s string) {
+	m.kind = &s
+}
+
+// Kind returns the value of the "kind" field in the mutation.
+func (m *SessionCommandMutation) Kind() (r string, exists bool) {
+	v := m.kind
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldKind returns the old "kind" field's value of the SessionCommand entity.
+// If the SessionCommand object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *SessionCommandMutation) OldKind(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldKind is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldKind requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldKind: %w", err)
+	}
+	return oldValue.Kind, nil
+}
+
+// ResetKind resets all changes to the "kind" field.
+func (m *SessionCommandMutation) ResetKind() {
+	m.kind = nil
+}
+
+// SetArgs sets the "args" field.
+func (m *SessionCommandMutation) SetArgs(b []byte) {
+	m.args = &b
+}
+
+// Args returns the value of the "args" field in the mutation.
+func (m *SessionCommandMutation) Args() (r []byte, exists bool) {
+	v := m.args
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldArgs returns the old "args" field's value of the SessionCommand entity.
+// If the SessionCommand object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *SessionCommandMutation) OldArgs(ctx context.Context) (v []byte, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldArgs is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldArgs requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldArgs: %w", err)
+	}
+	return oldValue.Args, nil
+}
+
+// ClearArgs clears the value of the "args" field.
+func (m *SessionCommandMutation) ClearArgs() {
+	m.args = nil
+	m.clearedFields[sessioncommand.FieldArgs] = struct{}{}
+}
+
+// ArgsCleared returns if the "args" field was cleared in this mutation.
+func (m *SessionCommandMutation) ArgsCleared() bool {
+	_, ok := m.clearedFields[sessioncommand.FieldArgs]
+	return ok
+}
+
+// ResetArgs resets all changes to the "args" field.
+func (m *SessionCommandMutation) ResetArgs() {
+	m.args = nil
+	delete(m.clearedFields, sessioncommand.FieldArgs)
+}
+
+// SetStatus sets the "status" field.
+func (m *SessionCommandMutation) SetStatus(s sessioncommand.Status) {
+	m.status = &s
+}
+
+// Status returns the value of the "status" field in the mutation.
+func (m *SessionCommandMutation) Status() (r sessioncommand.Status, exists bool) {
+	v := m.status
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldStatus returns the old "status" field's value of the SessionCommand entity.
+// If the SessionCommand object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *SessionCommandMutation) OldStatus(ctx context.Context) (v sessioncommand.Status, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldStatus is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldStatus requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldStatus: %w", err)
+	}
+	return oldValue.Status, nil
+}
+
+// ResetStatus resets all changes to the "status" field.
+func (m *SessionCommandMutation) ResetStatus() {
+	m.status = nil
+}
+
+// SetResult sets the "result" field.
+func (m *SessionCommandMutation) SetResult(b []byte) {
+	m.result = &b
+}
+
+// Result returns the value of the "result" field in the mutation.
+func (m *SessionCommandMutation) Result() (r []byte, exists bool) {
+	v := m.result
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldResult returns the old "result" field's value of the SessionCommand entity.
+// If the SessionCommand object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *SessionCommandMutation) OldResult(ctx context.Context) (v []byte, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldResult is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldResult requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldResult: %w", err)
+	}
+	return oldValue.Result, nil
+}
+
+// ClearResult clears the value of the "result" field.
+func (m *SessionCommandMutation) ClearResult() {
+	m.result = nil
+	m.clearedFields[sessioncommand.FieldResult] = struct{}{}
+}
+
+// ResultCleared returns if the "result" field was cleared in this mutation.
+func (m *SessionCommandMutation) ResultCleared() bool {
+	_, ok := m.clearedFields[sessioncommand.FieldResult]
+	return ok
+}
+
+// ResetResult resets all changes to the "result" field.
+func (m *SessionCommandMutation) ResetResult() {
+	m.result = nil
+	delete(m.clearedFields, sessioncommand.FieldResult)
+}
+
+// SetErrorName sets the "error_name" field.
+func (m *SessionCommandMutation) SetErrorName(s string) {
+	m.error_name = &s
+}
+
+// ErrorName returns the value of the "error_name" field in the mutation.
+func (m *SessionCommandMutation) ErrorName() (r string, exists bool) {
+	v := m.error_name
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldErrorName returns the old "error_name" field's value of the SessionCommand entity.
+// If the SessionCommand object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *SessionCommandMutation) OldErrorName(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldErrorName is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldErrorName requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldErrorName: %w", err)
+	}
+	return oldValue.ErrorName, nil
+}
+
+// ClearErrorName clears the value of the "error_name" field.
+func (m *SessionCommandMutation) ClearErrorName() {
+	m.error_name = nil
+	m.clearedFields[sessioncommand.FieldErrorName] = struct{}{}
+}
+
+// ErrorNameCleared returns if the "error_name" field was cleared in this mutation.
+func (m *SessionCommandMutation) ErrorNameCleared() bool {
+	_, ok := m.clearedFields[sessioncommand.FieldErrorName]
+	return ok
+}
+
+// ResetErrorName resets all changes to the "error_name" field.
+func (m *SessionCommandMutation) ResetErrorName() {
+	m.error_name = nil
+	delete(m.clearedFields, sessioncommand.FieldErrorName)
+}
+
+// SetError sets the "error" field.
+func (m *SessionCommandMutation) SetError(s string) {
+	m.error = &s
+}
+
+// Error returns the value of the "error" field in the mutation.
+func (m *SessionCommandMutation) Error() (r string, exists bool) {
+	v := m.error
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldError returns the old "error" field's value of the SessionCommand entity.
+// If the SessionCommand object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *SessionCommandMutation) OldError(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldError is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldError requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldError: %w", err)
+	}
+	return oldValue.Error, nil
+}
+
+// ClearError clears the value of the "error" field.
+func (m *SessionCommandMutation) ClearError() {
+	m.error = nil
+	m.clearedFields[sessioncommand.FieldError] = struct{}{}
+}
+
+// ErrorCleared returns if the "error" field was cleared in this mutation.
+func (m *SessionCommandMutation) ErrorCleared() bool {
+	_, ok := m.clearedFields[sessioncommand.FieldError]
+	return ok
+}
+
+// ResetError resets all changes to the "error" field.
+func (m *SessionCommandMutation) ResetError() {
+	m.error = nil
+	delete(m.clearedFields, sessioncommand.FieldError)
+}
+
+// ClearSession clears the "session" edge to the Session entity.
+func (m *SessionCommandMutation) ClearSession() {
+	m.clearedsession = true
+	m.clearedFields[sessioncommand.FieldSessionID] = struct{}{}
+}
+
+// SessionCleared reports if the "session" edge to the Session entity was cleared.
+func (m *SessionCommandMutation) SessionCleared() bool {
+	return m.clearedsession
+}
+
+// SessionIDs returns the "session" edge IDs in the mutation.
+// Note that IDs always returns len(IDs) <= 1 for unique edges, and you should use
+// SessionID instead. It exists only for internal usage by the builders.
+func (m *SessionCommandMutation) SessionIDs() (ids []gid.ID) {
+	if id := m.session; id != nil {
+		ids = append(ids, *id)
+	}
+	return
+}
+
+// ResetSession resets all changes to the "session" edge.
+func (m *SessionCommandMutation) ResetSession() {
+	m.session = nil
+	m.clearedsession = false
+}
+
+// Where appends a list predicates to the SessionCommandMutation builder.
+func (m *SessionCommandMutation) Where(ps ...predicate.SessionCommand) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the SessionCommandMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *SessionCommandMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.SessionCommand, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *SessionCommandMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *SessionCommandMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (SessionCommand).
+func (m *SessionCommandMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *SessionCommandMutation) Fields() []string {
+	fields := make([]string, 0, 9)
+	if m.created_at != nil {
+		fields = append(fields, sessioncommand.FieldCreatedAt)
+	}
+	if m.updated_at != nil {
+		fields = append(fields, sessioncommand.FieldUpdatedAt)
+	}
+	if m.session != nil {
+		fields = append(fields, sessioncommand.FieldSessionID)
+	}
+	if m.kind != nil {
+		fields = append(fields, sessioncommand.FieldKind)
+	}
+	if m.args != nil {
+		fields = append(fields, sessioncommand.FieldArgs)
+	}
+	if m.status != nil {
+		fields = append(fields, sessioncommand.FieldStatus)
+	}
+	if m.result != nil {
+		fields = append(fields, sessioncommand.FieldResult)
+	}
+	if m.error_name != nil {
+		fields = append(fields, sessioncommand.FieldErrorName)
+	}
+	if m.error != nil {
+		fields = append(fields, sessioncommand.FieldError)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *SessionCommandMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case sessioncommand.FieldCreatedAt:
+		return m.CreatedAt()
+	case sessioncommand.FieldUpdatedAt:
+		return m.UpdatedAt()
+	case sessioncommand.FieldSessionID:
+		return m.SessionID()
+	case sessioncommand.FieldKind:
+		return m.Kind()
+	case sessioncommand.FieldArgs:
+		return m.Args()
+	case sessioncommand.FieldStatus:
+		return m.Status()
+	case sessioncommand.FieldResult:
+		return m.Result()
+	case sessioncommand.FieldErrorName:
+		return m.ErrorName()
+	case sessioncommand.FieldError:
+		return m.Error()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *SessionCommandMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case sessioncommand.FieldCreatedAt:
+		return m.OldCreatedAt(ctx)
+	case sessioncommand.FieldUpdatedAt:
+		return m.OldUpdatedAt(ctx)
+	case sessioncommand.FieldSessionID:
+		return m.OldSessionID(ctx)
+	case sessioncommand.FieldKind:
+		return m.OldKind(ctx)
+	case sessioncommand.FieldArgs:
+		return m.OldArgs(ctx)
+	case sessioncommand.FieldStatus:
+		return m.OldStatus(ctx)
+	case sessioncommand.FieldResult:
+		return m.OldResult(ctx)
+	case sessioncommand.FieldErrorName:
+		return m.OldErrorName(ctx)
+	case sessioncommand.FieldError:
+		return m.OldError(ctx)
+	}
+	return nil, fmt.Errorf("unknown SessionCommand field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *SessionCommandMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case sessioncommand.FieldCreatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCreatedAt(v)
+		return nil
+	case sessioncommand.FieldUpdatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetUpdatedAt(v)
+		return nil
+	case sessioncommand.FieldSessionID:
+		v, ok := value.(gid.ID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetSessionID(v)
+		return nil
+	case sessioncommand.FieldKind:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetKind(v)
+		return nil
+	case sessioncommand.FieldArgs:
+		v, ok := value.([]byte)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetArgs(v)
+		return nil
+	case sessioncommand.FieldStatus:
+		v, ok := value.(sessioncommand.Status)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetStatus(v)
+		return nil
+	case sessioncommand.FieldResult:
+		v, ok := value.([]byte)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetResult(v)
+		return nil
+	case sessioncommand.FieldErrorName:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetErrorName(v)
+		return nil
+	case sessioncommand.FieldError:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetError(v)
+		return nil
+	}
+	return fmt.Errorf("unknown SessionCommand field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *SessionCommandMutation) AddedFields() []string {
+	return nil
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *SessionCommandMutation) AddedField(name string) (ent.Value, bool) {
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *SessionCommandMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	}
+	return fmt.Errorf("unknown SessionCommand numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *SessionCommandMutation) ClearedFields() []string {
+	var fields []string
+	if m.FieldCleared(sessioncommand.FieldArgs) {
+		fields = append(fields, sessioncommand.FieldArgs)
+	}
+	if m.FieldCleared(sessioncommand.FieldResult) {
+		fields = append(fields, sessioncommand.FieldResult)
+	}
+	if m.FieldCleared(sessioncommand.FieldErrorName) {
+		fields = append(fields, sessioncommand.FieldErrorName)
+	}
+	if m.FieldCleared(sessioncommand.FieldError) {
+		fields = append(fields, sessioncommand.FieldError)
+	}
+	return fields
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *SessionCommandMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *SessionCommandMutation) ClearField(name string) error {
+	switch name {
+	case sessioncommand.FieldArgs:
+		m.ClearArgs()
+		return nil
+	case sessioncommand.FieldResult:
+		m.ClearResult()
+		return nil
+	case sessioncommand.FieldErrorName:
+		m.ClearErrorName()
+		return nil
+	case sessioncommand.FieldError:
+		m.ClearError()
+		return nil
+	}
+	return fmt.Errorf("unknown SessionCommand nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *SessionCommandMutation) ResetField(name string) error {
+	switch name {
+	case sessioncommand.FieldCreatedAt:
+		m.ResetCreatedAt()
+		return nil
+	case sessioncommand.FieldUpdatedAt:
+		m.ResetUpdatedAt()
+		return nil
+	case sessioncommand.FieldSessionID:
+		m.ResetSessionID()
+		return nil
+	case sessioncommand.FieldKind:
+		m.ResetKind()
+		return nil
+	case sessioncommand.FieldArgs:
+		m.ResetArgs()
+		return nil
+	case sessioncommand.FieldStatus:
+		m.ResetStatus()
+		return nil
+	case sessioncommand.FieldResult:
+		m.ResetResult()
+		return nil
+	case sessioncommand.FieldErrorName:
+		m.ResetErrorName()
+		return nil
+	case sessioncommand.FieldError:
+		m.ResetError()
+		return nil
+	}
+	return fmt.Errorf("unknown SessionCommand field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *SessionCommandMutation) AddedEdges() []string {
+	edges := make([]string, 0, 1)
+	if m.session != nil {
+		edges = append(edges, sessioncommand.EdgeSession)
+	}
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *SessionCommandMutation) AddedIDs(name string) []ent.Value {
+	switch name {
+	case sessioncommand.EdgeSession:
+		if id := m.session; id != nil {
+			return []ent.Value{*id}
+		}
+	}
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *SessionCommandMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 1)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *SessionCommandMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *SessionCommandMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 1)
+	if m.clearedsession {
+		edges = append(edges, sessioncommand.EdgeSession)
+	}
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *SessionCommandMutation) EdgeCleared(name string) bool {
+	switch name {
+	case sessioncommand.EdgeSession:
+		return m.clearedsession
+	}
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *SessionCommandMutation) ClearEdge(name string) error {
+	switch name {
+	case sessioncommand.EdgeSession:
+		m.ClearSession()
+		return nil
+	}
+	return fmt.Errorf("unknown SessionCommand unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *SessionCommandMutation) ResetEdge(name string) error {
+	switch name {
+	case sessioncommand.EdgeSession:
+		m.ResetSession()
+		return nil
+	}
+	return fmt.Errorf("unknown SessionCommand edge %s", name)
 }
 
 // UserMutation represents an operation that mutates the User nodes in the graph.

@@ -57,18 +57,21 @@ type SessionEdges struct {
 	Chats []*Chat `json:"chats,omitempty"`
 	// Messages holds the value of the messages edge.
 	Messages []*Message `json:"messages,omitempty"`
+	// Commands holds the value of the commands edge.
+	Commands []*SessionCommand `json:"commands,omitempty"`
 	// Events holds the value of the events edge.
 	Events []*Event `json:"events,omitempty"`
 	// Organization holds the value of the organization edge.
 	Organization *Organization `json:"organization,omitempty"`
 	// loadedTypes holds the information for reporting if a
 	// type was loaded (or requested) in eager-loading or not.
-	loadedTypes [4]bool
+	loadedTypes [5]bool
 	// totalCount holds the count of the edges above.
 	totalCount [1]map[string]int
 
 	namedChats    map[string][]*Chat
 	namedMessages map[string][]*Message
+	namedCommands map[string][]*SessionCommand
 	namedEvents   map[string][]*Event
 }
 
@@ -90,10 +93,19 @@ func (e SessionEdges) MessagesOrErr() ([]*Message, error) {
 	return nil, &NotLoadedError{edge: "messages"}
 }
 
+// CommandsOrErr returns the Commands value or an error if the edge
+// was not loaded in eager-loading.
+func (e SessionEdges) CommandsOrErr() ([]*SessionCommand, error) {
+	if e.loadedTypes[2] {
+		return e.Commands, nil
+	}
+	return nil, &NotLoadedError{edge: "commands"}
+}
+
 // EventsOrErr returns the Events value or an error if the edge
 // was not loaded in eager-loading.
 func (e SessionEdges) EventsOrErr() ([]*Event, error) {
-	if e.loadedTypes[2] {
+	if e.loadedTypes[3] {
 		return e.Events, nil
 	}
 	return nil, &NotLoadedError{edge: "events"}
@@ -104,7 +116,7 @@ func (e SessionEdges) EventsOrErr() ([]*Event, error) {
 func (e SessionEdges) OrganizationOrErr() (*Organization, error) {
 	if e.Organization != nil {
 		return e.Organization, nil
-	} else if e.loadedTypes[3] {
+	} else if e.loadedTypes[4] {
 		return nil, &NotFoundError{label: organization.Label}
 	}
 	return nil, &NotLoadedError{edge: "organization"}
@@ -250,6 +262,11 @@ func (_m *Session) QueryMessages() *MessageQuery {
 	return NewSessionClient(_m.config).QueryMessages(_m)
 }
 
+// QueryCommands queries the "commands" edge of the Session entity.
+func (_m *Session) QueryCommands() *SessionCommandQuery {
+	return NewSessionClient(_m.config).QueryCommands(_m)
+}
+
 // QueryEvents queries the "events" edge of the Session entity.
 func (_m *Session) QueryEvents() *EventQuery {
 	return NewSessionClient(_m.config).QueryEvents(_m)
@@ -380,6 +397,30 @@ func (_m *Session) appendNamedMessages(name string, edges ...*Message) {
 		_m.Edges.namedMessages[name] = []*Message{}
 	} else {
 		_m.Edges.namedMessages[name] = append(_m.Edges.namedMessages[name], edges...)
+	}
+}
+
+// NamedCommands returns the Commands named value or an error if the edge was not
+// loaded in eager-loading with this name.
+func (_m *Session) NamedCommands(name string) ([]*SessionCommand, error) {
+	if _m.Edges.namedCommands == nil {
+		return nil, &NotLoadedError{edge: name}
+	}
+	nodes, ok := _m.Edges.namedCommands[name]
+	if !ok {
+		return nil, &NotLoadedError{edge: name}
+	}
+	return nodes, nil
+}
+
+func (_m *Session) appendNamedCommands(name string, edges ...*SessionCommand) {
+	if _m.Edges.namedCommands == nil {
+		_m.Edges.namedCommands = make(map[string][]*SessionCommand)
+	}
+	if len(edges) == 0 {
+		_m.Edges.namedCommands[name] = []*SessionCommand{}
+	} else {
+		_m.Edges.namedCommands[name] = append(_m.Edges.namedCommands[name], edges...)
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/wagate/wagate/ent/message"
 	"github.com/wagate/wagate/ent/organization"
 	"github.com/wagate/wagate/ent/session"
+	"github.com/wagate/wagate/ent/sessioncommand"
 	"github.com/wagate/wagate/internal/gid"
 )
 
@@ -228,6 +229,21 @@ func (_c *SessionCreate) AddMessages(v ...*Message) *SessionCreate {
 		ids[i] = v[i].ID
 	}
 	return _c.AddMessageIDs(ids...)
+}
+
+// AddCommandIDs adds the "commands" edge to the SessionCommand entity by IDs.
+func (_c *SessionCreate) AddCommandIDs(ids ...gid.ID) *SessionCreate {
+	_c.mutation.AddCommandIDs(ids...)
+	return _c
+}
+
+// AddCommands adds the "commands" edges to the SessionCommand entity.
+func (_c *SessionCreate) AddCommands(v ...*SessionCommand) *SessionCreate {
+	ids := make([]gid.ID, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _c.AddCommandIDs(ids...)
 }
 
 // AddEventIDs adds the "events" edge to the Event entity by IDs.
@@ -481,6 +497,22 @@ func (_c *SessionCreate) createSpec() (*Session, *sqlgraph.CreateSpec) {
 			Bidi:    false,
 			Target: &sqlgraph.EdgeTarget{
 				IDSpec: sqlgraph.NewFieldSpec(message.FieldID, field.TypeString),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges = append(_spec.Edges, edge)
+	}
+	if nodes := _c.mutation.CommandsIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   session.CommandsTable,
+			Columns: []string{session.CommandsColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(sessioncommand.FieldID, field.TypeString),
 			},
 		}
 		for _, k := range nodes {

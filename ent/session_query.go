@@ -20,6 +20,7 @@ import (
 	"github.com/wagate/wagate/ent/organization"
 	"github.com/wagate/wagate/ent/predicate"
 	"github.com/wagate/wagate/ent/session"
+	"github.com/wagate/wagate/ent/sessioncommand"
 	"github.com/wagate/wagate/internal/gid"
 )
 
@@ -32,12 +33,14 @@ type SessionQuery struct {
 	predicates        []predicate.Session
 	withChats         *ChatQuery
 	withMessages      *MessageQuery
+	withCommands      *SessionCommandQuery
 	withEvents        *EventQuery
 	withOrganization  *OrganizationQuery
 	loadTotal         []func(context.Context, []*Session) error
 	modifiers         []func(*sql.Selector)
 	withNamedChats    map[string]*ChatQuery
 	withNamedMessages map[string]*MessageQuery
+	withNamedCommands map[string]*SessionCommandQuery
 	withNamedEvents   map[string]*EventQuery
 	// intermediate query (i.e. traversal path).
 	sql  *sql.Selector
@@ -112,6 +115,28 @@ func (_q *SessionQuery) QueryMessages() *MessageQuery {
 			sqlgraph.From(session.Table, session.FieldID, selector),
 			sqlgraph.To(message.Table, message.FieldID),
 			sqlgraph.Edge(sqlgraph.O2M, false, session.MessagesTable, session.MessagesColumn),
+		)
+		fromU = sqlgraph.SetNeighbors(_q.driver.Dialect(), step)
+		return fromU, nil
+	}
+	return query
+}
+
+// QueryCommands chains the current query on the "commands" edge.
+func (_q *SessionQuery) QueryCommands() *SessionCommandQuery {
+	query := (&SessionCommandClient{config: _q.config}).Query()
+	query.path = func(ctx context.Context) (fromU *sql.Selector, err error) {
+		if err := _q.prepareQuery(ctx); err != nil {
+			return nil, err
+		}
+		selector := _q.sqlQuery(ctx)
+		if err := selector.Err(); err != nil {
+			return nil, err
+		}
+		step := sqlgraph.NewStep(
+			sqlgraph.From(session.Table, session.FieldID, selector),
+			sqlgraph.To(sessioncommand.Table, sessioncommand.FieldID),
+			sqlgraph.Edge(sqlgraph.O2M, false, session.CommandsTable, session.CommandsColumn),
 		)
 		fromU = sqlgraph.SetNeighbors(_q.driver.Dialect(), step)
 		return fromU, nil
@@ -357,6 +382,7 @@ func (_q *SessionQuery) Clone() *SessionQuery {
 		predicates:       append([]predicate.Session{}, _q.predicates...),
 		withChats:        _q.withChats.Clone(),
 		withMessages:     _q.withMessages.Clone(),
+		withCommands:     _q.withCommands.Clone(),
 		withEvents:       _q.withEvents.Clone(),
 		withOrganization: _q.withOrganization.Clone(),
 		// clone intermediate query.
@@ -384,6 +410,17 @@ func (_q *SessionQuery) WithMessages(opts ...func(*MessageQuery)) *SessionQuery 
 		opt(query)
 	}
 	_q.withMessages = query
+	return _q
+}
+
+// WithCommands tells the query-builder to eager-load the nodes that are connected to
+// the "commands" edge. The optional arguments are used to configure the query builder of the edge.
+func (_q *SessionQuery) WithCommands(opts ...func(*SessionCommandQuery)) *SessionQuery {
+	query := (&SessionCommandClient{config: _q.config}).Query()
+	for _, opt := range opts {
+		opt(query)
+	}
+	_q.withCommands = query
 	return _q
 }
 
@@ -493,9 +530,10 @@ func (_q *SessionQuery) sqlAll(ctx context.Context, hooks ...queryHook) ([]*Sess
 	var (
 		nodes       = []*Session{}
 		_spec       = _q.querySpec()
-		loadedTypes = [4]bool{
+		loadedTypes = [5]bool{
 			_q.withChats != nil,
 			_q.withMessages != nil,
+			_q.withCommands != nil,
 			_q.withEvents != nil,
 			_q.withOrganization != nil,
 		}
@@ -535,6 +573,13 @@ func (_q *SessionQuery) sqlAll(ctx context.Context, hooks ...queryHook) ([]*Sess
 			return nil, err
 		}
 	}
+	if query := _q.withCommands; query != nil {
+		if err := _q.loadCommands(ctx, query, nodes,
+			func(n *Session) { n.Edges.Commands = []*SessionCommand{} },
+			func(n *Session, e *SessionCommand) { n.Edges.Commands = append(n.Edges.Commands, e) }); err != nil {
+			return nil, err
+		}
+	}
 	if query := _q.withEvents; query != nil {
 		if err := _q.loadEvents(ctx, query, nodes,
 			func(n *Session) { n.Edges.Events = []*Event{} },
@@ -559,6 +604,13 @@ func (_q *SessionQuery) sqlAll(ctx context.Context, hooks ...queryHook) ([]*Sess
 		if err := _q.loadMessages(ctx, query, nodes,
 			func(n *Session) { n.appendNamedMessages(name) },
 			func(n *Session, e *Message) { n.appendNamedMessages(name, e) }); err != nil {
+			return nil, err
+		}
+	}
+	for name, query := range _q.withNamedCommands {
+		if err := _q.loadCommands(ctx, query, nodes,
+			func(n *Session) { n.appendNamedCommands(name) },
+			func(n *Session, e *SessionCommand) { n.appendNamedCommands(name, e) }); err != nil {
 			return nil, err
 		}
 	}
@@ -622,6 +674,36 @@ func (_q *SessionQuery) loadMessages(ctx context.Context, query *MessageQuery, n
 	}
 	query.Where(predicate.Message(func(s *sql.Selector) {
 		s.Where(sql.InValues(s.C(session.MessagesColumn), fks...))
+	}))
+	neighbors, err := query.All(ctx)
+	if err != nil {
+		return err
+	}
+	for _, n := range neighbors {
+		fk := n.SessionID
+		node, ok := nodeids[fk]
+		if !ok {
+			return fmt.Errorf(`unexpected referenced foreign-key "session_id" returned %v for node %v`, fk, n.ID)
+		}
+		assign(node, n)
+	}
+	return nil
+}
+func (_q *SessionQuery) loadCommands(ctx context.Context, query *SessionCommandQuery, nodes []*Session, init func(*Session), assign func(*Session, *SessionCommand)) error {
+	fks := make([]driver.Value, 0, len(nodes))
+	nodeids := make(map[gid.ID]*Session)
+	for i := range nodes {
+		fks = append(fks, nodes[i].ID)
+		nodeids[nodes[i].ID] = nodes[i]
+		if init != nil {
+			init(nodes[i])
+		}
+	}
+	if len(query.ctx.Fields) > 0 {
+		query.ctx.AppendFieldOnce(sessioncommand.FieldSessionID)
+	}
+	query.Where(predicate.SessionCommand(func(s *sql.Selector) {
+		s.Where(sql.InValues(s.C(session.CommandsColumn), fks...))
 	}))
 	neighbors, err := query.All(ctx)
 	if err != nil {
@@ -841,6 +923,20 @@ func (_q *SessionQuery) WithNamedMessages(name string, opts ...func(*MessageQuer
 		_q.withNamedMessages = make(map[string]*MessageQuery)
 	}
 	_q.withNamedMessages[name] = query
+	return _q
+}
+
+// WithNamedCommands tells the query-builder to eager-load the nodes that are connected to the "commands"
+// edge with the given name. The optional arguments are used to configure the query builder of the edge.
+func (_q *SessionQuery) WithNamedCommands(name string, opts ...func(*SessionCommandQuery)) *SessionQuery {
+	query := (&SessionCommandClient{config: _q.config}).Query()
+	for _, opt := range opts {
+		opt(query)
+	}
+	if _q.withNamedCommands == nil {
+		_q.withNamedCommands = make(map[string]*SessionCommandQuery)
+	}
+	_q.withNamedCommands[name] = query
 	return _q
 }
 

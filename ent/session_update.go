@@ -16,6 +16,7 @@ import (
 	"github.com/wagate/wagate/ent/message"
 	"github.com/wagate/wagate/ent/predicate"
 	"github.com/wagate/wagate/ent/session"
+	"github.com/wagate/wagate/ent/sessioncommand"
 	"github.com/wagate/wagate/internal/gid"
 )
 
@@ -224,6 +225,21 @@ func (_u *SessionUpdate) AddMessages(v ...*Message) *SessionUpdate {
 	return _u.AddMessageIDs(ids...)
 }
 
+// AddCommandIDs adds the "commands" edge to the SessionCommand entity by IDs.
+func (_u *SessionUpdate) AddCommandIDs(ids ...gid.ID) *SessionUpdate {
+	_u.mutation.AddCommandIDs(ids...)
+	return _u
+}
+
+// AddCommands adds the "commands" edges to the SessionCommand entity.
+func (_u *SessionUpdate) AddCommands(v ...*SessionCommand) *SessionUpdate {
+	ids := make([]gid.ID, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _u.AddCommandIDs(ids...)
+}
+
 // AddEventIDs adds the "events" edge to the Event entity by IDs.
 func (_u *SessionUpdate) AddEventIDs(ids ...gid.ID) *SessionUpdate {
 	_u.mutation.AddEventIDs(ids...)
@@ -284,6 +300,27 @@ func (_u *SessionUpdate) RemoveMessages(v ...*Message) *SessionUpdate {
 		ids[i] = v[i].ID
 	}
 	return _u.RemoveMessageIDs(ids...)
+}
+
+// ClearCommands clears all "commands" edges to the SessionCommand entity.
+func (_u *SessionUpdate) ClearCommands() *SessionUpdate {
+	_u.mutation.ClearCommands()
+	return _u
+}
+
+// RemoveCommandIDs removes the "commands" edge to SessionCommand entities by IDs.
+func (_u *SessionUpdate) RemoveCommandIDs(ids ...gid.ID) *SessionUpdate {
+	_u.mutation.RemoveCommandIDs(ids...)
+	return _u
+}
+
+// RemoveCommands removes "commands" edges to SessionCommand entities.
+func (_u *SessionUpdate) RemoveCommands(v ...*SessionCommand) *SessionUpdate {
+	ids := make([]gid.ID, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _u.RemoveCommandIDs(ids...)
 }
 
 // ClearEvents clears all "events" edges to the Event entity.
@@ -507,6 +544,51 @@ func (_u *SessionUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 			Bidi:    false,
 			Target: &sqlgraph.EdgeTarget{
 				IDSpec: sqlgraph.NewFieldSpec(message.FieldID, field.TypeString),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Add = append(_spec.Edges.Add, edge)
+	}
+	if _u.mutation.CommandsCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   session.CommandsTable,
+			Columns: []string{session.CommandsColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(sessioncommand.FieldID, field.TypeString),
+			},
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.RemovedCommandsIDs(); len(nodes) > 0 && !_u.mutation.CommandsCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   session.CommandsTable,
+			Columns: []string{session.CommandsColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(sessioncommand.FieldID, field.TypeString),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.CommandsIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   session.CommandsTable,
+			Columns: []string{session.CommandsColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(sessioncommand.FieldID, field.TypeString),
 			},
 		}
 		for _, k := range nodes {
@@ -771,6 +853,21 @@ func (_u *SessionUpdateOne) AddMessages(v ...*Message) *SessionUpdateOne {
 	return _u.AddMessageIDs(ids...)
 }
 
+// AddCommandIDs adds the "commands" edge to the SessionCommand entity by IDs.
+func (_u *SessionUpdateOne) AddCommandIDs(ids ...gid.ID) *SessionUpdateOne {
+	_u.mutation.AddCommandIDs(ids...)
+	return _u
+}
+
+// AddCommands adds the "commands" edges to the SessionCommand entity.
+func (_u *SessionUpdateOne) AddCommands(v ...*SessionCommand) *SessionUpdateOne {
+	ids := make([]gid.ID, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _u.AddCommandIDs(ids...)
+}
+
 // AddEventIDs adds the "events" edge to the Event entity by IDs.
 func (_u *SessionUpdateOne) AddEventIDs(ids ...gid.ID) *SessionUpdateOne {
 	_u.mutation.AddEventIDs(ids...)
@@ -831,6 +928,27 @@ func (_u *SessionUpdateOne) RemoveMessages(v ...*Message) *SessionUpdateOne {
 		ids[i] = v[i].ID
 	}
 	return _u.RemoveMessageIDs(ids...)
+}
+
+// ClearCommands clears all "commands" edges to the SessionCommand entity.
+func (_u *SessionUpdateOne) ClearCommands() *SessionUpdateOne {
+	_u.mutation.ClearCommands()
+	return _u
+}
+
+// RemoveCommandIDs removes the "commands" edge to SessionCommand entities by IDs.
+func (_u *SessionUpdateOne) RemoveCommandIDs(ids ...gid.ID) *SessionUpdateOne {
+	_u.mutation.RemoveCommandIDs(ids...)
+	return _u
+}
+
+// RemoveCommands removes "commands" edges to SessionCommand entities.
+func (_u *SessionUpdateOne) RemoveCommands(v ...*SessionCommand) *SessionUpdateOne {
+	ids := make([]gid.ID, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _u.RemoveCommandIDs(ids...)
 }
 
 // ClearEvents clears all "events" edges to the Event entity.
@@ -1084,6 +1202,51 @@ func (_u *SessionUpdateOne) sqlSave(ctx context.Context) (_node *Session, err er
 			Bidi:    false,
 			Target: &sqlgraph.EdgeTarget{
 				IDSpec: sqlgraph.NewFieldSpec(message.FieldID, field.TypeString),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Add = append(_spec.Edges.Add, edge)
+	}
+	if _u.mutation.CommandsCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   session.CommandsTable,
+			Columns: []string{session.CommandsColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(sessioncommand.FieldID, field.TypeString),
+			},
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.RemovedCommandsIDs(); len(nodes) > 0 && !_u.mutation.CommandsCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   session.CommandsTable,
+			Columns: []string{session.CommandsColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(sessioncommand.FieldID, field.TypeString),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.CommandsIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   session.CommandsTable,
+			Columns: []string{session.CommandsColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(sessioncommand.FieldID, field.TypeString),
 			},
 		}
 		for _, k := range nodes {

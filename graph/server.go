@@ -2,6 +2,7 @@ package graph
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"strings"
 	"time"
@@ -28,6 +29,9 @@ type ServerConfig struct {
 	MaxUploadBytes int64
 	// WebsocketInit authenticates a WebSocket's connection_init.
 	WebsocketInit transport.WebsocketInitFunc
+	// WebSocketWriteTimeout bounds each frame written to a subscriber; a subscriber that
+	// cannot take one in time is disconnected as a slow consumer. 0 means 10 s.
+	WebSocketWriteTimeout time.Duration
 	// PerOperation runs around every operation (it re-checks WebSocket callers).
 	PerOperation graphql.OperationMiddleware
 	Log          *slog.Logger
@@ -37,14 +41,23 @@ type ServerConfig struct {
 // pagination bounds and the error presenter.
 func NewServer(r *Resolver, cfg ServerConfig) *handler.Server {
 	srv := handler.New(NewExecutableSchema(Config{Resolvers: r}))
+	if cfg.WebSocketWriteTimeout <= 0 {
+		cfg.WebSocketWriteTimeout = 10 * time.Second
+	}
 	// First: it claims the requests that carry an Upgrade header.
 	srv.AddTransport(transport.Websocket{
-		Implementation:        wsgorilla.New(wsgorilla.OriginPolicy(cfg.AllowedOrigins), 10*time.Second),
+		Implementation:        wsgorilla.New(wsgorilla.OriginPolicy(cfg.AllowedOrigins), cfg.WebSocketWriteTimeout),
 		InitFunc:              cfg.WebsocketInit,
 		InitTimeout:           10 * time.Second,
 		PingPongInterval:      20 * time.Second, // graphql-transport-ws: detects dead peers
 		KeepAlivePingInterval: 20 * time.Second, // legacy graphql-ws keep-alive
 		PayloadReadLimit:      ptr(int64(64 << 10)),
+		ErrorFunc: func(_ context.Context, err error) {
+			var we transport.WebsocketError
+			if errors.As(err, &we) && !we.IsReadError {
+				cfg.Log.Info("WebSocket write failed; connection closed", "err", we.Err)
+			}
+		},
 	})
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(transport.GET{})

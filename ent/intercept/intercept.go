@@ -20,6 +20,7 @@ import (
 	"github.com/wagate/wagate/ent/organization"
 	"github.com/wagate/wagate/ent/predicate"
 	"github.com/wagate/wagate/ent/session"
+	"github.com/wagate/wagate/ent/sessioncommand"
 	"github.com/wagate/wagate/ent/user"
 	"github.com/wagate/wagate/ent/webhook"
 	"github.com/wagate/wagate/ent/webhookdelivery"
@@ -378,6 +379,33 @@ func (f TraverseSession) Traverse(ctx context.Context, q ent.Query) error {
 	return fmt.Errorf("unexpected query type %T. expect *ent.SessionQuery", q)
 }
 
+// The SessionCommandFunc type is an adapter to allow the use of ordinary function as a Querier.
+type SessionCommandFunc func(context.Context, *ent.SessionCommandQuery) (ent.Value, error)
+
+// Query calls f(ctx, q).
+func (f SessionCommandFunc) Query(ctx context.Context, q ent.Query) (ent.Value, error) {
+	if q, ok := q.(*ent.SessionCommandQuery); ok {
+		return f(ctx, q)
+	}
+	return nil, fmt.Errorf("unexpected query type %T. expect *ent.SessionCommandQuery", q)
+}
+
+// The TraverseSessionCommand type is an adapter to allow the use of ordinary function as Traverser.
+type TraverseSessionCommand func(context.Context, *ent.SessionCommandQuery) error
+
+// Intercept is a dummy implementation of Intercept that returns the next Querier in the pipeline.
+func (f TraverseSessionCommand) Intercept(next ent.Querier) ent.Querier {
+	return next
+}
+
+// Traverse calls f(ctx, q).
+func (f TraverseSessionCommand) Traverse(ctx context.Context, q ent.Query) error {
+	if q, ok := q.(*ent.SessionCommandQuery); ok {
+		return f(ctx, q)
+	}
+	return fmt.Errorf("unexpected query type %T. expect *ent.SessionCommandQuery", q)
+}
+
 // The UserFunc type is an adapter to allow the use of ordinary function as a Querier.
 type UserFunc func(context.Context, *ent.UserQuery) (ent.Value, error)
 
@@ -484,6 +512,8 @@ func NewQuery(q ent.Query) (Query, error) {
 		return &query[*ent.OrganizationQuery, predicate.Organization, organization.OrderOption]{typ: ent.TypeOrganization, tq: q}, nil
 	case *ent.SessionQuery:
 		return &query[*ent.SessionQuery, predicate.Session, session.OrderOption]{typ: ent.TypeSession, tq: q}, nil
+	case *ent.SessionCommandQuery:
+		return &query[*ent.SessionCommandQuery, predicate.SessionCommand, sessioncommand.OrderOption]{typ: ent.TypeSessionCommand, tq: q}, nil
 	case *ent.UserQuery:
 		return &query[*ent.UserQuery, predicate.User, user.OrderOption]{typ: ent.TypeUser, tq: q}, nil
 	case *ent.WebhookQuery:

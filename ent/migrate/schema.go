@@ -461,6 +461,45 @@ var (
 			},
 		},
 	}
+	// SessionCommandsColumns holds the columns for the "session_commands" table.
+	SessionCommandsColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeString, Size: 40},
+		{Name: "created_at", Type: field.TypeTime},
+		{Name: "updated_at", Type: field.TypeTime},
+		{Name: "kind", Type: field.TypeString},
+		{Name: "args", Type: field.TypeBytes, Nullable: true},
+		{Name: "status", Type: field.TypeEnum, Enums: []string{"PENDING", "RUNNING", "DONE", "FAILED", "EXPIRED"}, Default: "PENDING"},
+		{Name: "result", Type: field.TypeBytes, Nullable: true},
+		{Name: "error_name", Type: field.TypeString, Nullable: true},
+		{Name: "error", Type: field.TypeString, Nullable: true},
+		{Name: "session_id", Type: field.TypeString, Size: 40},
+	}
+	// SessionCommandsTable holds the schema information for the "session_commands" table.
+	SessionCommandsTable = &schema.Table{
+		Name:       "session_commands",
+		Columns:    SessionCommandsColumns,
+		PrimaryKey: []*schema.Column{SessionCommandsColumns[0]},
+		ForeignKeys: []*schema.ForeignKey{
+			{
+				Symbol:     "session_commands_sessions_commands",
+				Columns:    []*schema.Column{SessionCommandsColumns[9]},
+				RefColumns: []*schema.Column{SessionsColumns[0]},
+				OnDelete:   schema.Cascade,
+			},
+		},
+		Indexes: []*schema.Index{
+			{
+				Name:    "sessioncommand_session_id_status_created_at",
+				Unique:  false,
+				Columns: []*schema.Column{SessionCommandsColumns[9], SessionCommandsColumns[5], SessionCommandsColumns[1]},
+			},
+			{
+				Name:    "sessioncommand_status_created_at",
+				Unique:  false,
+				Columns: []*schema.Column{SessionCommandsColumns[5], SessionCommandsColumns[1]},
+			},
+		},
+	}
 	// UsersColumns holds the columns for the "users" table.
 	UsersColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeString, Size: 40},
@@ -599,6 +638,7 @@ var (
 		MessagesTable,
 		OrganizationsTable,
 		SessionsTable,
+		SessionCommandsTable,
 		UsersTable,
 		WebhooksTable,
 		WebhookDeliveriesTable,
@@ -624,6 +664,7 @@ func init() {
 	MessagesTable.ForeignKeys[1].RefTable = SessionsTable
 	MessagesTable.ForeignKeys[2].RefTable = UsersTable
 	SessionsTable.ForeignKeys[0].RefTable = OrganizationsTable
+	SessionCommandsTable.ForeignKeys[0].RefTable = SessionsTable
 	UsersTable.ForeignKeys[0].RefTable = OrganizationsTable
 	WebhooksTable.ForeignKeys[0].RefTable = OrganizationsTable
 	WebhookDeliveriesTable.ForeignKeys[0].RefTable = WebhooksTable

@@ -39,6 +39,9 @@ type Organization func(*sql.Selector)
 // Session is the predicate function for session builders.
 type Session func(*sql.Selector)
 
+// SessionCommand is the predicate function for sessioncommand builders.
+type SessionCommand func(*sql.Selector)
+
 // User is the predicate function for user builders.
 type User func(*sql.Selector)
 

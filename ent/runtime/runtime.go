@@ -18,6 +18,7 @@ import (
 	"github.com/wagate/wagate/ent/organization"
 	"github.com/wagate/wagate/ent/schema"
 	"github.com/wagate/wagate/ent/session"
+	"github.com/wagate/wagate/ent/sessioncommand"
 	"github.com/wagate/wagate/ent/user"
 	"github.com/wagate/wagate/ent/webhook"
 	"github.com/wagate/wagate/ent/webhookdelivery"
@@ -686,6 +687,52 @@ func init() {
 	// session.IDValidator is a validator for the "id" field. It is called by the builders before save.
 	session.IDValidator = func() func(string) error {
 		validators := sessionDescID.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(id string) error {
+			for _, fn := range fns {
+				if err := fn(id); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	sessioncommandMixin := schema.SessionCommand{}.Mixin()
+	sessioncommand.Policy = privacy.NewPolicies(schema.SessionCommand{})
+	sessioncommand.Hooks[0] = func(next ent.Mutator) ent.Mutator {
+		return ent.MutateFunc(func(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+			if err := sessioncommand.Policy.EvalMutation(ctx, m); err != nil {
+				return nil, err
+			}
+			return next.Mutate(ctx, m)
+		})
+	}
+	sessioncommandMixinFields0 := sessioncommandMixin[0].Fields()
+	_ = sessioncommandMixinFields0
+	sessioncommandMixinFields1 := sessioncommandMixin[1].Fields()
+	_ = sessioncommandMixinFields1
+	sessioncommandFields := schema.SessionCommand{}.Fields()
+	_ = sessioncommandFields
+	// sessioncommandDescCreatedAt is the schema descriptor for created_at field.
+	sessioncommandDescCreatedAt := sessioncommandMixinFields1[0].Descriptor()
+	// sessioncommand.DefaultCreatedAt holds the default value on creation for the created_at field.
+	sessioncommand.DefaultCreatedAt = sessioncommandDescCreatedAt.Default.(func() time.Time)
+	// sessioncommandDescUpdatedAt is the schema descriptor for updated_at field.
+	sessioncommandDescUpdatedAt := sessioncommandMixinFields1[1].Descriptor()
+	// sessioncommand.DefaultUpdatedAt holds the default value on creation for the updated_at field.
+	sessioncommand.DefaultUpdatedAt = sessioncommandDescUpdatedAt.Default.(func() time.Time)
+	// sessioncommand.UpdateDefaultUpdatedAt holds the default value on update for the updated_at field.
+	sessioncommand.UpdateDefaultUpdatedAt = sessioncommandDescUpdatedAt.UpdateDefault.(func() time.Time)
+	// sessioncommandDescID is the schema descriptor for id field.
+	sessioncommandDescID := sessioncommandMixinFields0[0].Descriptor()
+	// sessioncommand.DefaultID holds the default value on creation for the id field.
+	sessioncommand.DefaultID = sessioncommandDescID.Default.(func() gid.ID)
+	// sessioncommand.IDValidator is a validator for the "id" field. It is called by the builders before save.
+	sessioncommand.IDValidator = func() func(string) error {
+		validators := sessioncommandDescID.Validators
 		fns := [...]func(string) error{
 			validators[0].(func(string) error),
 			validators[1].(func(string) error),

@@ -49,6 +49,8 @@ const (
 	EdgeChats = "chats"
 	// EdgeMessages holds the string denoting the messages edge name in mutations.
 	EdgeMessages = "messages"
+	// EdgeCommands holds the string denoting the commands edge name in mutations.
+	EdgeCommands = "commands"
 	// EdgeEvents holds the string denoting the events edge name in mutations.
 	EdgeEvents = "events"
 	// EdgeOrganization holds the string denoting the organization edge name in mutations.
@@ -69,6 +71,13 @@ const (
 	MessagesInverseTable = "messages"
 	// MessagesColumn is the table column denoting the messages relation/edge.
 	MessagesColumn = "session_id"
+	// CommandsTable is the table that holds the commands relation/edge.
+	CommandsTable = "session_commands"
+	// CommandsInverseTable is the table name for the SessionCommand entity.
+	// It exists in this package in order to avoid circular dependency with the "sessioncommand" package.
+	CommandsInverseTable = "session_commands"
+	// CommandsColumn is the table column denoting the commands relation/edge.
+	CommandsColumn = "session_id"
 	// EventsTable is the table that holds the events relation/edge.
 	EventsTable = "events"
 	// EventsInverseTable is the table name for the Event entity.
@@ -297,6 +306,20 @@ func ByMessages(term sql.OrderTerm, terms ...sql.OrderTerm) OrderOption {
 	}
 }
 
+// ByCommandsCount orders the results by commands count.
+func ByCommandsCount(opts ...sql.OrderTermOption) OrderOption {
+	return func(s *sql.Selector) {
+		sqlgraph.OrderByNeighborsCount(s, newCommandsStep(), opts...)
+	}
+}
+
+// ByCommands orders the results by commands terms.
+func ByCommands(term sql.OrderTerm, terms ...sql.OrderTerm) OrderOption {
+	return func(s *sql.Selector) {
+		sqlgraph.OrderByNeighborTerms(s, newCommandsStep(), append([]sql.OrderTerm{term}, terms...)...)
+	}
+}
+
 // ByEventsCount orders the results by events count.
 func ByEventsCount(opts ...sql.OrderTermOption) OrderOption {
 	return func(s *sql.Selector) {
@@ -329,6 +352,13 @@ func newMessagesStep() *sqlgraph.Step {
 		sqlgraph.From(Table, FieldID),
 		sqlgraph.To(MessagesInverseTable, FieldID),
 		sqlgraph.Edge(sqlgraph.O2M, false, MessagesTable, MessagesColumn),
+	)
+}
+func newCommandsStep() *sqlgraph.Step {
+	return sqlgraph.NewStep(
+		sqlgraph.From(Table, FieldID),
+		sqlgraph.To(CommandsInverseTable, FieldID),
+		sqlgraph.Edge(sqlgraph.O2M, false, CommandsTable, CommandsColumn),
 	)
 }
 func newEventsStep() *sqlgraph.Step {

@@ -837,6 +837,29 @@ func HasMessagesWith(preds ...predicate.Message) predicate.Session {
 	})
 }
 
+// HasCommands applies the HasEdge predicate on the "commands" edge.
+func HasCommands() predicate.Session {
+	return predicate.Session(func(s *sql.Selector) {
+		step := sqlgraph.NewStep(
+			sqlgraph.From(Table, FieldID),
+			sqlgraph.Edge(sqlgraph.O2M, false, CommandsTable, CommandsColumn),
+		)
+		sqlgraph.HasNeighbors(s, step)
+	})
+}
+
+// HasCommandsWith applies the HasEdge predicate on the "commands" edge with a given conditions (other predicates).
+func HasCommandsWith(preds ...predicate.SessionCommand) predicate.Session {
+	return predicate.Session(func(s *sql.Selector) {
+		step := newCommandsStep()
+		sqlgraph.HasNeighborsWith(s, step, func(s *sql.Selector) {
+			for _, p := range preds {
+				p(s)
+			}
+		})
+	})
+}
+
 // HasEvents applies the HasEdge predicate on the "events" edge.
 func HasEvents() predicate.Session {
 	return predicate.Session(func(s *sql.Selector) {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -18,7 +19,10 @@ import (
 	"testing"
 	"time"
 
+	"entgo.io/ent/dialect"
+
 	"github.com/wagate/wagate/internal/auth"
+	"github.com/wagate/wagate/internal/cluster"
 	"github.com/wagate/wagate/internal/database"
 	"github.com/wagate/wagate/internal/events"
 	"github.com/wagate/wagate/internal/gid"
@@ -47,7 +51,11 @@ type Server struct {
 	// Webhooks is the webhook service; no delivery worker runs until StartWebhookWorker.
 	Webhooks *webhook.Service
 	seq      atomic.Int64
+	stop     func()
 }
+
+// Stop shuts the server down before the test ends (a replica leaving).
+func (s *Server) Stop() { s.stop() }
 
 // Mailbox records e-mails instead of sending them.
 type Mailbox struct {
@@ -99,6 +107,16 @@ type Options struct {
 	WebhookSSRFGuard bool
 	// WebhookResolver resolves webhook hosts (nil: the system's).
 	WebhookResolver webhook.Resolver
+	// WebSocketWriteTimeout disconnects slow subscribers (0: the default).
+	WebSocketWriteTimeout time.Duration
+	// Network is the sandbox network (nil: one of the server's own). Replicas share one,
+	// as they share WhatsApp.
+	Network *sandbox.Network
+	// ClaimEvery is how often a replica looks for sessions nobody runs (0: the default).
+	ClaimEvery time.Duration
+	// SendBuffer shrinks the kernel send buffer of accepted connections (0: the
+	// system's), so a peer that stops reading stalls the server after a few frames.
+	SendBuffer int
 }
 
 // New starts the API on db.
@@ -118,7 +136,11 @@ func New(t testing.TB, db *database.DB, options ...func(*Options)) *Server {
 		log = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
 	box := &Mailbox{}
-	net := sandbox.New(sandbox.Options{PairAfter: o.SandboxPairAfter})
+	net := o.Network
+	if net == nil {
+		net = sandbox.New(sandbox.Options{PairAfter: o.SandboxPairAfter})
+		t.Cleanup(net.Close)
+	}
 	keys, err := webhook.NewKeyring(testKey)
 	if err != nil {
 		t.Fatal(err)
@@ -127,20 +149,56 @@ func New(t testing.TB, db *database.DB, options ...func(*Options)) *Server {
 		Resolver: o.WebhookResolver, Log: log})
 	eventLog := events.New(db.Client, log)
 	eventLog.OnAppend = hooks.Enqueue
-	manager := whatsapp.NewManager(db.Client, []whatsapp.Engine{net}, whatsapp.ManagerOptions{Log: log, Now: clock.Now, Events: eventLog})
+	var node *cluster.Node
+	var replicas *whatsapp.Cluster
+	if db.Dialect == dialect.Postgres { // as in production: every server is a replica
+		node = cluster.Join(db.DSN, db.SQL, log)
+		if err := eventLog.Distribute(node.Bus); err != nil {
+			t.Fatal(err)
+		}
+		replicas = &whatsapp.Cluster{Bus: node.Bus, Locks: node.Locks, ClaimEvery: o.ClaimEvery}
+	}
+	manager := whatsapp.NewManager(db.Client, []whatsapp.Engine{net}, whatsapp.ManagerOptions{Log: log, Now: clock.Now,
+		Events: eventLog, Cluster: replicas})
+	if err := manager.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	h := httpapi.New(httpapi.Config{
-		Introspection: true,
-		Tenancy:       tenancy.Options{Mail: box, Log: log, Now: clock.Now, InvitationURL: "https://app.example.test/accept?token={token}"},
-		Sessions:      sessions.Options{Now: clock.Now, SendPerMinute: o.SendPerMinute},
-	}, httpapi.Deps{Client: db.Client, SQL: db.SQL, Auth: authn, Log: log, Manager: manager, Sandbox: net, Events: eventLog,
+		Introspection:         true,
+		WebSocketWriteTimeout: o.WebSocketWriteTimeout,
+		Tenancy:               tenancy.Options{Mail: box, Log: log, Now: clock.Now, InvitationURL: "https://app.example.test/accept?token={token}"},
+		Sessions:              sessions.Options{Now: clock.Now, SendPerMinute: o.SendPerMinute},
+	}, httpapi.Deps{Client: db.Client, SQL: db.SQL, Auth: authn, Log: log, Manager: manager, Sandbox: net, Events: eventLog, Cluster: node,
 		Webhooks: hooks})
-	ts := httptest.NewServer(h)
-	t.Cleanup(func() {
+	ts := httptest.NewUnstartedServer(h)
+	if o.SendBuffer > 0 {
+		ts.Listener = smallSendBuffers{ts.Listener, o.SendBuffer}
+	}
+	ts.Start()
+	stop := sync.OnceFunc(func() {
+		ts.CloseClientConnections()
 		ts.Close()
 		manager.Stop()
-		net.Close()
+		if node != nil {
+			node.Close()
+		}
 	})
-	return &Server{URL: ts.URL, DB: db, Auth: authn, Clock: clock, Mail: box, Manager: manager, Sandbox: net, Webhooks: hooks}
+	t.Cleanup(stop)
+	return &Server{URL: ts.URL, DB: db, Auth: authn, Clock: clock, Mail: box, Manager: manager, Sandbox: net,
+		Webhooks: hooks, stop: stop}
+}
+
+type smallSendBuffers struct {
+	net.Listener
+	size int
+}
+
+func (l smallSendBuffers) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetWriteBuffer(l.size)
+	}
+	return c, err
 }
 
 // testKey encrypts webhook secrets in tests.

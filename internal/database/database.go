@@ -31,6 +31,8 @@ type DB struct {
 	SQL *sql.DB
 	// Dialect is dialect.Postgres or dialect.SQLite.
 	Dialect string
+	// DSN is the database's address, for connections outside the pool (LISTEN).
+	DSN string
 }
 
 // Options tune the connection pool.
@@ -94,7 +96,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 		drv = opts.WrapDriver(drv)
 	}
 	client := ent.NewClient(ent.Driver(drv))
-	return &DB{Client: client, SQL: db, Dialect: dia}, nil
+	return &DB{Client: client, SQL: db, Dialect: dia, DSN: dsn}, nil
 }
 
 // withSQLitePragmas adds the settings wagate relies on to a SQLite DSN that lacks them:
@@ -216,6 +218,12 @@ func InTx(ctx context.Context, client *ent.Client, fn func(ctx context.Context, 
 		return fmt.Errorf("committing transaction: %w", err)
 	}
 	return nil
+}
+
+// Outside returns ctx without its transaction, for work that must commit on its own: a
+// request another replica has to see while the caller's transaction is still open.
+func Outside(ctx context.Context) context.Context {
+	return ent.NewContext(ent.NewTxContext(ctx, nil), nil)
 }
 
 // AfterCommit runs fn once the transaction in ctx has committed (never if it rolls back), or

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/wagate/wagate/ent/event"
 	"github.com/wagate/wagate/ent/eventcounter"
 	"github.com/wagate/wagate/internal/apperr"
+	"github.com/wagate/wagate/internal/cluster"
 	"github.com/wagate/wagate/internal/database"
 	"github.com/wagate/wagate/internal/gid"
 	"github.com/wagate/wagate/internal/viewer"
@@ -26,6 +28,8 @@ type Log struct {
 	client *ent.Client
 	log    *slog.Logger
 	hub    hub
+	// bus carries wake-ups between replicas; nil when this process is alone.
+	bus *cluster.Bus
 	// Resync is how often a subscriber re-reads the table without a notification; it
 	// bounds how late an event can be when a notification is lost.
 	Resync time.Duration
@@ -40,6 +44,22 @@ type Log struct {
 // New returns a Log.
 func New(client *ent.Client, log *slog.Logger) *Log {
 	return &Log{client: client, log: log, Resync: 30 * time.Second, Recheck: time.Second}
+}
+
+// channel carries "org:seq" after each append, to wake the subscribers of other replicas.
+const channel = "wagate_events"
+
+// Distribute makes the log wake subscribers on every replica sharing the database: each
+// append notifies the bus at commit, and a notification wakes this replica's subscribers
+// of that organization. After the bus reconnects, every subscriber re-reads the table.
+func (l *Log) Distribute(b *cluster.Bus) error {
+	l.bus = b
+	b.OnResync(l.hub.notifyAll)
+	return b.Handle(channel, func(payload string) {
+		if org, _, ok := strings.Cut(payload, ":"); ok {
+			l.hub.notify(gid.ID(org))
+		}
+	})
 }
 
 // Entry is an event to append.
@@ -86,7 +106,14 @@ func (l *Log) Append(ctx context.Context, c *ent.Client, e Entry) (*ent.Event, e
 			return nil, err
 		}
 	}
-	database.AfterCommit(ctx, func() { l.hub.notify(e.Org) })
+	if l.bus != nil {
+		// Delivered at commit to every replica, this one included.
+		if err := cluster.Notify(sys, c, channel, fmt.Sprintf("%s:%d", e.Org, ev.Seq)); err != nil {
+			return nil, err
+		}
+	} else {
+		database.AfterCommit(ctx, func() { l.hub.notify(e.Org) })
+	}
 	return ev, nil
 }
 
@@ -149,10 +176,22 @@ func (h *hub) register(org gid.ID) (chan struct{}, func()) {
 	}
 }
 
+func (h *hub) notifyAll() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, subs := range h.subs {
+		wake(subs)
+	}
+}
+
 func (h *hub) notify(org gid.ID) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	for ch := range h.subs[org] {
+	wake(h.subs[org])
+}
+
+func wake(subs map[chan struct{}]struct{}) {
+	for ch := range subs {
 		select {
 		case ch <- struct{}{}:
 		default: // already pending

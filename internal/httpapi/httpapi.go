@@ -18,6 +18,7 @@ import (
 	"github.com/wagate/wagate/graph"
 	"github.com/wagate/wagate/internal/apperr"
 	"github.com/wagate/wagate/internal/auth"
+	"github.com/wagate/wagate/internal/cluster"
 	"github.com/wagate/wagate/internal/events"
 	"github.com/wagate/wagate/internal/gid"
 	"github.com/wagate/wagate/internal/oversight"
@@ -38,6 +39,9 @@ type Config struct {
 	Tenancy tenancy.Options
 	// AllowedOrigins may open WebSockets besides the server's own origin ("*": any).
 	AllowedOrigins []string
+	// WebSocketWriteTimeout disconnects a subscriber that cannot take a frame in time
+	// (0: 10 s).
+	WebSocketWriteTimeout time.Duration
 	// Sessions configures messaging (pacing, attachment size).
 	Sessions sessions.Options
 }
@@ -55,6 +59,8 @@ type Deps struct {
 	Sandbox *sandbox.Network
 	// Webhooks manages webhooks (its delivery workers run beside the API).
 	Webhooks *webhook.Service
+	// Cluster is this replica's link to the others (PostgreSQL); nil when alone.
+	Cluster *cluster.Node
 }
 
 // New returns the HTTP handler.
@@ -76,12 +82,13 @@ func New(cfg Config, d Deps) http.Handler {
 		Webhooks:  d.Webhooks,
 	})
 	gql := graph.NewServer(resolver, graph.ServerConfig{
-		Introspection:  cfg.Introspection,
-		AllowedOrigins: cfg.AllowedOrigins,
-		MaxUploadBytes: cfg.Sessions.MaxMediaBytes,
-		WebsocketInit:  d.Auth.WebsocketInit,
-		PerOperation:   d.Auth.PerOperation,
-		Log:            d.Log,
+		Introspection:         cfg.Introspection,
+		AllowedOrigins:        cfg.AllowedOrigins,
+		MaxUploadBytes:        cfg.Sessions.MaxMediaBytes,
+		WebSocketWriteTimeout: cfg.WebSocketWriteTimeout,
+		WebsocketInit:         d.Auth.WebsocketInit,
+		PerOperation:          d.Auth.PerOperation,
+		Log:                   d.Log,
 	})
 
 	mux := http.NewServeMux()
@@ -104,6 +111,12 @@ func New(cfg Config, d Deps) http.Handler {
 			d.Log.Warn("readiness check failed", "err", err)
 			w.WriteHeader(http.StatusServiceUnavailable)
 			_, _ = w.Write([]byte("database unreachable\n"))
+			return
+		}
+		if d.Cluster != nil && !d.Cluster.Bus.Ready() {
+			// Subscribers here would miss other replicas' events until it reconnects.
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte("event listener disconnected\n"))
 			return
 		}
 		_, _ = w.Write([]byte("ok\n"))

@@ -282,11 +282,7 @@ func (s *Service) SimulateIncomingMessage(ctx context.Context, in SimulateIncomi
 	if _, err := whatsapp.ChatJID(in.From); err != nil {
 		return nil, apperr.Invalid("from", "%v", err)
 	}
-	rt, err := s.manager.Runtime(ses)
-	if err != nil {
-		return nil, engineError(err, "sessionID")
-	}
-	id, err := s.sandbox.Inject(ctx, rt, in.From, whatsapp.Inbound{Kind: whatsapp.KindText, Text: in.Text, PushName: "Simulated"})
+	id, err := s.manager.Simulate(ctx, ses, in.From, in.Text)
 	if err != nil {
 		return nil, engineError(err, "from")
 	}

@@ -2,6 +2,7 @@ package whatsapp
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -30,6 +31,8 @@ type ManagerOptions struct {
 	Now         func() time.Time
 	// Events is the event log every stored event is appended to.
 	Events *events.Log
+	// Cluster shares sessions with other replicas; nil runs every session here.
+	Cluster *Cluster
 }
 
 // Manager owns the live runtimes of this process: it connects sessions, persists what their
@@ -44,18 +47,39 @@ type Manager struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu   sync.Mutex
-	live map[gid.ID]*live
+	mu      sync.Mutex
+	live    map[gid.ID]*live
+	waiters map[gid.ID]chan struct{} // commands sent to other replicas, by ID
+	pokes   chan gid.ID              // sessions the claim loop should look at
 
 	pairing broadcaster
 }
 
 type live struct {
-	rt    Runtime
-	org   gid.ID
-	wake  chan struct{}
-	stop  chan struct{}
-	drain sync.Mutex // one outbox drain at a time
+	rt     Runtime
+	org    gid.ID
+	engine string
+	wake   chan struct{}
+	stop   chan struct{}
+	drain  sync.Mutex // one outbox drain at a time
+}
+
+// poke wakes the session's worker: commands, then the outbox.
+func (l *live) poke() {
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (l *live) close() {
+	close(l.stop)
+	l.rt.Close()
+}
+
+// Injector is an engine that can make a session receive a message (the sandbox).
+type Injector interface {
+	Inject(ctx context.Context, rt Runtime, from string, in Inbound) (string, error)
 }
 
 // NewManager returns a manager for the given engines.
@@ -80,7 +104,8 @@ func NewManager(client *ent.Client, engines []Engine, opts ManagerOptions) *Mana
 	}
 	ctx, cancel := context.WithCancel(viewer.System(context.Background(), "session-runtime"))
 	m := &Manager{client: client, engines: map[string]Engine{}, opts: opts, log: opts.Log,
-		ctx: ctx, cancel: cancel, live: map[gid.ID]*live{}}
+		ctx: ctx, cancel: cancel, live: map[gid.ID]*live{}, waiters: map[gid.ID]chan struct{}{},
+		pokes: make(chan gid.ID, 256)}
 	for _, e := range engines {
 		m.engines[e.Name()] = e
 	}
@@ -93,13 +118,13 @@ func (m *Manager) Engine(name string) (Engine, bool) {
 	return e, ok
 }
 
-// Start reconnects every paired session that was connected, a few at a time.
+// Start reconnects every paired session that was connected, a few at a time. With a
+// Cluster, it starts claiming the sessions no replica runs instead.
 func (m *Manager) Start(ctx context.Context) error {
-	sessions, err := m.client.Session.Query().
-		Where(session.Autoconnect(true), session.DeviceJidNotNil(),
-			session.StatusNotIn(session.StatusLOGGED_OUT, session.StatusREPLACED, session.StatusBANNED,
-				session.StatusOUTDATED, session.StatusFAILED)).
-		All(viewer.System(ctx, "session-start"))
+	if m.opts.Cluster != nil {
+		return m.startCluster()
+	}
+	sessions, err := m.client.Session.Query().Where(wantsToRun()...).All(viewer.System(ctx, "session-start"))
 	if err != nil {
 		return fmt.Errorf("listing sessions to start: %w", err)
 	}
@@ -116,7 +141,7 @@ func (m *Manager) Start(ctx context.Context) error {
 					return
 				}
 			}
-			if err := m.connect(s); err != nil {
+			if _, err := m.ask(m.ctx, s, cmdConnect, nil, false); err != nil {
 				m.log.Warn("starting session", "session", s.ID, "err", err)
 			}
 		}()
@@ -125,7 +150,8 @@ func (m *Manager) Start(ctx context.Context) error {
 	return nil
 }
 
-// Stop closes every runtime (without logging out) and waits for their goroutines.
+// Stop closes every runtime (without logging out), waits for their goroutines, and gives
+// up their locks so other replicas take them over at once.
 func (m *Manager) Stop() {
 	m.cancel()
 	m.mu.Lock()
@@ -133,13 +159,15 @@ func (m *Manager) Stop() {
 	m.live = map[gid.ID]*live{}
 	m.mu.Unlock()
 	for _, l := range all {
-		close(l.stop)
-		l.rt.Close()
+		l.close()
 	}
 	m.wg.Wait()
+	if m.opts.Cluster != nil {
+		m.opts.Cluster.Locks.Close()
+	}
 }
 
-// runtime returns the session's live runtime, opening it if needed.
+// runtime opens the session's runtime; the caller holds its lock.
 func (m *Manager) runtime(s *ent.Session) (*live, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -161,117 +189,139 @@ func (m *Manager) runtime(s *ent.Session) (*live, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening session %s: %w", s.ID, err)
 	}
-	l := &live{rt: rt, org: s.OrganizationID, wake: make(chan struct{}, 1), stop: make(chan struct{})}
+	l := &live{rt: rt, org: s.OrganizationID, engine: e.Name(), wake: make(chan struct{}, 1), stop: make(chan struct{})}
 	m.live[s.ID] = l
 	m.wg.Add(1)
 	go m.sendLoop(s.ID, l)
 	return l, nil
 }
 
-func (m *Manager) connect(s *ent.Session) error {
-	l, err := m.runtime(s)
-	if err != nil {
-		return err
+func (m *Manager) lookup(id gid.ID) (*live, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	l, ok := m.live[id]
+	return l, ok
+}
+
+func (m *Manager) liveIDs() []gid.ID {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ids := make([]gid.ID, 0, len(m.live))
+	for id := range m.live {
+		ids = append(ids, id)
 	}
-	return l.rt.Connect(m.ctx)
+	return ids
+}
+
+// drop stops a session's runtime here and gives its lock up.
+func (m *Manager) drop(id gid.ID) {
+	m.mu.Lock()
+	l, ok := m.live[id]
+	delete(m.live, id)
+	m.mu.Unlock()
+	if ok {
+		l.close()
+		if m.opts.Cluster != nil {
+			m.opts.Cluster.Locks.Release(m.ctx, string(id))
+		}
+	}
+}
+
+func (m *Manager) sys(ctx context.Context) context.Context {
+	return viewer.System(ctx, "session-runtime")
 }
 
 // Connect connects a session, pairing it first when it has no device yet. Whether it
 // reconnects after a restart is the session's autoconnect flag, which the caller saves.
-func (m *Manager) Connect(_ context.Context, s *ent.Session) error {
-	return m.connect(s)
+func (m *Manager) Connect(ctx context.Context, s *ent.Session) error {
+	_, err := m.ask(ctx, s, cmdConnect, nil, false)
+	return err
 }
 
 // Disconnect closes a session's connection and keeps its pairing.
 func (m *Manager) Disconnect(ctx context.Context, s *ent.Session) error {
-	l, err := m.runtime(s)
-	if err != nil {
-		return err
-	}
-	return l.rt.Disconnect(ctx)
+	_, err := m.ask(ctx, s, cmdDisconnect, nil, false)
+	return err
 }
 
 // Logout unlinks the session's device.
 func (m *Manager) Logout(ctx context.Context, s *ent.Session) error {
-	l, err := m.runtime(s)
-	if err != nil {
-		return err
-	}
-	return l.rt.Logout(ctx)
+	_, err := m.ask(ctx, s, cmdLogout, nil, false)
+	return err
 }
 
-// Remove stops a session's runtime before it is deleted, unlinking its device when paired.
+// Remove stops a session's runtime after its row is deleted, unlinking its device when
+// paired. The replica that runs it does so when it sees the row gone.
 func (m *Manager) Remove(ctx context.Context, s *ent.Session) {
-	if s.DeviceJid != nil {
-		if err := m.Logout(ctx, s); err != nil && !errors.Is(err, ErrNotPaired) {
-			m.log.Warn("logging out a deleted session", "session", s.ID, "err", err)
+	l, ok := m.lookup(s.ID)
+	if !ok && s.DeviceJid != nil {
+		var err error
+		if l, err = m.own(ctx, s); err != nil {
+			m.log.Warn("removing a deleted session", "session", s.ID, "err", err)
 		}
 	}
-	m.mu.Lock()
-	l, ok := m.live[s.ID]
-	delete(m.live, s.ID)
-	m.mu.Unlock()
-	if ok {
-		close(l.stop)
-		l.rt.Close()
+	if l != nil {
+		m.stopDeleted(s.ID)
+		return
+	}
+	if m.opts.Cluster != nil {
+		if _, err := m.client.ExecContext(m.sys(ctx), "SELECT pg_notify($1, $2)", chanSession, string(s.ID)); err != nil {
+			m.log.Warn("telling replicas a session is deleted", "session", s.ID, "err", err)
+		}
 	}
 }
 
 // RequestPairingCode starts pairing by phone number.
 func (m *Manager) RequestPairingCode(ctx context.Context, s *ent.Session, phone string) (string, error) {
-	l, err := m.runtime(s)
-	if err != nil {
-		return "", err
-	}
-	return l.rt.RequestPairingCode(ctx, phone)
+	var code string
+	return code, m.call(ctx, s, cmdPairingCode, phone, &code)
 }
 
 // MarkRead marks messages read on WhatsApp.
 func (m *Manager) MarkRead(ctx context.Context, s *ent.Session, chat, sender string, ids []string) error {
-	l, err := m.connected(s)
-	if err != nil {
-		return err
+	if s.Status != session.StatusCONNECTED {
+		return ErrNotConnected
 	}
-	return l.rt.MarkRead(ctx, chat, sender, ids, m.opts.Now())
+	return m.call(ctx, s, cmdMarkRead, markReadArgs{Chat: chat, Sender: sender, IDs: ids, At: m.opts.Now()}, nil)
 }
 
 // Download fetches a message's media through its session.
 func (m *Manager) Download(ctx context.Context, s *ent.Session, ref MediaRef) ([]byte, error) {
-	l, err := m.runtime(s)
-	if err != nil {
-		return nil, err
-	}
-	return l.rt.Download(ctx, ref)
+	var data []byte
+	return data, m.call(ctx, s, cmdDownload, ref, &data)
 }
 
-// Runtime returns the live runtime of a connected session.
-func (m *Manager) Runtime(s *ent.Session) (Runtime, error) {
-	l, err := m.connected(s)
-	if err != nil {
-		return nil, err
+// Simulate makes a connected session of an Injector engine receive a text message, and
+// returns its WhatsApp message ID.
+func (m *Manager) Simulate(ctx context.Context, s *ent.Session, from, text string) (string, error) {
+	if s.Status != session.StatusCONNECTED {
+		return "", ErrNotConnected
 	}
-	return l.rt, nil
+	var id string
+	return id, m.call(ctx, s, cmdSimulate, simulateArgs{From: from, Text: text}, &id)
 }
 
-func (m *Manager) connected(s *ent.Session) (*live, error) {
-	m.mu.Lock()
-	l, ok := m.live[s.ID]
-	m.mu.Unlock()
-	if !ok || s.Status != session.StatusCONNECTED {
-		return nil, ErrNotConnected
+// call asks for a command and decodes its result into out (nil: none expected).
+func (m *Manager) call(ctx context.Context, s *ent.Session, kind string, args, out any) error {
+	res, err := m.ask(ctx, s, kind, args, true)
+	if err != nil || out == nil {
+		return err
 	}
-	return l, nil
+	if err := json.Unmarshal(res, out); err != nil {
+		return fmt.Errorf("decoding the result of a %s command: %w", kind, err)
+	}
+	return nil
 }
 
-// Wake makes the session send its pending messages now.
+// Wake makes the session send its pending messages now, wherever it runs.
 func (m *Manager) Wake(id gid.ID) {
-	m.mu.Lock()
-	l, ok := m.live[id]
-	m.mu.Unlock()
-	if ok {
-		select {
-		case l.wake <- struct{}{}:
-		default:
+	if l, ok := m.lookup(id); ok {
+		l.poke()
+		return
+	}
+	if m.opts.Cluster != nil {
+		if _, err := m.client.ExecContext(m.sys(m.ctx), "SELECT pg_notify($1, $2)", chanSession, string(id)); err != nil {
+			m.log.Warn("waking a session on another replica", "session", id, "err", err)
 		}
 	}
 }
@@ -280,6 +330,18 @@ func (m *Manager) Wake(id gid.ID) {
 // cancel is called.
 func (m *Manager) SubscribePairing(id gid.ID) (<-chan *PairingUpdate, func()) {
 	return m.pairing.subscribe(id)
+}
+
+// publishPairing tells the pairing subscribers of every replica.
+func (m *Manager) publishPairing(id gid.ID, u PairingUpdate) {
+	if m.opts.Cluster == nil {
+		m.pairing.publish(id, u)
+		return
+	}
+	b, _ := json.Marshal(pairingNote{Session: id, Update: u})
+	if _, err := m.client.ExecContext(m.sys(m.ctx), "SELECT pg_notify($1, $2)", chanPairing, string(b)); err != nil {
+		m.log.Warn("publishing a pairing update", "session", id, "err", err)
+	}
 }
 
 // LogFailure logs a background action on a session that failed.

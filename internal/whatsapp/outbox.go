@@ -28,6 +28,7 @@ func (m *Manager) sendLoop(id gid.ID, l *live) {
 		case <-l.wake:
 		case <-t.C:
 		}
+		m.runCommands(id, l)
 		m.drain(id, l)
 	}
 }

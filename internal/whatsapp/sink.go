@@ -32,15 +32,15 @@ func (m *Manager) Deliver(ctx context.Context, sessionID string, ev Event) error
 	switch ev := ev.(type) {
 	case QRCode:
 		exp := ev.Expires
-		m.pairing.publish(id, PairingUpdate{Type: PairingQRCode, Code: ev.Code, ExpiresAt: &exp})
+		m.publishPairing(id, PairingUpdate{Type: PairingQRCode, Code: ev.Code, ExpiresAt: &exp})
 	case PairingEnded:
 		switch {
 		case ev.Paired:
-			m.pairing.publish(id, PairingUpdate{Type: PairingPaired})
+			m.publishPairing(id, PairingUpdate{Type: PairingPaired})
 		case ev.Reason == "timeout":
-			m.pairing.publish(id, PairingUpdate{Type: PairingExpired, Reason: "the QR codes expired before a scan"})
+			m.publishPairing(id, PairingUpdate{Type: PairingExpired, Reason: "the QR codes expired before a scan"})
 		default:
-			m.pairing.publish(id, PairingUpdate{Type: PairingFailed, Reason: ev.Reason})
+			m.publishPairing(id, PairingUpdate{Type: PairingFailed, Reason: ev.Reason})
 		}
 		return nil // PAIRED is logged with the pairing itself
 	}

@@ -77,11 +77,23 @@ func (c *conn) NextReader() (int, io.Reader, error) {
 	return mt, r, err
 }
 
+// CloseSlowConsumer is the close code of a connection whose peer stopped reading.
+const CloseSlowConsumer = websocket.ClosePolicyViolation
+
+// WriteJSON writes one frame. A frame that cannot be written within the write timeout
+// means the peer has stopped reading while its socket buffers are full: the connection is
+// closed, which ends its subscriptions. gqlgen only reports write errors, so without this
+// a stalled peer would keep its subscriptions (and their producers) alive.
 func (c *conn) WriteJSON(v any) error {
 	if c.writeTimeout > 0 {
 		_ = c.c.SetWriteDeadline(time.Now().Add(c.writeTimeout))
 	}
-	return c.c.WriteJSON(v) // gqlgen serializes its writers
+	err := c.c.WriteJSON(v) // gqlgen serializes its writers
+	if err != nil {
+		_ = c.WriteClose(CloseSlowConsumer, "slow consumer: the client stopped reading")
+		_ = c.Close()
+	}
+	return err
 }
 
 // WriteClose sends a close frame; WriteControl may run beside a data write.

@@ -1,0 +1,100 @@
+package httpapi_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/wagate/wagate/internal/apitest"
+	"github.com/wagate/wagate/internal/database"
+	"github.com/wagate/wagate/internal/testdb"
+	"github.com/wagate/wagate/internal/whatsapp/sandbox"
+)
+
+// Two replicas on one PostgreSQL database: requests may reach either. Replica A runs the
+// session; everything asked of replica B reaches it, B's subscribers see A's events, and
+// when A loses its database connection B takes the session over with nothing lost.
+func TestReplicasShareSessionsAndEvents(t *testing.T) {
+	dbA := testdb.Open(t, "postgres", database.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	dbB, err := database.Open(ctx, dbA.DSN, database.Options{}) // a pool of its own, as another process has
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = dbB.Close() }) // after the servers stop
+	whatsApp := sandbox.New(sandbox.Options{})
+	defer whatsApp.Close()
+	opts := func(o *apitest.Options) { o.ClaimEvery, o.Network = 200*time.Millisecond, whatsApp }
+	a, b := apitest.New(t, dbA, opts), apitest.New(t, dbB, opts)
+	ann, bob := a.SignUp(t, "Ann"), a.SignUp(t, "Bob")
+	ses := connectedSandbox(t, a, ann, ann.OrgID, "A")     // connected through A: A runs it
+	peer := connectedSandbox(t, b, bob, bob.OrgID, "Peer") // and B runs Bob's
+
+	// B's subscriber gets the events of a message simulated through B and received by A.
+	sub := subscribeEvents(t, b, ann, map[string]any{"types": []string{"MESSAGE_RECEIVED", "MESSAGE_SENT"}})
+	id := simulate(t, b, ann, ses.ID, "through B")
+	if e := nextEvent(t, sub); e.Type != "MESSAGE_RECEIVED" || e.Message == nil || e.Message.ID != id {
+		t.Fatalf("B's subscriber: %+v, want the message %s", e, id)
+	}
+
+	// A message accepted by B is sent by A.
+	sendVia := func(s *apitest.Server, text string) string {
+		var out struct{ SendMessage struct{ ID string } }
+		s.OK(t, q(ann, ann.OrgID, `mutation($in: SendMessageInput!) { sendMessage(input: $in) { id } }`,
+			map[string]any{"in": map[string]any{"sessionID": ses.ID, "to": *peer.PhoneNumber, "text": text}}), &out)
+		return out.SendMessage.ID
+	}
+	sent := sendVia(b, "accepted by B")
+	if e := nextEvent(t, sub); e.Type != "MESSAGE_SENT" || e.Message == nil || e.Message.ID != sent {
+		t.Fatalf("B's subscriber: %+v, want MESSAGE_SENT of %s", e, sent)
+	}
+
+	// A command that answers: a pairing code for a paired session is refused by the owner,
+	// with the owner's error.
+	r := b.Do(t, q(ann, ann.OrgID, `mutation($id: ID!) { requestPairingCode(id: $id, phoneNumber: "+4915112345678") }`,
+		map[string]any{"id": ses.ID}))
+	wantCode(t, r, "CONFLICT")
+
+	// A loses its database connections (as a crashed or partitioned replica does): its
+	// locks go, it stops the session, and B takes it over.
+	var killed int
+	if err := dbB.SQL.QueryRowContext(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_locks
+		WHERE locktype = 'advisory' AND granted AND (classid::bigint << 32 | objid::bigint) = hashtextextended($1, 0)`,
+		"wagate-session:"+ses.ID).Scan(&killed); err != nil || killed != 1 {
+		t.Fatalf("terminating A's lock connection: %d, %v", killed, err)
+	}
+	// Meanwhile messages keep arriving through B, and get queued.
+	var queued []string
+	for i := range 3 {
+		queued = append(queued, sendVia(b, fmt.Sprint("during failover ", i)))
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	seen := map[string]int{}
+	for len(seen) < len(queued) {
+		if time.Now().After(deadline) {
+			t.Fatalf("after the failover, sent %v of %v", seen, queued)
+		}
+		e := nextEvent(t, sub)
+		if e.Type == "MESSAGE_SENT" {
+			seen[e.Message.ID]++
+		}
+	}
+	for _, id := range queued {
+		if seen[id] != 1 {
+			t.Fatalf("message %s sent %d times", id, seen[id])
+		}
+	}
+	// The session now runs on B: B's commands work with A gone.
+	a.Stop()
+	id = simulate(t, b, ann, ses.ID, "after the failover")
+	for {
+		if e := nextEvent(t, sub); e.Type == "MESSAGE_RECEIVED" {
+			if e.Message.ID != id {
+				t.Fatalf("received %s, want %s", e.Message.ID, id)
+			}
+			break
+		}
+	}
+}
