@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -32,6 +33,7 @@ import (
 	"github.com/wagate/wagate/internal/sessions"
 	"github.com/wagate/wagate/internal/tenancy"
 	"github.com/wagate/wagate/internal/viewer"
+	"github.com/wagate/wagate/internal/webhook"
 	"github.com/wagate/wagate/internal/whatsapp"
 	"github.com/wagate/wagate/internal/whatsapp/sandbox"
 	"github.com/wagate/wagate/internal/whatsapp/whatsmeow"
@@ -63,6 +65,10 @@ type config struct {
 	sandboxPairIn   time.Duration
 	sendPerMinute   int
 	maxMediaBytes   int64
+	secretKey       string
+	webhookPrivate  bool
+	webhookWorkers  int
+	webhookTimeout  time.Duration
 	wsWriteTimeout  time.Duration
 }
 
@@ -92,9 +98,16 @@ func parseConfig(args []string) (config, []string, error) {
 	fs.DurationVar(&c.sandboxPairIn, "sandbox-pair-after", envDuration("WAGATE_SANDBOX_PAIR_AFTER", 5*time.Second), "how long a sandbox session shows QR codes before its virtual phone scans one (WAGATE_SANDBOX_PAIR_AFTER)")
 	fs.IntVar(&c.sendPerMinute, "send-per-minute", envInt("WAGATE_SEND_PER_MINUTE", 60), "messages a session may send per minute before RATE_LIMITED (WAGATE_SEND_PER_MINUTE)")
 	fs.Int64Var(&c.maxMediaBytes, "max-media-bytes", int64(envInt("WAGATE_MAX_MEDIA_BYTES", 16<<20)), "largest attachment accepted by sendMessage (WAGATE_MAX_MEDIA_BYTES)")
+	fs.StringVar(&c.secretKey, "secret-key", env("WAGATE_SECRET_KEY", ""), "base64 of 32 random bytes that encrypt webhook signing secrets at rest; empty means a key generated into -data-dir (WAGATE_SECRET_KEY)")
+	fs.BoolVar(&c.webhookPrivate, "webhook-allow-private", envBool("WAGATE_WEBHOOK_ALLOW_PRIVATE", false), "let webhooks reach loopback, private, link-local and metadata addresses: development only (WAGATE_WEBHOOK_ALLOW_PRIVATE)")
+	fs.IntVar(&c.webhookWorkers, "webhook-workers", envInt("WAGATE_WEBHOOK_WORKERS", 4), "webhook deliveries attempted at once by this replica; 0 sends none (WAGATE_WEBHOOK_WORKERS)")
+	fs.DurationVar(&c.webhookTimeout, "webhook-timeout", envDuration("WAGATE_WEBHOOK_TIMEOUT", 10*time.Second), "how long a webhook endpoint has to answer (WAGATE_WEBHOOK_TIMEOUT)")
 	fs.DurationVar(&c.wsWriteTimeout, "ws-write-timeout", envDuration("WAGATE_WS_WRITE_TIMEOUT", 10*time.Second), "a WebSocket subscriber that cannot take a frame for this long is disconnected as a slow consumer (WAGATE_WS_WRITE_TIMEOUT)")
 	if err := fs.Parse(args); err != nil {
 		return c, nil, err
+	}
+	if c.webhookWorkers < 0 || c.webhookTimeout <= 0 {
+		return c, nil, fmt.Errorf("webhook workers must be ≥ 0 and the timeout positive, got %d and %s", c.webhookWorkers, c.webhookTimeout)
 	}
 	if c.tokenTTL <= 0 || c.invitationTTL <= 0 {
 		return c, nil, fmt.Errorf("token and invitation TTLs must be positive, got %s and %s", c.tokenTTL, c.invitationTTL)
@@ -297,6 +310,19 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		defer sandboxNet.Close()
 		engines = append(engines, sandboxNet)
 	}
+	keys, generated, err := webhook.LoadKeyring(cfg.secretKey, cfg.dataDir)
+	if err != nil {
+		return fmt.Errorf("WAGATE_SECRET_KEY: %w", err)
+	}
+	if generated && db.Dialect == entdialect.Postgres {
+		log.Warn("WAGATE_SECRET_KEY is not set: webhook secrets are encrypted with the key in the data directory; "+
+			"set WAGATE_SECRET_KEY (the same on every replica) for PostgreSQL deployments",
+			"file", filepath.Join(cfg.dataDir, webhook.KeyFile))
+	}
+	if cfg.webhookPrivate {
+		log.Warn("WAGATE_WEBHOOK_ALLOW_PRIVATE is on: webhooks may reach this server's own network")
+	}
+	webhooks := webhook.New(db.Client, webhook.Options{Keys: keys, AllowPrivate: cfg.webhookPrivate, Log: log})
 	eventLog := events.New(db.Client, log)
 	var node *cluster.Node
 	var replicas *whatsapp.Cluster
@@ -308,6 +334,14 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 			return err
 		}
 		replicas = &whatsapp.Cluster{Bus: node.Bus, Locks: node.Locks}
+	}
+	eventLog.OnAppend = webhooks.Enqueue
+	var worker *webhook.Worker
+	if cfg.webhookWorkers > 0 {
+		worker = webhooks.NewWorker(webhook.WorkerOptions{Dialect: db.Dialect, Concurrency: cfg.webhookWorkers, Timeout: cfg.webhookTimeout})
+		worker.Start()
+		// Runs before the database closes; the shutdown path below stops it first.
+		defer worker.Stop(context.Background())
 	}
 	manager := whatsapp.NewManager(db.Client, engines, whatsapp.ManagerOptions{Log: log, StartJitter: 2 * time.Second,
 		Events: eventLog, Cluster: replicas})
@@ -323,7 +357,8 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		Tenancy: tenancy.Options{InvitationTTL: cfg.invitationTTL, InvitationURL: cfg.invitationURL,
 			VerificationURL: cfg.verificationURL, Mail: outbox, Log: log},
 		Sessions: sessions.Options{SendPerMinute: cfg.sendPerMinute, MaxMediaBytes: cfg.maxMediaBytes},
-	}, httpapi.Deps{Client: db.Client, SQL: db.SQL, Auth: authn, Log: log, Manager: manager, Sandbox: sandboxNet, Events: eventLog, Cluster: node})
+	}, httpapi.Deps{Client: db.Client, SQL: db.SQL, Auth: authn, Log: log, Manager: manager, Sandbox: sandboxNet, Events: eventLog, Cluster: node,
+		Webhooks: webhooks})
 
 	// Long-lived connections (subscriptions) derive from baseCtx, so cancelling it after
 	// Shutdown ends them: http.Server.Shutdown does not close hijacked connections.
@@ -355,6 +390,11 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	defer cancel()
 	err = srv.Shutdown(shutdownCtx)
 	cancelBase()
+	if worker != nil {
+		// Attempts in flight finish within the remaining time, or are released for the
+		// next start (or another replica) to make again.
+		worker.Stop(shutdownCtx)
+	}
 	if err != nil {
 		return fmt.Errorf("shutting down: %w", err)
 	}

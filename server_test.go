@@ -38,6 +38,17 @@ func TestParseConfig(t *testing.T) {
 	if _, _, err := parseConfig([]string{"-token-ttl", "-1h"}); err == nil {
 		t.Fatal("accepted a negative token TTL")
 	}
+	if cfg.webhookPrivate || cfg.webhookWorkers != 4 || cfg.webhookTimeout != 10*time.Second || cfg.secretKey != "" {
+		t.Fatalf("webhook defaults: %+v", cfg)
+	}
+	t.Setenv("WAGATE_WEBHOOK_ALLOW_PRIVATE", "true")
+	t.Setenv("WAGATE_SECRET_KEY", "k")
+	if cfg, _, err := parseConfig(nil); err != nil || !cfg.webhookPrivate || cfg.secretKey != "k" {
+		t.Fatalf("webhook settings from the environment: %+v %v", cfg, err)
+	}
+	if _, _, err := parseConfig([]string{"-webhook-workers", "-1"}); err == nil {
+		t.Fatal("accepted negative webhook workers")
+	}
 }
 
 // The operator appoints super admins with the admin subcommand or WAGATE_SUPER_ADMINS,

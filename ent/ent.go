@@ -25,6 +25,8 @@ import (
 	"github.com/wagate/wagate/ent/session"
 	"github.com/wagate/wagate/ent/sessioncommand"
 	"github.com/wagate/wagate/ent/user"
+	"github.com/wagate/wagate/ent/webhook"
+	"github.com/wagate/wagate/ent/webhookdelivery"
 )
 
 // ent aliases to avoid import conflicts in user's code.
@@ -85,19 +87,21 @@ var (
 func checkColumn(t, c string) error {
 	initCheck.Do(func() {
 		columnCheck = sql.NewColumnCheck(map[string]func(string) bool{
-			apikey.Table:         apikey.ValidColumn,
-			auditentry.Table:     auditentry.ValidColumn,
-			authtoken.Table:      authtoken.ValidColumn,
-			chat.Table:           chat.ValidColumn,
-			event.Table:          event.ValidColumn,
-			eventcounter.Table:   eventcounter.ValidColumn,
-			invitation.Table:     invitation.ValidColumn,
-			membership.Table:     membership.ValidColumn,
-			message.Table:        message.ValidColumn,
-			organization.Table:   organization.ValidColumn,
-			session.Table:        session.ValidColumn,
-			sessioncommand.Table: sessioncommand.ValidColumn,
-			user.Table:           user.ValidColumn,
+			apikey.Table:          apikey.ValidColumn,
+			auditentry.Table:      auditentry.ValidColumn,
+			authtoken.Table:       authtoken.ValidColumn,
+			chat.Table:            chat.ValidColumn,
+			event.Table:           event.ValidColumn,
+			eventcounter.Table:    eventcounter.ValidColumn,
+			invitation.Table:      invitation.ValidColumn,
+			membership.Table:      membership.ValidColumn,
+			message.Table:         message.ValidColumn,
+			organization.Table:    organization.ValidColumn,
+			session.Table:         session.ValidColumn,
+			sessioncommand.Table:  sessioncommand.ValidColumn,
+			user.Table:            user.ValidColumn,
+			webhook.Table:         webhook.ValidColumn,
+			webhookdelivery.Table: webhookdelivery.ValidColumn,
 		})
 	})
 	return columnCheck(t, c)

@@ -15,6 +15,8 @@ import (
 	"github.com/wagate/wagate/ent/organization"
 	"github.com/wagate/wagate/ent/session"
 	"github.com/wagate/wagate/ent/user"
+	"github.com/wagate/wagate/ent/webhook"
+	"github.com/wagate/wagate/ent/webhookdelivery"
 	"github.com/wagate/wagate/internal/gid"
 )
 
@@ -29,6 +31,8 @@ var prefixTable = map[string]string{
 	"org": organization.Table,
 	"ses": session.Table,
 	"usr": user.Table,
+	"whk": webhook.Table,
+	"whd": webhookdelivery.Table,
 }
 
 // IDToType returns the table that holds the object with the given id.

@@ -159,3 +159,11 @@ func (_m *Session) Organization(ctx context.Context) (*Organization, error) {
 	}
 	return result, err
 }
+
+func (_m *WebhookDelivery) Event(ctx context.Context) (*Event, error) {
+	result, err := _m.Edges.EventOrErr()
+	if IsNotLoaded(err) {
+		result, err = _m.QueryEvent().Only(ctx)
+	}
+	return result, err
+}

@@ -69,6 +69,9 @@ func (r *Resolver) Session() SessionResolver { return &sessionResolver{r} }
 // User returns UserResolver implementation.
 func (r *Resolver) User() UserResolver { return &userResolver{r} }
 
+// Webhook returns WebhookResolver implementation.
+func (r *Resolver) Webhook() WebhookResolver { return &webhookResolver{r} }
+
 type (
 	aPIKeyResolver       struct{ *Resolver }
 	eventResolver        struct{ *Resolver }
@@ -78,4 +81,5 @@ type (
 	queryResolver        struct{ *Resolver }
 	sessionResolver      struct{ *Resolver }
 	userResolver         struct{ *Resolver }
+	webhookResolver      struct{ *Resolver }
 )

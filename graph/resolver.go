@@ -9,6 +9,7 @@ import (
 	"github.com/wagate/wagate/internal/oversight"
 	"github.com/wagate/wagate/internal/sessions"
 	"github.com/wagate/wagate/internal/tenancy"
+	"github.com/wagate/wagate/internal/webhook"
 )
 
 // Resolver is the root of the resolver tree; it holds the services the resolvers call.
@@ -19,6 +20,7 @@ type Resolver struct {
 	oversight *oversight.Service
 	sessions  *sessions.Service
 	events    *events.Log
+	webhooks  *webhook.Service
 }
 
 // Services are what the resolvers delegate to.
@@ -29,9 +31,11 @@ type Services struct {
 	Oversight *oversight.Service
 	Sessions  *sessions.Service
 	Events    *events.Log
+	Webhooks  *webhook.Service
 }
 
 // NewResolver returns the root resolver.
 func NewResolver(s Services) *Resolver {
-	return &Resolver{client: s.Client, auth: s.Auth, tenancy: s.Tenancy, oversight: s.Oversight, sessions: s.Sessions, events: s.Events}
+	return &Resolver{client: s.Client, auth: s.Auth, tenancy: s.Tenancy, oversight: s.Oversight, sessions: s.Sessions, events: s.Events,
+		webhooks: s.Webhooks}
 }

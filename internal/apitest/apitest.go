@@ -31,6 +31,7 @@ import (
 	"github.com/wagate/wagate/internal/sessions"
 	"github.com/wagate/wagate/internal/tenancy"
 	"github.com/wagate/wagate/internal/viewer"
+	"github.com/wagate/wagate/internal/webhook"
 	"github.com/wagate/wagate/internal/whatsapp"
 	"github.com/wagate/wagate/internal/whatsapp/sandbox"
 )
@@ -47,8 +48,10 @@ type Server struct {
 	// Manager runs the sessions; Sandbox is their virtual WhatsApp network.
 	Manager *whatsapp.Manager
 	Sandbox *sandbox.Network
-	seq     atomic.Int64
-	stop    func()
+	// Webhooks is the webhook service; no delivery worker runs until StartWebhookWorker.
+	Webhooks *webhook.Service
+	seq      atomic.Int64
+	stop     func()
 }
 
 // Stop shuts the server down before the test ends (a replica leaving).
@@ -99,6 +102,11 @@ type Options struct {
 	SandboxPairAfter time.Duration
 	// SendPerMinute paces sessions (0: the default).
 	SendPerMinute int
+	// WebhookSSRFGuard refuses private webhook targets, as production does; tests leave it
+	// off by default so that webhooks can reach local receivers.
+	WebhookSSRFGuard bool
+	// WebhookResolver resolves webhook hosts (nil: the system's).
+	WebhookResolver webhook.Resolver
 	// WebSocketWriteTimeout disconnects slow subscribers (0: the default).
 	WebSocketWriteTimeout time.Duration
 	// Network is the sandbox network (nil: one of the server's own). Replicas share one,
@@ -133,7 +141,14 @@ func New(t testing.TB, db *database.DB, options ...func(*Options)) *Server {
 		net = sandbox.New(sandbox.Options{PairAfter: o.SandboxPairAfter})
 		t.Cleanup(net.Close)
 	}
+	keys, err := webhook.NewKeyring(testKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hooks := webhook.New(db.Client, webhook.Options{Keys: keys, AllowPrivate: !o.WebhookSSRFGuard, Now: clock.Now,
+		Resolver: o.WebhookResolver, Log: log})
 	eventLog := events.New(db.Client, log)
+	eventLog.OnAppend = hooks.Enqueue
 	var node *cluster.Node
 	var replicas *whatsapp.Cluster
 	if db.Dialect == dialect.Postgres { // as in production: every server is a replica
@@ -153,7 +168,8 @@ func New(t testing.TB, db *database.DB, options ...func(*Options)) *Server {
 		WebSocketWriteTimeout: o.WebSocketWriteTimeout,
 		Tenancy:               tenancy.Options{Mail: box, Log: log, Now: clock.Now, InvitationURL: "https://app.example.test/accept?token={token}"},
 		Sessions:              sessions.Options{Now: clock.Now, SendPerMinute: o.SendPerMinute},
-	}, httpapi.Deps{Client: db.Client, SQL: db.SQL, Auth: authn, Log: log, Manager: manager, Sandbox: net, Events: eventLog, Cluster: node})
+	}, httpapi.Deps{Client: db.Client, SQL: db.SQL, Auth: authn, Log: log, Manager: manager, Sandbox: net, Events: eventLog, Cluster: node,
+		Webhooks: hooks})
 	ts := httptest.NewUnstartedServer(h)
 	if o.SendBuffer > 0 {
 		ts.Listener = smallSendBuffers{ts.Listener, o.SendBuffer}
@@ -168,7 +184,8 @@ func New(t testing.TB, db *database.DB, options ...func(*Options)) *Server {
 		}
 	})
 	t.Cleanup(stop)
-	return &Server{URL: ts.URL, DB: db, Auth: authn, Clock: clock, Mail: box, Manager: manager, Sandbox: net, stop: stop}
+	return &Server{URL: ts.URL, DB: db, Auth: authn, Clock: clock, Mail: box, Manager: manager, Sandbox: net,
+		Webhooks: hooks, stop: stop}
 }
 
 type smallSendBuffers struct {
@@ -182,6 +199,31 @@ func (l smallSendBuffers) Accept() (net.Conn, error) {
 		_ = tc.SetWriteBuffer(l.size)
 	}
 	return c, err
+}
+
+// testKey encrypts webhook secrets in tests.
+var testKey = []byte("0123456789abcdef0123456789abcdef")
+
+// StartWebhookWorker runs a delivery worker until the test ends. Unless opts says
+// otherwise it retries quickly: 50 ms, then 100 ms, 200 ms… (ten retries), without jitter.
+func (s *Server) StartWebhookWorker(t testing.TB, opts webhook.WorkerOptions) *webhook.Worker {
+	t.Helper()
+	opts.Dialect = s.DB.Dialect
+	if opts.Schedule == nil {
+		for i := range 10 {
+			opts.Schedule = append(opts.Schedule, 50*time.Millisecond<<i)
+		}
+	}
+	if opts.Jitter == 0 {
+		opts.Jitter = -1
+	}
+	if opts.Poll == 0 {
+		opts.Poll = 50 * time.Millisecond
+	}
+	w := s.Webhooks.NewWorker(opts)
+	w.Start()
+	t.Cleanup(func() { w.Stop(context.Background()) })
+	return w
 }
 
 type testWriter struct{ t testing.TB }

@@ -36,6 +36,9 @@ type Log struct {
 	// Recheck is how often a subscriber's access is checked again; a subscriber who lost it
 	// is disconnected within about this long.
 	Recheck time.Duration
+	// OnAppend, when set, runs in the transaction of every appended event; its error rolls
+	// the change back. The server sets it to enqueue webhook deliveries.
+	OnAppend func(ctx context.Context, c *ent.Client, ev *ent.Event) error
 }
 
 // New returns a Log.
@@ -97,6 +100,11 @@ func (l *Log) Append(ctx context.Context, c *ent.Client, e Entry) (*ent.Event, e
 	ev, err := create.Save(sys)
 	if err != nil {
 		return nil, fmt.Errorf("writing an event: %w", err)
+	}
+	if l.OnAppend != nil {
+		if err := l.OnAppend(ctx, c, ev); err != nil {
+			return nil, err
+		}
 	}
 	if l.bus != nil {
 		// Delivered at commit to every replica, this one included.

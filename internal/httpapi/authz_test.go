@@ -43,6 +43,8 @@ type fixture struct {
 	invitation                                        string
 	// session is a connected sandbox session of A; inbound a message it received in chat.
 	session, inbound, chat string
+	// webhook is a webhook of A; delivery its delivery of inbound's event.
+	webhook, delivery string
 }
 
 func newFixture(t *testing.T, s *apitest.Server) *fixture {
@@ -64,11 +66,13 @@ func newFixture(t *testing.T, s *apitest.Server) *fixture {
 	f.invitation = inv.InviteMember.ID
 	ses := connectedSandbox(t, s, f.owner, f.org, "A's line")
 	f.session = ses.ID
+	f.webhook, _ = createWebhook(t, s, f.owner, "http://127.0.0.1:9/hook", "MESSAGE_RECEIVED")
 	var sim struct{ SimulateIncomingMessage struct{ ID, ChatJID string } }
 	s.OK(t, apitest.Request{Token: f.owner.Token, Org: f.org,
 		Query: `mutation($s: ID!) { simulateIncomingMessage(input: {sessionID: $s, from: "+4915112345678", text: "hi"}) { id chatJID } }`,
 		Vars:  map[string]any{"s": f.session}}, &sim)
 	f.inbound, f.chat = sim.SimulateIncomingMessage.ID, sim.SimulateIncomingMessage.ChatJID
+	f.delivery = getWebhook(t, s, f.owner, f.webhook).Deliveries.Edges[0].Node.ID
 	s.MakeSuperAdmin(t, f.super)
 	s.OK(t, apitest.Request{Token: f.super.Token,
 		Query: `mutation($id: ID!) { adminSetUserDisabled(userID: $id, disabled: true) { id } }`,
@@ -162,6 +166,14 @@ func messageVars(_ *testing.T, _ *apitest.Server, f *fixture) map[string]any {
 
 func invitationVar(_ *testing.T, _ *apitest.Server, f *fixture) map[string]any {
 	return map[string]any{"id": f.invitation}
+}
+
+func webhookVar(_ *testing.T, _ *apitest.Server, f *fixture) map[string]any {
+	return map[string]any{"id": f.webhook}
+}
+
+func deliveryVar(_ *testing.T, _ *apitest.Server, f *fixture) map[string]any {
+	return map[string]any{"id": f.delivery}
 }
 
 func memberKeyVar(_ *testing.T, _ *apitest.Server, f *fixture) map[string]any {
@@ -283,6 +295,22 @@ var operations = []operation{
 		vars: func(_ *testing.T, _ *apitest.Server, f *fixture) map[string]any {
 			return map[string]any{"s": f.session}
 		}, want: sessionAdminsOnA},
+
+	// Webhooks: ADMIN+ (ADMIN keys included); other organizations find nothing.
+	{name: "createWebhook", query: `mutation { createWebhook(input: {url: "http://127.0.0.1:9/new", eventTypes: [MESSAGE_RECEIVED]}) { secret webhook { id } } }`,
+		want: adminsHere},
+	{name: "organization.webhooks", query: `{ organization { webhooks { id url eventTypes enabled failingSince } } }`, want: adminsHere},
+	{name: "node(webhook).deliveries", query: `query($id: ID!) { node(id: $id) { ... on Webhook { url deliveries(first: 5) { totalCount edges { node { status attempts event { id } } } } } } }`,
+		vars: webhookVar, want: sessionAdminsOnA},
+	{name: "node(webhookDelivery)", query: `query($id: ID!) { node(id: $id) { ... on WebhookDelivery { status } } }`,
+		vars: deliveryVar, want: sessionAdminsOnA},
+	{name: "updateWebhook", query: `mutation($id: ID!) { updateWebhook(input: {id: $id, eventTypes: [MESSAGE_RECEIVED, MESSAGE_SENT]}) { eventTypes } }`,
+		vars: webhookVar, want: sessionAdminsOnA},
+	{name: "rotateWebhookSecret", query: `mutation($id: ID!) { rotateWebhookSecret(id: $id) { secret } }`,
+		vars: webhookVar, want: sessionAdminsOnA},
+	{name: "deleteWebhook", query: `mutation($id: ID!) { deleteWebhook(id: $id) }`, vars: webhookVar, mutates: true, want: sessionAdminsOnA},
+	{name: "redeliverWebhookDelivery", query: `mutation($id: ID!) { redeliverWebhookDelivery(id: $id) { status } }`,
+		vars: deliveryVar, want: sessionAdminsOnA},
 
 	// Audit log.
 	{name: "organization.auditLog", query: `{ organization { auditLog { edges { node { action actorUser { id } actorAPIKey { id } details } } } } }`,

@@ -24,6 +24,7 @@ import (
 	"github.com/wagate/wagate/internal/oversight"
 	"github.com/wagate/wagate/internal/sessions"
 	"github.com/wagate/wagate/internal/tenancy"
+	"github.com/wagate/wagate/internal/webhook"
 	"github.com/wagate/wagate/internal/whatsapp"
 	"github.com/wagate/wagate/internal/whatsapp/sandbox"
 )
@@ -56,6 +57,8 @@ type Deps struct {
 	// Manager runs the WhatsApp sessions; Sandbox is the sandbox engine, nil when off.
 	Manager *whatsapp.Manager
 	Sandbox *sandbox.Network
+	// Webhooks manages webhooks (its delivery workers run beside the API).
+	Webhooks *webhook.Service
 	// Cluster is this replica's link to the others (PostgreSQL); nil when alone.
 	Cluster *cluster.Node
 }
@@ -76,6 +79,7 @@ func New(cfg Config, d Deps) http.Handler {
 		Oversight: oversight.New(d.Client),
 		Sessions:  sessionsSvc,
 		Events:    d.Events,
+		Webhooks:  d.Webhooks,
 	})
 	gql := graph.NewServer(resolver, graph.ServerConfig{
 		Introspection:         cfg.Introspection,

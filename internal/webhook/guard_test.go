@@ -1,0 +1,172 @@
+package webhook
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// fakeDNS answers from a table.
+type fakeDNS map[string][]string
+
+func (f fakeDNS) LookupNetIP(_ context.Context, _, host string) ([]netip.Addr, error) {
+	var out []netip.Addr
+	for _, a := range f[host] {
+		out = append(out, netip.MustParseAddr(a))
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no such host")
+	}
+	return out, nil
+}
+
+var dns = fakeDNS{
+	"hooks.example.com":    {"93.184.215.14"},
+	"internal.example.com": {"10.1.2.3"},
+	"mixed.example.com":    {"93.184.215.14", "192.168.1.10"},
+	"v6.example.com":       {"2606:2800:21f:cb07:6820:80da:af6b:8b2c"},
+	"metadata.example.com": {"fd00:ec2::254"},
+}
+
+func TestCheckURL(t *testing.T) {
+	for _, tc := range []struct {
+		url     string
+		refused string // a fragment of the error; "" for accepted
+	}{
+		{"https://hooks.example.com/wagate", ""},
+		{"http://hooks.example.com:8080/x?y=1", ""},
+		{"https://93.184.215.14/", ""},
+		{"https://v6.example.com/", ""},
+		{"https://[2606:2800:21f:cb07:6820:80da:af6b:8b2c]/", ""},
+		{"ftp://hooks.example.com/", "http:// or https://"},
+		{"file:///etc/passwd", "http:// or https://"},
+		{"hooks.example.com/x", "http:// or https://"},
+		{"https:///path", "no host"},
+		{"https://hooks.example.com/#frag", "fragment"},
+		{"https://nowhere.example.com/", "does not resolve"},
+		{"http://127.0.0.1/", "loopback"},
+		{"http://127.1.2.3:9000/", "loopback"},
+		{"http://localhost.localdomain.invalid/", "does not resolve"},
+		{"http://[::1]/", "loopback"},
+		{"http://[::ffff:127.0.0.1]/", "loopback"},
+		{"http://10.0.0.1/", "private"},
+		{"http://172.16.5.4/", "private"},
+		{"http://192.168.0.1/", "private"},
+		{"http://internal.example.com/", "private"},
+		{"http://mixed.example.com/", "private"},
+		{"http://169.254.169.254/latest/meta-data/", "metadata"},
+		{"http://[fd00:ec2::254]/", "metadata"},
+		{"http://metadata.example.com/", "metadata"},
+		{"http://169.254.1.1/", "link-local"},
+		{"http://[fe80::1]/", "link-local"},
+		{"http://[fc00::1]/", "unique-local"},
+		{"http://100.64.0.1/", "carrier-grade NAT"},
+		{"http://0.0.0.0/", "unspecified"},
+		{"http://[::]/", "unspecified"},
+		{"http://224.0.0.1/", "multicast"},
+		{"http://[ff02::1]/", "multicast"},
+		{"http://255.255.255.255/", "reserved"},
+		{"http://[64:ff9b::a00:1]/", "private"}, // NAT64 of 10.0.0.1
+	} {
+		_, err := checkURL(context.Background(), tc.url, false, dns)
+		switch {
+		case tc.refused == "" && err != nil:
+			t.Errorf("%s: refused: %v", tc.url, err)
+		case tc.refused != "" && err == nil:
+			t.Errorf("%s: accepted, want refused (%s)", tc.url, tc.refused)
+		case tc.refused != "" && !strings.Contains(err.Error(), tc.refused):
+			t.Errorf("%s: %v, want it to mention %q", tc.url, err, tc.refused)
+		}
+	}
+	// Allowed private targets still need http(s).
+	if _, err := checkURL(context.Background(), "http://127.0.0.1:8080/", true, dns); err != nil {
+		t.Errorf("allow-private refused loopback: %v", err)
+	}
+	if _, err := checkURL(context.Background(), "gopher://127.0.0.1/", true, dns); err == nil {
+		t.Error("allow-private accepted a gopher URL")
+	}
+}
+
+// At send time the guard checks the address actually dialled: a name that resolved to a
+// public address when saved and to loopback now (DNS rebinding) is refused, and so is a
+// redirect target (redirects are not followed at all).
+func TestDialerRefusesPrivateAddresses(t *testing.T) {
+	hit := false
+	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { hit = true }))
+	defer srv.Close()
+	w := New(nil, Options{Keys: testKeyring(t)}).NewWorker(WorkerOptions{})
+	_, err := w.http.Post(srv.URL, "application/json", strings.NewReader("{}"))
+	if !errors.Is(err, errBlocked) || hit {
+		t.Fatalf("POST to %s: %v (reached: %v)", srv.URL, err, hit)
+	}
+	if msg := describe(err); !strings.Contains(msg, "loopback") || !strings.Contains(msg, "SSRF") {
+		t.Fatalf("described as %q", msg)
+	}
+	open := New(nil, Options{Keys: testKeyring(t), AllowPrivate: true}).NewWorker(WorkerOptions{})
+	resp, err := open.http.Post(srv.URL, "application/json", strings.NewReader("{}"))
+	if err != nil || !hit {
+		t.Fatalf("allow-private: %v", err)
+	}
+	resp.Body.Close()
+}
+
+func testKeyring(t *testing.T) *Keyring {
+	t.Helper()
+	k, err := NewKeyring(newSecret())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func TestKeyringSealsPerRow(t *testing.T) {
+	k := testKeyring(t)
+	secret := newSecret()
+	sealed := k.Seal(secret, "whk_a")
+	if strings.Contains(string(sealed), string(secret)) {
+		t.Fatal("sealed value contains the secret")
+	}
+	if got, err := k.Open(sealed, "whk_a"); err != nil || string(got) != string(secret) {
+		t.Fatalf("Open: %v", err)
+	}
+	if _, err := k.Open(sealed, "whk_b"); err == nil {
+		t.Fatal("opened a secret sealed for another row")
+	}
+	if _, err := testKeyring(t).Open(sealed, "whk_a"); !errors.Is(err, ErrOtherKey) {
+		t.Fatalf("another key: %v", err)
+	}
+}
+
+func TestLoadKeyring(t *testing.T) {
+	dir := t.TempDir()
+	k1, generated, err := LoadKeyring("", dir)
+	if err != nil || !generated {
+		t.Fatalf("first load: %v %v", generated, err)
+	}
+	st, err := os.Stat(filepath.Join(dir, KeyFile))
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("key file: %v %v", st, err)
+	}
+	k2, _, err := LoadKeyring("", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := k2.Open(k1.Seal([]byte("x"), "id"), "id"); err != nil {
+		t.Fatalf("the generated key changed: %v", err)
+	}
+	if _, _, err := LoadKeyring("not base64!", dir); err == nil {
+		t.Fatal("accepted a malformed key")
+	}
+	if _, _, err := LoadKeyring("c2hvcnQ=", dir); err == nil {
+		t.Fatal("accepted a short key")
+	}
+	if _, generated, err := LoadKeyring("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=", dir); err != nil || generated {
+		t.Fatalf("configured key: %v %v", generated, err)
+	}
+}
