@@ -296,14 +296,7 @@ func (m *Manager) own(ctx context.Context, s *ent.Session, connect bool) (*live,
 
 // dropAll stops every runtime without logging out: another replica takes them over.
 func (m *Manager) dropAll() {
-	m.mu.Lock()
-	all := m.live
-	m.live = map[gid.ID]*live{}
-	m.mu.Unlock()
-	for _, l := range all {
-		l.close()
-	}
-	m.log.Warn("stopped every session after losing their locks", "count", len(all))
+	m.log.Warn("stopped every session after losing their locks", "count", m.closeAll())
 }
 
 // stopDeleted unlinks and stops the runtime of a session deleted through any replica.
@@ -451,41 +444,46 @@ func (m *Manager) execute(ctx context.Context, l *live, kind string, args json.R
 	case cmdLogout:
 		return nil, l.rt.Logout(ctx)
 	case cmdPairingCode:
-		var phone string
-		if err := json.Unmarshal(args, &phone); err != nil {
-			return nil, fmt.Errorf("decoding a %s command: %w", kind, err)
+		phone, err := decode[string](kind, args)
+		if err != nil {
+			return nil, err
 		}
-		code, err := l.rt.RequestPairingCode(ctx, phone)
-		return result(code, err)
+		return result(l.rt.RequestPairingCode(ctx, phone))
 	case cmdMarkRead:
-		var a markReadArgs
-		if err := json.Unmarshal(args, &a); err != nil {
-			return nil, fmt.Errorf("decoding a %s command: %w", kind, err)
+		a, err := decode[markReadArgs](kind, args)
+		if err != nil {
+			return nil, err
 		}
 		return nil, l.rt.MarkRead(ctx, a.Chat, a.Sender, a.IDs, a.At)
 	case cmdDownload:
-		var ref MediaRef
-		if err := json.Unmarshal(args, &ref); err != nil {
-			return nil, fmt.Errorf("decoding a %s command: %w", kind, err)
+		ref, err := decode[MediaRef](kind, args)
+		if err != nil {
+			return nil, err
 		}
-		data, err := l.rt.Download(ctx, ref)
-		return result(data, err)
+		return result(l.rt.Download(ctx, ref))
 	case cmdSimulate:
-		var a simulateArgs
-		if err := json.Unmarshal(args, &a); err != nil {
-			return nil, fmt.Errorf("decoding a %s command: %w", kind, err)
+		a, err := decode[simulateArgs](kind, args)
+		if err != nil {
+			return nil, err
 		}
 		inj, ok := m.engines[l.engine].(Injector)
 		if !ok {
 			return nil, fmt.Errorf("engine %s does not simulate messages", l.engine)
 		}
-		id, err := inj.Inject(ctx, l.rt, a.From, Inbound{Kind: KindText, Text: a.Text, PushName: "Simulated"})
-		return result(id, err)
+		return result(inj.Inject(ctx, l.rt, a.From, Inbound{Kind: KindText, Text: a.Text, PushName: "Simulated"}))
 	}
 	return nil, fmt.Errorf("unknown session command %q", kind)
 }
 
-func result(v any, err error) (json.RawMessage, error) {
+func decode[T any](kind string, args json.RawMessage) (T, error) {
+	var v T
+	if err := json.Unmarshal(args, &v); err != nil {
+		return v, fmt.Errorf("decoding a %s command: %w", kind, err)
+	}
+	return v, nil
+}
+
+func result[T any](v T, err error) (json.RawMessage, error) {
 	if err != nil {
 		return nil, err
 	}

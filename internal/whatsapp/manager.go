@@ -154,6 +154,15 @@ func (m *Manager) Start(ctx context.Context) error {
 // up their locks so other replicas take them over at once.
 func (m *Manager) Stop() {
 	m.cancel()
+	m.closeAll()
+	m.wg.Wait()
+	if m.opts.Cluster != nil {
+		m.opts.Cluster.Locks.Close()
+	}
+}
+
+// closeAll closes every runtime of this replica and returns how many there were.
+func (m *Manager) closeAll() int {
 	m.mu.Lock()
 	all := m.live
 	m.live = map[gid.ID]*live{}
@@ -161,10 +170,7 @@ func (m *Manager) Stop() {
 	for _, l := range all {
 		l.close()
 	}
-	m.wg.Wait()
-	if m.opts.Cluster != nil {
-		m.opts.Cluster.Locks.Close()
-	}
+	return len(all)
 }
 
 // runtime opens the session's runtime; the caller holds its lock.
