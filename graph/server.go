@@ -70,12 +70,17 @@ func NewServer(r *Resolver, cfg ServerConfig) *handler.Server {
 	if cfg.PerOperation != nil {
 		srv.AroundOperations(cfg.PerOperation)
 	}
-	srv.Use(txPerMutation{client: r.client, log: cfg.Log, own: []string{"signUp", "logIn"}})
+	srv.Use(txPerMutation{client: r.client, log: cfg.Log, own: ownTransactions})
 	srv.AroundFields(boundConnections)
 	srv.SetErrorPresenter(errorPresenter(cfg.Log))
 	srv.SetRecoverFunc(recoverFunc(cfg.Log))
 	return srv
 }
+
+// ownTransactions are the mutations that manage their own transactions: hashing a password,
+// or waiting for the replica that runs a session, must not hold a transaction (and with
+// it a pooled connection, or SQLite's only writer) meanwhile.
+var ownTransactions = []string{"signUp", "logIn", "markRead", "simulateIncomingMessage", "requestPairingCode"}
 
 func ptr[T any](v T) *T { return &v }
 

@@ -32,8 +32,8 @@ func (s *Service) WebsocketInit(ctx context.Context, p transport.InitPayload) (c
 		credential = raw // a bare token is accepted too
 	}
 	if credential == "" {
-		if v := viewer.FromContext(ctx); v.Kind != viewer.KindAnonymous {
-			return ctx, nil, nil
+		if _, ok := ctx.Value(wsCredentialKey{}).(wsCredential); ok {
+			return ctx, nil, nil // authenticated by the upgrade request's header
 		}
 		return refuse(ctx, CloseUnauthorized, errors.New("authentication required: send {\"authorization\": \"Bearer <token>\"} in connection_init"))
 	}

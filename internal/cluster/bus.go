@@ -143,7 +143,7 @@ func Join(dsn string, db *sql.DB, log *slog.Logger) *Node {
 		defer close(n.done)
 		// Often: until it notices, a replica cut off from the database may still run
 		// sessions that another one is taking over.
-		n.Locks.Watch(ctx, 500*time.Millisecond)
+		n.Locks.Watch(ctx, time.Second)
 	}()
 	return n
 }

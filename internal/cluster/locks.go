@@ -48,6 +48,12 @@ func (l *Locks) TryAcquire(ctx context.Context, name string) (bool, error) {
 		if err != nil {
 			return false, fmt.Errorf("opening the lock connection: %w", err)
 		}
+		// PostgreSQL frees the locks of a replica whose host died or was cut off only when
+		// it notices the connection is gone: TCP keepalives make that seconds, not hours.
+		if _, err := c.ExecContext(ctx, "SET tcp_keepalives_idle = 5; SET tcp_keepalives_interval = 2; SET tcp_keepalives_count = 3"); err != nil {
+			_ = c.Raw(func(any) error { return driver.ErrBadConn })
+			return false, fmt.Errorf("configuring the lock connection: %w", err)
+		}
 		l.conn = c
 	}
 	var ok bool
@@ -106,7 +112,9 @@ func (l *Locks) Watch(ctx context.Context, interval time.Duration) {
 		}
 		l.mu.Lock()
 		if l.conn != nil {
-			pctx, cancel := context.WithTimeout(ctx, interval)
+			// A slow answer is not a lost connection: dropping every session on a short
+			// stall would make them hop between replicas.
+			pctx, cancel := context.WithTimeout(ctx, pingTimeout)
 			if err := l.conn.PingContext(pctx); err != nil && ctx.Err() == nil {
 				l.failLocked(err)
 			}
@@ -115,6 +123,9 @@ func (l *Locks) Watch(ctx context.Context, interval time.Duration) {
 		l.mu.Unlock()
 	}
 }
+
+// pingTimeout is how long the lock connection may take to answer a ping.
+const pingTimeout = 5 * time.Second
 
 // Close releases every lock by ending the connection.
 func (l *Locks) Close() {

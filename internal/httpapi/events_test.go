@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"strconv"
 	"strings"
 	"testing"
@@ -183,10 +184,16 @@ func TestEventsSubscriptionEndsWhenAccessIsLost(t *testing.T) {
 		ann, bob := s.SignUp(t, "Ann"), s.SignUp(t, "Bob")
 		bobMembership := s.AddMember(t, ann, ann.OrgID, bob, "MEMBER")
 		key := s.CreateAPIKey(t, ann, ann.OrgID, "MEMBER")
+		headerKey := s.CreateAPIKey(t, ann, ann.OrgID, "MEMBER")
 
 		open := func(token, org string) *websocket.Conn {
-			c := dialWS(t, s, "graphql-transport-ws", nil)
-			send(t, c, wsMsg{Type: "connection_init", Payload: initPayload(token, org)})
+			var header http.Header
+			init := initPayload(token, org)
+			if token == headerKey.Secret { // authenticated by the upgrade request instead
+				header, init = http.Header{"Authorization": {"Bearer " + token}}, json.RawMessage(`{}`)
+			}
+			c := dialWS(t, s, "graphql-transport-ws", header)
+			send(t, c, wsMsg{Type: "connection_init", Payload: init})
 			if m, err := next(t, c); err != nil || m.Type != "connection_ack" {
 				t.Fatalf("want connection_ack, got %+v %v", m, err)
 			}
@@ -196,9 +203,12 @@ func TestEventsSubscriptionEndsWhenAccessIsLost(t *testing.T) {
 		}
 		asBob := open(bob.Token, ann.OrgID)
 		asKey := open(key.Secret, "")
+		asHeader := open(headerKey.Secret, "")
 		s.OK(t, q(ann, ann.OrgID, `mutation($id: ID!) { removeMember(id: $id) }`, map[string]any{"id": bobMembership}), nil)
-		s.OK(t, q(ann, ann.OrgID, `mutation($id: ID!) { revokeAPIKey(id: $id) { id } }`, map[string]any{"id": key.ID}), nil)
-		for name, c := range map[string]*websocket.Conn{"removed member": asBob, "revoked key": asKey} {
+		for _, k := range []string{key.ID, headerKey.ID} {
+			s.OK(t, q(ann, ann.OrgID, `mutation($id: ID!) { revokeAPIKey(id: $id) { id } }`, map[string]any{"id": k}), nil)
+		}
+		for name, c := range map[string]*websocket.Conn{"removed member": asBob, "revoked key": asKey, "revoked key in the upgrade header": asHeader} {
 			_ = c.SetReadDeadline(timeNowPlus(4000))
 			var m wsMsg
 			if err := c.ReadJSON(&m); err != nil {

@@ -72,6 +72,22 @@ func TestSessionPairingSubscription(t *testing.T) {
 			s.OK(t, q(ann, "", `query($id: ID!) { node(id: $id) { ... on Session { status } } }`, map[string]any{"id": id}), &out)
 			return out.Node.Status == "CONNECTED"
 		})
+		// The event log records that codes were shown, never the codes: it is readable by
+		// MEMBERs and sent to webhooks, while pairing is for ADMINs.
+		var log struct {
+			Organization struct {
+				Events struct{ Edges []struct{ Node struct{ Payload map[string]any } } }
+			}
+		}
+		s.OK(t, q(ann, "", `{ organization { events(first: 10, types: [QR_CODE]) { edges { node { payload } } } } }`, nil), &log)
+		if len(log.Organization.Events.Edges) == 0 {
+			t.Fatal("no QR_CODE event")
+		}
+		for _, e := range log.Organization.Events.Edges {
+			if _, ok := e.Node.Payload["code"]; ok || e.Node.Payload["expiresAt"] == nil {
+				t.Fatalf("QR_CODE event payload %v", e.Node.Payload)
+			}
+		}
 		// Subscribing to a paired session answers PAIRED at once and completes.
 		send(t, c, wsMsg{ID: "again", Type: "subscribe", Payload: payload})
 		if m, err := next(t, c); err != nil || m.Type != "next" || !strings.Contains(string(m.Payload), "PAIRED") {

@@ -91,9 +91,9 @@ func (m *Manager) startCluster() error {
 	for ch, fn := range map[string]func(string){
 		chanSession: func(p string) { m.poke(gid.ID(p)) },
 		chanCommandDone: func(p string) {
-			m.mu.Lock()
+			m.wmu.Lock()
 			w := m.waiters[gid.ID(p)]
-			m.mu.Unlock()
+			m.wmu.Unlock()
 			if w != nil {
 				select {
 				case w <- struct{}{}:
@@ -141,12 +141,15 @@ func (m *Manager) claimLoop() {
 	// Replicas started together should not all scan at the same instant.
 	t := time.NewTimer(rand.N(every / 4))
 	defer t.Stop()
+	// Taken once and renewed only after handling: a loss during a scan closes the channel
+	// held here, even though Lost then already returns a fresh one.
+	lost := m.opts.Cluster.Locks.Lost()
 	for {
-		lost := m.opts.Cluster.Locks.Lost()
 		select {
 		case <-m.ctx.Done():
 			return
 		case <-lost:
+			lost = m.opts.Cluster.Locks.Lost()
 			m.dropAll()
 		case id := <-m.pokes:
 			if id == "" {
@@ -176,7 +179,8 @@ func wantsConnection(s *ent.Session) bool {
 // scan claims every session that should run or has commands waiting and that no replica
 // runs, and hands waiting commands to the sessions this replica runs.
 func (m *Manager) scan() {
-	ctx := m.ctx
+	ctx, cancel := context.WithTimeout(m.ctx, 10*time.Second)
+	defer cancel()
 	want, err := m.client.Session.Query().Where(session.Or(
 		session.And(wantsToRun()...),
 		session.HasCommandsWith(sessioncommand.StatusEQ(sessioncommand.StatusPENDING)),
@@ -225,28 +229,30 @@ func missing(all, present []gid.ID) []gid.ID {
 
 // reconcile looks at one session after a hint about it.
 func (m *Manager) reconcile(id gid.ID) {
-	s, err := m.client.Session.Get(m.ctx, id)
+	ctx, cancel := context.WithTimeout(m.ctx, 10*time.Second)
+	defer cancel()
+	s, err := m.client.Session.Get(ctx, id)
 	switch {
 	case ent.IsNotFound(err):
 		m.stopDeleted(id)
 	case err != nil:
 		m.logScanError(err)
 	default:
-		if _, isLive := m.lookup(id); !isLive && !m.hasWork(s) {
+		if _, isLive := m.lookup(id); !isLive && !m.hasWork(ctx, s) {
 			return // a hint for a session that nobody needs to run (an outbox that waits)
 		}
-		m.claim(m.ctx, s)
+		m.claim(ctx, s)
 	}
 }
 
 // hasWork reports whether s should run somewhere: it wants to be connected or has
 // commands waiting.
-func (m *Manager) hasWork(s *ent.Session) bool {
+func (m *Manager) hasWork(ctx context.Context, s *ent.Session) bool {
 	if wantsConnection(s) {
 		return true
 	}
 	pending, err := m.client.SessionCommand.Query().Where(sessioncommand.SessionID(s.ID),
-		sessioncommand.StatusEQ(sessioncommand.StatusPENDING)).Exist(m.ctx)
+		sessioncommand.StatusEQ(sessioncommand.StatusPENDING)).Exist(ctx)
 	return err == nil && pending
 }
 
@@ -254,8 +260,7 @@ func (m *Manager) hasWork(s *ent.Session) bool {
 // wakes its worker (commands, outbox).
 func (m *Manager) claim(ctx context.Context, s *ent.Session) {
 	l, isLive := m.lookup(s.ID)
-	if isLive && !m.opts.Cluster.Locks.Held(string(s.ID)) {
-		m.drop(s.ID) // its lock went with a broken connection: another replica may run it now
+	if isLive && !m.stillOwned(s.ID) {
 		isLive = false
 	}
 	if !isLive {
@@ -346,13 +351,13 @@ func (m *Manager) send(ctx context.Context, id gid.ID, kind string, raw json.Raw
 		return nil, err
 	}
 	done := make(chan struct{}, 1)
-	m.mu.Lock()
+	m.wmu.Lock()
 	m.waiters[cmd.ID] = done
-	m.mu.Unlock()
+	m.wmu.Unlock()
 	defer func() {
-		m.mu.Lock()
+		m.wmu.Lock()
 		delete(m.waiters, cmd.ID)
-		m.mu.Unlock()
+		m.wmu.Unlock()
 	}()
 	timeout := m.opts.Cluster.CommandTimeout
 	if timeout <= 0 {
@@ -394,6 +399,16 @@ func (m *Manager) send(ctx context.Context, id gid.ID, kind string, raw json.Raw
 			return nil, errors.New(cur.Error)
 		}
 	}
+}
+
+// stillOwned reports whether this replica may still run the session: with a cluster, its
+// lock must be held. A session whose lock went with a broken connection stops here.
+func (m *Manager) stillOwned(id gid.ID) bool {
+	if m.opts.Cluster == nil || m.opts.Cluster.Locks.Held(string(id)) {
+		return true
+	}
+	m.drop(id)
+	return false
 }
 
 // runCommands carries out the session's waiting commands, oldest first.

@@ -47,10 +47,14 @@ type Manager struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu      sync.Mutex
-	live    map[gid.ID]*live
-	waiters map[gid.ID]chan struct{} // commands sent to other replicas, by ID
-	pokes   chan gid.ID              // sessions the claim loop should look at
+	mu    sync.Mutex
+	live  map[gid.ID]*live
+	pokes chan gid.ID // sessions the claim loop should look at
+
+	// waiters are the commands sent to other replicas, by ID. Their own lock: the
+	// notification goroutine takes it, and must never wait behind a runtime being opened.
+	wmu     sync.Mutex
+	waiters map[gid.ID]chan struct{}
 
 	pairing broadcaster
 }
@@ -173,11 +177,10 @@ func (m *Manager) closeAll() int {
 	return len(all)
 }
 
-// runtime opens the session's runtime; the caller holds its lock.
+// runtime opens the session's runtime; the caller holds its lock. Opening loads the device
+// from the database, so it happens outside the manager's mutex.
 func (m *Manager) runtime(s *ent.Session) (*live, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if l, ok := m.live[s.ID]; ok {
+	if l, ok := m.lookup(s.ID); ok {
 		return l, nil
 	}
 	if m.ctx.Err() != nil {
@@ -194,6 +197,16 @@ func (m *Manager) runtime(s *ent.Session) (*live, error) {
 	rt, err := e.Open(m.ctx, cfg, m)
 	if err != nil {
 		return nil, fmt.Errorf("opening session %s: %w", s.ID, err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if l, ok := m.live[s.ID]; ok { // opened meanwhile by another caller
+		rt.Close()
+		return l, nil
+	}
+	if m.ctx.Err() != nil {
+		rt.Close()
+		return nil, errors.New("shutting down")
 	}
 	l := &live{rt: rt, org: s.OrganizationID, engine: e.Name(), wake: make(chan struct{}, 1), stop: make(chan struct{})}
 	m.live[s.ID] = l

@@ -28,6 +28,9 @@ func (m *Manager) sendLoop(id gid.ID, l *live) {
 		case <-l.wake:
 		case <-t.C:
 		}
+		if !m.stillOwned(id) {
+			return
+		}
 		m.runCommands(id, l)
 		m.drain(id, l)
 	}

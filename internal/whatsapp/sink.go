@@ -66,8 +66,11 @@ func (m *Manager) store(ctx context.Context, c *ent.Client, org, id gid.ID, ev E
 	case StatusChanged:
 		return m.statusChanged(ctx, c, id, ev)
 	case QRCode:
+		// The code itself stays out of the log: whoever scans it links their phone to the
+		// session, and the log is readable by MEMBERs and sent to webhooks, while pairing
+		// is for ADMINs (sessionPairing).
 		return &events.Entry{Type: event.TypeQR_CODE, OccurredAt: now,
-			Payload: map[string]any{"code": ev.Code, "expiresAt": ev.Expires}}, nil
+			Payload: map[string]any{"expiresAt": ev.Expires}}, nil
 	case Paired:
 		err := c.Session.UpdateOneID(id).SetDeviceJid(ev.DeviceJID).SetPhoneNumber(ev.Phone).
 			SetNillableLid(nonEmpty(ev.LID)).SetNillablePushName(nonEmpty(ev.PushName)).Exec(ctx)
