@@ -43,9 +43,8 @@ func (s *Service) Middleware(log *slog.Logger) func(http.Handler) http.Handler {
 			}
 			ctx = context.WithValue(ctx, userAgentKey{}, r.UserAgent())
 			if credential != "" {
-				// A WebSocket upgraded on this request authenticates its operations again
-				// with it (see PerOperation).
-				ctx = context.WithValue(ctx, wsCredentialKey{}, wsCredential{credential, r.Header.Get(OrganizationHeader)})
+				// A WebSocket upgraded on this request may rely on it (see WebsocketInit).
+				ctx = context.WithValue(ctx, upgradeCredentialKey{}, wsCredential{credential, r.Header.Get(OrganizationHeader)})
 			}
 			next.ServeHTTP(w, r.WithContext(viewer.NewContext(ctx, v)))
 		})

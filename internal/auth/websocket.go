@@ -32,8 +32,10 @@ func (s *Service) WebsocketInit(ctx context.Context, p transport.InitPayload) (c
 		credential = raw // a bare token is accepted too
 	}
 	if credential == "" {
-		if _, ok := ctx.Value(wsCredentialKey{}).(wsCredential); ok {
-			return ctx, nil, nil // authenticated by the upgrade request's header
+		if c, ok := ctx.Value(upgradeCredentialKey{}).(wsCredential); ok {
+			// Authenticated by the upgrade request's header: its operations are checked
+			// again with it, as with a credential sent in connection_init.
+			return context.WithValue(ctx, wsCredentialKey{}, c), nil, nil
 		}
 		return refuse(ctx, CloseUnauthorized, errors.New("authentication required: send {\"authorization\": \"Bearer <token>\"} in connection_init"))
 	}
@@ -53,8 +55,9 @@ func (s *Service) WebsocketInit(ctx context.Context, p transport.InitPayload) (c
 }
 
 type (
-	wsCredentialKey struct{}
-	wsCredential    struct{ credential, org string }
+	wsCredentialKey      struct{}
+	upgradeCredentialKey struct{}
+	wsCredential         struct{ credential, org string }
 )
 
 // PerOperation re-authenticates the credential of a WebSocket connection for each of its

@@ -76,7 +76,11 @@ func TestSessionPairingSubscription(t *testing.T) {
 		// MEMBERs and sent to webhooks, while pairing is for ADMINs.
 		var log struct {
 			Organization struct {
-				Events struct{ Edges []struct{ Node struct{ Payload map[string]any } } }
+				Events struct {
+					Edges []struct {
+						Node struct{ Payload map[string]any }
+					}
+				}
 			}
 		}
 		s.OK(t, q(ann, "", `{ organization { events(first: 10, types: [QR_CODE]) { edges { node { payload } } } } }`, nil), &log)
@@ -101,7 +105,8 @@ func TestSessionPairingSubscription(t *testing.T) {
 
 func TestPairingCode(t *testing.T) {
 	testdb.Each(t, func(t *testing.T, db *database.DB) {
-		s := apitest.New(t, db, func(o *apitest.Options) { o.SandboxPairAfter = 300 * time.Millisecond })
+		// Long enough for the code to be asked for before the virtual phone scans a QR code.
+		s := apitest.New(t, db, func(o *apitest.Options) { o.SandboxPairAfter = 5 * time.Second })
 		ann := s.SignUp(t, "Ann")
 		id := createSession(t, s, ann, "line")
 		pair := `mutation($id: ID!, $p: String!) { requestPairingCode(id: $id, phoneNumber: $p) }`

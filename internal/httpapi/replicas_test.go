@@ -88,7 +88,22 @@ func TestReplicasShareSessionsAndEvents(t *testing.T) {
 	}
 	// The session now runs on B: B's commands work with A gone.
 	a.Stop()
-	id = simulate(t, b, ann, ses.ID, "after the failover")
+	// While B reconnects the session, a client may be told CONFLICT and retries.
+	var out struct{ SimulateIncomingMessage struct{ ID string } }
+	eventually(t, "B to accept a message for the session", func() bool {
+		r := b.Do(t, q(ann, ann.OrgID, `mutation($s: ID!) { simulateIncomingMessage(input: {sessionID: $s, from: "+4915112345678", text: "after the failover"}) { id } }`,
+			map[string]any{"s": ses.ID}))
+		switch r.Code() {
+		case "CONFLICT":
+			return false
+		case "":
+		default:
+			t.Fatalf("simulate through B: %+v", r.Errors)
+		}
+		r.Decode(t, &out)
+		return true
+	})
+	id = out.SimulateIncomingMessage.ID
 	for {
 		if e := nextEvent(t, sub); e.Type == "MESSAGE_RECEIVED" {
 			if e.Message.ID != id {
