@@ -5,7 +5,7 @@ GO      ?= go
 PKGS    := ./...
 BIN     := bin/wagate
 
-.PHONY: all run build test test-deps lint generate check-generate clean
+.PHONY: all run build test test-deps lint generate check-generate clean bench
 
 all: build
 
@@ -47,6 +47,12 @@ check-generate: generate
 		echo "generated code is stale: run 'make generate' and commit"; \
 		git status --porcelain -- ent schema graph go.mod go.sum; \
 		git --no-pager diff --stat; exit 1; fi
+
+## bench: build the server and the reference servers, then measure them side by side on a
+## fresh PostgreSQL database (~2 min; BENCH_QUICK=1 for a ~20 s smoke run). Not part of test.
+## Results: stdout and bench/out/ (see BENCHMARKS.md)
+bench:
+	$(GO) run ./bench/run
 
 clean:
 	rm -rf bin data
