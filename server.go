@@ -30,6 +30,8 @@ import (
 	"github.com/wagate/wagate/internal/events"
 	"github.com/wagate/wagate/internal/httpapi"
 	"github.com/wagate/wagate/internal/mail"
+	"github.com/wagate/wagate/internal/metrics"
+	"github.com/wagate/wagate/internal/reqlog"
 	"github.com/wagate/wagate/internal/sessions"
 	"github.com/wagate/wagate/internal/tenancy"
 	"github.com/wagate/wagate/internal/viewer"
@@ -70,6 +72,8 @@ type config struct {
 	webhookWorkers  int
 	webhookTimeout  time.Duration
 	wsWriteTimeout  time.Duration
+	metricsAddr     string
+	metricsToken    string
 }
 
 func parseConfig(args []string) (config, []string, error) {
@@ -103,6 +107,8 @@ func parseConfig(args []string) (config, []string, error) {
 	fs.IntVar(&c.webhookWorkers, "webhook-workers", envInt("WAGATE_WEBHOOK_WORKERS", 4), "webhook deliveries attempted at once by this replica; 0 sends none (WAGATE_WEBHOOK_WORKERS)")
 	fs.DurationVar(&c.webhookTimeout, "webhook-timeout", envDuration("WAGATE_WEBHOOK_TIMEOUT", 10*time.Second), "how long a webhook endpoint has to answer (WAGATE_WEBHOOK_TIMEOUT)")
 	fs.DurationVar(&c.wsWriteTimeout, "ws-write-timeout", envDuration("WAGATE_WS_WRITE_TIMEOUT", 10*time.Second), "a WebSocket subscriber that cannot take a frame for this long is disconnected as a slow consumer (WAGATE_WS_WRITE_TIMEOUT)")
+	fs.StringVar(&c.metricsAddr, "metrics-addr", env("WAGATE_METRICS_ADDR", ""), "serve /metrics on this address instead of the main one, e.g. 127.0.0.1:9090 (WAGATE_METRICS_ADDR)")
+	fs.StringVar(&c.metricsToken, "metrics-token", env("WAGATE_METRICS_TOKEN", ""), "bearer token that /metrics requires; empty means none (WAGATE_METRICS_TOKEN)")
 	if err := fs.Parse(args); err != nil {
 		return c, nil, err
 	}
@@ -194,11 +200,12 @@ func newLogger(c config) (*slog.Logger, error) {
 		return nil, fmt.Errorf("log level: %w", err)
 	}
 	opts := &slog.HandlerOptions{Level: level}
+	// Lines logged with a request's context carry its request_id.
 	switch c.logFormat {
 	case "json":
-		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+		return slog.New(reqlog.Handler(slog.NewJSONHandler(os.Stderr, opts))), nil
 	case "text":
-		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+		return slog.New(reqlog.Handler(slog.NewTextHandler(os.Stderr, opts))), nil
 	}
 	return nil, fmt.Errorf("log format must be text or json, got %q", c.logFormat)
 }
@@ -322,8 +329,10 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	if cfg.webhookPrivate {
 		log.Warn("WAGATE_WEBHOOK_ALLOW_PRIVATE is on: webhooks may reach this server's own network")
 	}
-	webhooks := webhook.New(db.Client, webhook.Options{Keys: keys, AllowPrivate: cfg.webhookPrivate, Log: log})
+	metricsReg := metrics.New()
+	webhooks := webhook.New(db.Client, webhook.Options{Keys: keys, AllowPrivate: cfg.webhookPrivate, Log: log, Metrics: metricsReg})
 	eventLog := events.New(db.Client, log)
+	eventLog.Metrics = metricsReg
 	var node *cluster.Node
 	var replicas *whatsapp.Cluster
 	if db.Dialect == entdialect.Postgres {
@@ -356,9 +365,18 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		WebSocketWriteTimeout: cfg.wsWriteTimeout,
 		Tenancy: tenancy.Options{InvitationTTL: cfg.invitationTTL, InvitationURL: cfg.invitationURL,
 			VerificationURL: cfg.verificationURL, Mail: outbox, Log: log},
-		Sessions: sessions.Options{SendPerMinute: cfg.sendPerMinute, MaxMediaBytes: cfg.maxMediaBytes},
+		Sessions:         sessions.Options{SendPerMinute: cfg.sendPerMinute, MaxMediaBytes: cfg.maxMediaBytes},
+		MetricsToken:     cfg.metricsToken,
+		MetricsElsewhere: cfg.metricsAddr != "",
 	}, httpapi.Deps{Client: db.Client, SQL: db.SQL, Auth: authn, Log: log, Manager: manager, Sandbox: sandboxNet, Events: eventLog, Cluster: node,
-		Webhooks: webhooks})
+		Webhooks: webhooks, Metrics: metricsReg})
+	if cfg.metricsAddr != "" {
+		stopMetrics, err := serveMetrics(cfg, metricsReg, log)
+		if err != nil {
+			return err
+		}
+		defer stopMetrics()
+	}
 
 	// Long-lived connections (subscriptions) derive from baseCtx, so cancelling it after
 	// Shutdown ends them: http.Server.Shutdown does not close hijacked connections.
@@ -400,6 +418,25 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// serveMetrics serves /metrics alone on WAGATE_METRICS_ADDR, e.g. on an address only the
+// scraper reaches; the returned function stops it.
+func serveMetrics(cfg config, m *metrics.Metrics, log *slog.Logger) (func(), error) {
+	ln, err := net.Listen("tcp", cfg.metricsAddr)
+	if err != nil {
+		return nil, fmt.Errorf("listening on %s (WAGATE_METRICS_ADDR): %w", cfg.metricsAddr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", m.Handler(cfg.metricsToken, log))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("serving metrics", "err", err)
+		}
+	}()
+	log.Info("metrics listening", "addr", ln.Addr().String())
+	return func() { _ = srv.Close() }, nil
 }
 
 // grantConfiguredSuperAdmins applies WAGATE_SUPER_ADMINS to accounts that exist. It never

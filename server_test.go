@@ -111,7 +111,12 @@ func TestServeShutsDownGracefully(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	cfg, _, err := parseConfig([]string{"-data-dir", t.TempDir(), "-addr", addr})
+	if ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	metricsAddr := ln.Addr().String()
+	ln.Close()
+	cfg, _, err := parseConfig([]string{"-data-dir", t.TempDir(), "-addr", addr, "-metrics-addr", metricsAddr, "-metrics-token", "scrape"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,6 +137,25 @@ func TestServeShutsDownGracefully(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("/readyz: %d", resp.StatusCode)
+	}
+	// With WAGATE_METRICS_ADDR, /metrics is served there only, behind its token.
+	for _, c := range []struct {
+		url, token string
+		want       int
+	}{{"http://" + addr + "/metrics", "scrape", 404}, {"http://" + metricsAddr + "/metrics", "", 401}, {"http://" + metricsAddr + "/metrics", "scrape", 200}} {
+		req, _ := http.NewRequest(http.MethodGet, c.url, nil)
+		if c.token != "" {
+			req.Header.Set("Authorization", "Bearer "+c.token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != c.want || c.want == 200 && !strings.Contains(string(body), `wagate_http_requests_total{method="GET",route="/readyz",status="200"}`) {
+			t.Fatalf("%s with token %q: %d, want %d\n%s", c.url, c.token, resp.StatusCode, c.want, body)
+		}
 	}
 	// Both engines are on by default: a WHATSAPP session can be created (connecting it
 	// needs WhatsApp's servers, which tests cannot reach).

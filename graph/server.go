@@ -15,6 +15,7 @@ import (
 	"github.com/vektah/gqlparser/v2/ast"
 
 	"github.com/wagate/wagate/internal/apperr"
+	"github.com/wagate/wagate/internal/metrics"
 	"github.com/wagate/wagate/internal/page"
 	"github.com/wagate/wagate/internal/wsgorilla"
 )
@@ -34,7 +35,9 @@ type ServerConfig struct {
 	WebSocketWriteTimeout time.Duration
 	// PerOperation runs around every operation (it re-checks WebSocket callers).
 	PerOperation graphql.OperationMiddleware
-	Log          *slog.Logger
+	// Metrics records operations and WebSocket connections; nil records nothing.
+	Metrics *metrics.Metrics
+	Log     *slog.Logger
 }
 
 // NewServer assembles the GraphQL server: transports, caches, the transaction per mutation,
@@ -44,18 +47,20 @@ func NewServer(r *Resolver, cfg ServerConfig) *handler.Server {
 	if cfg.WebSocketWriteTimeout <= 0 {
 		cfg.WebSocketWriteTimeout = 10 * time.Second
 	}
+	ws := wsgorilla.New(wsgorilla.OriginPolicy(cfg.AllowedOrigins), cfg.WebSocketWriteTimeout)
+	ws.Open = cfg.Metrics.WebSockets()
 	// First: it claims the requests that carry an Upgrade header.
 	srv.AddTransport(transport.Websocket{
-		Implementation:        wsgorilla.New(wsgorilla.OriginPolicy(cfg.AllowedOrigins), cfg.WebSocketWriteTimeout),
+		Implementation:        ws,
 		InitFunc:              cfg.WebsocketInit,
 		InitTimeout:           10 * time.Second,
 		PingPongInterval:      20 * time.Second, // graphql-transport-ws: detects dead peers
 		KeepAlivePingInterval: 20 * time.Second, // legacy graphql-ws keep-alive
 		PayloadReadLimit:      ptr(int64(64 << 10)),
-		ErrorFunc: func(_ context.Context, err error) {
+		ErrorFunc: func(ctx context.Context, err error) {
 			var we transport.WebsocketError
 			if errors.As(err, &we) && !we.IsReadError {
-				cfg.Log.Info("WebSocket write failed; connection closed", "err", we.Err)
+				cfg.Log.InfoContext(ctx, "WebSocket write failed; connection closed", "err", we.Err)
 			}
 		},
 	})
@@ -64,6 +69,11 @@ func NewServer(r *Resolver, cfg ServerConfig) *handler.Server {
 	srv.AddTransport(transport.POST{})
 	srv.AddTransport(transport.MultipartForm{MaxUploadSize: cfg.MaxUploadBytes, MaxMemory: 4 << 20})
 	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
+	// Outermost, so they also see operations refused by the extensions below.
+	if cfg.Metrics != nil {
+		srv.Use(cfg.Metrics.GraphQL())
+	}
+	srv.AroundOperations(logOperation(cfg.Log))
 	if cfg.Introspection {
 		srv.Use(extension.Introspection{})
 	}

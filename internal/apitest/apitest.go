@@ -28,6 +28,8 @@ import (
 	"github.com/wagate/wagate/internal/gid"
 	"github.com/wagate/wagate/internal/httpapi"
 	"github.com/wagate/wagate/internal/mail"
+	"github.com/wagate/wagate/internal/metrics"
+	"github.com/wagate/wagate/internal/reqlog"
 	"github.com/wagate/wagate/internal/sessions"
 	"github.com/wagate/wagate/internal/tenancy"
 	"github.com/wagate/wagate/internal/viewer"
@@ -50,8 +52,10 @@ type Server struct {
 	Sandbox *sandbox.Network
 	// Webhooks is the webhook service; no delivery worker runs until StartWebhookWorker.
 	Webhooks *webhook.Service
-	seq      atomic.Int64
-	stop     func()
+	// Metrics is the server's own registry, served on /metrics.
+	Metrics *metrics.Metrics
+	seq     atomic.Int64
+	stop    func()
 }
 
 // Stop shuts the server down before the test ends (a replica leaving).
@@ -117,6 +121,8 @@ type Options struct {
 	// SendBuffer shrinks the kernel send buffer of accepted connections (0: the
 	// system's), so a peer that stops reading stalls the server after a few frames.
 	SendBuffer int
+	// LogTo receives the server's logs as JSON lines, debug level included (nil: none).
+	LogTo io.Writer
 }
 
 // New starts the API on db.
@@ -135,6 +141,11 @@ func New(t testing.TB, db *database.DB, options ...func(*Options)) *Server {
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
+	if o.LogTo != nil {
+		log = slog.New(slog.NewJSONHandler(o.LogTo, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	log = slog.New(reqlog.Handler(log.Handler()))
+	m := metrics.New()
 	box := &Mailbox{}
 	net := o.Network
 	if net == nil {
@@ -146,9 +157,10 @@ func New(t testing.TB, db *database.DB, options ...func(*Options)) *Server {
 		t.Fatal(err)
 	}
 	hooks := webhook.New(db.Client, webhook.Options{Keys: keys, AllowPrivate: !o.WebhookSSRFGuard, Now: clock.Now,
-		Resolver: o.WebhookResolver, Log: log})
+		Resolver: o.WebhookResolver, Log: log, Metrics: m})
 	eventLog := events.New(db.Client, log)
 	eventLog.OnAppend = hooks.Enqueue
+	eventLog.Metrics = m
 	var node *cluster.Node
 	var replicas *whatsapp.Cluster
 	if db.Dialect == dialect.Postgres { // as in production: every server is a replica
@@ -169,7 +181,7 @@ func New(t testing.TB, db *database.DB, options ...func(*Options)) *Server {
 		Tenancy:               tenancy.Options{Mail: box, Log: log, Now: clock.Now, InvitationURL: "https://app.example.test/accept?token={token}"},
 		Sessions:              sessions.Options{Now: clock.Now, SendPerMinute: o.SendPerMinute},
 	}, httpapi.Deps{Client: db.Client, SQL: db.SQL, Auth: authn, Log: log, Manager: manager, Sandbox: net, Events: eventLog, Cluster: node,
-		Webhooks: hooks})
+		Webhooks: hooks, Metrics: m})
 	ts := httptest.NewUnstartedServer(h)
 	if o.SendBuffer > 0 {
 		ts.Listener = smallSendBuffers{ts.Listener, o.SendBuffer}
@@ -185,7 +197,7 @@ func New(t testing.TB, db *database.DB, options ...func(*Options)) *Server {
 	})
 	t.Cleanup(stop)
 	return &Server{URL: ts.URL, DB: db, Auth: authn, Clock: clock, Mail: box, Manager: manager, Sandbox: net,
-		Webhooks: hooks, stop: stop}
+		Webhooks: hooks, Metrics: m, stop: stop}
 }
 
 type smallSendBuffers struct {

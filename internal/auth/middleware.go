@@ -30,7 +30,7 @@ func (s *Service) Middleware(log *slog.Logger) func(http.Handler) http.Handler {
 			if err != nil {
 				var e *apperr.Error
 				if !asAppErr(err, &e) {
-					log.Error("authenticating request", "err", err)
+					log.ErrorContext(r.Context(), "authenticating request", "err", err)
 					writeError(w, http.StatusInternalServerError, apperr.New(apperr.Internal, "internal error"))
 					return
 				}

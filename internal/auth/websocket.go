@@ -74,7 +74,7 @@ func (s *Service) PerOperation(ctx context.Context, next graphql.OperationHandle
 		if code == "" {
 			code, msg = apperr.Internal, "internal error"
 			if ctx.Err() == nil {
-				s.log(ctx).Error("re-authenticating a WebSocket operation", "err", err)
+				s.log(ctx).ErrorContext(ctx, "re-authenticating a WebSocket operation", "err", err)
 			}
 		}
 		return graphql.OneShot(&graphql.Response{Errors: gqlerror.List{{Message: msg, Extensions: map[string]any{"code": code}}}})

@@ -20,6 +20,7 @@ import (
 	"github.com/wagate/wagate/internal/cluster"
 	"github.com/wagate/wagate/internal/database"
 	"github.com/wagate/wagate/internal/gid"
+	"github.com/wagate/wagate/internal/metrics"
 	"github.com/wagate/wagate/internal/viewer"
 )
 
@@ -39,6 +40,8 @@ type Log struct {
 	// OnAppend, when set, runs in the transaction of every appended event; its error rolls
 	// the change back. The server sets it to enqueue webhook deliveries.
 	OnAppend func(ctx context.Context, c *ent.Client, ev *ent.Event) error
+	// Metrics counts events committed and delivered to subscribers; nil counts nothing.
+	Metrics *metrics.Metrics
 }
 
 // New returns a Log.
@@ -106,6 +109,7 @@ func (l *Log) Append(ctx context.Context, c *ent.Client, e Entry) (*ent.Event, e
 			return nil, err
 		}
 	}
+	database.AfterCommit(ctx, func() { l.Metrics.EventIngested(string(e.Type)) })
 	if l.bus != nil {
 		// Delivered at commit to every replica, this one included.
 		if err := cluster.Notify(sys, c, channel, fmt.Sprintf("%s:%d", e.Org, ev.Seq)); err != nil {

@@ -54,7 +54,7 @@ func (l *Log) Subscribe(ctx context.Context, cursor *string, f Filter) (<-chan *
 			head, err := l.head(ctx, org)
 			if err != nil {
 				if ctx.Err() == nil {
-					l.log.Error("reading the event log head", "org", org, "err", err)
+					l.log.ErrorContext(ctx, "reading the event log head", "org", org, "err", err)
 				}
 				return
 			}
@@ -63,13 +63,14 @@ func (l *Log) Subscribe(ctx context.Context, cursor *string, f Filter) (<-chan *
 				Order(ent.Asc(event.FieldSeq)).Limit(batch).All(ctx)
 			if err != nil {
 				if ctx.Err() == nil {
-					l.log.Error("reading the event log", "org", org, "err", err)
+					l.log.ErrorContext(ctx, "reading the event log", "org", org, "err", err)
 				}
 				return
 			}
 			for _, e := range evs {
 				select {
 				case out <- e:
+					l.Metrics.EventDelivered(string(e.Type))
 				case <-ctx.Done():
 					return
 				}

@@ -21,12 +21,15 @@ import (
 	"github.com/wagate/wagate/internal/cluster"
 	"github.com/wagate/wagate/internal/events"
 	"github.com/wagate/wagate/internal/gid"
+	"github.com/wagate/wagate/internal/metrics"
 	"github.com/wagate/wagate/internal/oversight"
+	"github.com/wagate/wagate/internal/reqlog"
 	"github.com/wagate/wagate/internal/sessions"
 	"github.com/wagate/wagate/internal/tenancy"
 	"github.com/wagate/wagate/internal/webhook"
 	"github.com/wagate/wagate/internal/whatsapp"
 	"github.com/wagate/wagate/internal/whatsapp/sandbox"
+	"github.com/wagate/wagate/internal/wsgorilla"
 )
 
 // Config tunes the HTTP surface.
@@ -44,6 +47,10 @@ type Config struct {
 	WebSocketWriteTimeout time.Duration
 	// Sessions configures messaging (pacing, attachment size).
 	Sessions sessions.Options
+	// MetricsToken, when set, is the bearer token GET /metrics requires.
+	MetricsToken string
+	// MetricsElsewhere leaves /metrics out: the server serves it on its own listener.
+	MetricsElsewhere bool
 }
 
 // Deps are the services the API serves.
@@ -61,6 +68,9 @@ type Deps struct {
 	Webhooks *webhook.Service
 	// Cluster is this replica's link to the others (PostgreSQL); nil when alone.
 	Cluster *cluster.Node
+	// Metrics collects this server's metrics (shared with the event log and webhooks);
+	// nil means a registry of the API's own.
+	Metrics *metrics.Metrics
 }
 
 // New returns the HTTP handler.
@@ -71,6 +81,14 @@ func New(cfg Config, d Deps) http.Handler {
 	if cfg.Sessions.MaxMediaBytes <= 0 {
 		cfg.Sessions.MaxMediaBytes = 16 << 20
 	}
+	if d.Metrics == nil {
+		d.Metrics = metrics.New()
+	}
+	if err := watchSessions(d.Metrics, d.Client); err != nil {
+		d.Log.Warn("session metrics unavailable", "err", err)
+	}
+	// Lines logged with a request's context carry its request_id.
+	d.Log = slog.New(reqlog.Handler(d.Log.Handler()))
 	sessionsSvc := sessions.New(d.Client, d.Manager, d.Sandbox, cfg.Sessions)
 	resolver := graph.NewResolver(graph.Services{
 		Client:    d.Client,
@@ -88,13 +106,14 @@ func New(cfg Config, d Deps) http.Handler {
 		WebSocketWriteTimeout: cfg.WebSocketWriteTimeout,
 		WebsocketInit:         d.Auth.WebsocketInit,
 		PerOperation:          d.Auth.PerOperation,
+		Metrics:               d.Metrics,
 		Log:                   d.Log,
 	})
 
 	mux := http.NewServeMux()
 	authn := d.Auth.Middleware(d.Log)
 	// Multipart requests carry attachments: their bound is the attachment's, plus the form.
-	mux.Handle("/query", limitBody(cfg.MaxBodyBytes, cfg.Sessions.MaxMediaBytes+cfg.MaxBodyBytes, authn(gql)))
+	mux.Handle("/query", limitBody(cfg.MaxBodyBytes, cfg.Sessions.MaxMediaBytes+cfg.MaxBodyBytes, authn(wsgorilla.Reap(gql))))
 	mux.Handle("GET /media/{id}", authn(mediaHandler(sessionsSvc, d.Log)))
 	if cfg.Introspection {
 		mux.Handle("GET /{$}", playground.Handler("wagate", "/query"))
@@ -103,12 +122,25 @@ func New(cfg Config, d Deps) http.Handler {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))
 	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("GET /readyz", readyz(d))
+	if !cfg.MetricsElsewhere {
+		mux.Handle("GET /metrics", d.Metrics.Handler(cfg.MetricsToken, d.Log))
+	}
+	observe := func(r *http.Request, status int, took time.Duration) {
+		d.Metrics.ObserveHTTP(r.Pattern, r.Method, status, took)
+	}
+	return reqlog.Middleware(d.Log, observe)(mux)
+}
+
+// readyz answers 503 while the database is unreachable or, with replicas, while the event
+// listener is disconnected.
+func readyz(d Deps) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		if err := d.SQL.PingContext(ctx); err != nil {
-			d.Log.Warn("readiness check failed", "err", err)
+			d.Log.WarnContext(ctx, "readiness check failed", "err", err)
 			w.WriteHeader(http.StatusServiceUnavailable)
 			_, _ = w.Write([]byte("database unreachable\n"))
 			return
@@ -120,8 +152,7 @@ func New(cfg Config, d Deps) http.Handler {
 			return
 		}
 		_, _ = w.Write([]byte("ok\n"))
-	})
-	return mux
+	}
 }
 
 func limitBody(n, multipart int64, next http.Handler) http.Handler {
@@ -154,7 +185,7 @@ func mediaHandler(svc *sessions.Service, log *slog.Logger) http.Handler {
 			case apperr.Is(err, apperr.Conflict):
 				status = http.StatusConflict
 			default:
-				log.Warn("serving media", "message", id, "err", err)
+				log.WarnContext(r.Context(), "serving media", "message", id, "err", err)
 			}
 			http.Error(w, http.StatusText(status), status)
 			return

@@ -364,6 +364,8 @@ func TestWebhookRetriesEndAndFailingEndpointsAreDisabled(t *testing.T) {
 		if len(target.requests()) != 0 {
 			t.Fatal("a redirect was followed")
 		}
+		metricEventually(t, s, 3, "wagate_webhook_attempts_total", "outcome", "http_error")
+		metricEventually(t, s, 1, "wagate_webhook_deliveries_failed_total")
 		if w.FailingSince == nil || !w.Enabled {
 			t.Fatalf("endpoint: %+v", w)
 		}

@@ -348,7 +348,7 @@ func (s *Service) mailInvitation(ctx context.Context, inv *ent.Invitation, token
 	}
 	database.AfterCommit(ctx, func() {
 		if err := s.opts.Mail.Send(context.WithoutCancel(ctx), msg); err != nil {
-			s.opts.Log.Error("queueing invitation e-mail", "invitation", inv.ID, "err", err)
+			s.opts.Log.ErrorContext(ctx, "queueing invitation e-mail", "invitation", inv.ID, "err", err)
 		}
 	})
 }

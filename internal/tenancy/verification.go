@@ -43,7 +43,7 @@ func (s *Service) sendVerification(ctx context.Context, c *ent.Client, u *ent.Us
 	}
 	database.AfterCommit(ctx, func() {
 		if err := s.opts.Mail.Send(context.WithoutCancel(ctx), msg); err != nil {
-			s.opts.Log.Error("queueing verification e-mail", "user", u.ID, "err", err)
+			s.opts.Log.ErrorContext(ctx, "queueing verification e-mail", "user", u.ID, "err", err)
 		}
 	})
 	return nil

@@ -23,6 +23,7 @@ import (
 	"github.com/wagate/wagate/internal/audit"
 	"github.com/wagate/wagate/internal/database"
 	"github.com/wagate/wagate/internal/gid"
+	"github.com/wagate/wagate/internal/metrics"
 	"github.com/wagate/wagate/internal/page"
 	"github.com/wagate/wagate/internal/rule"
 	"github.com/wagate/wagate/internal/viewer"
@@ -42,6 +43,8 @@ type Options struct {
 	// Resolver resolves webhook hosts when they are saved; nil means net.DefaultResolver.
 	Resolver Resolver
 	Log      *slog.Logger
+	// Metrics counts delivery attempts; nil counts nothing.
+	Metrics *metrics.Metrics
 }
 
 // Service manages webhooks and enqueues their deliveries.

@@ -23,6 +23,7 @@ import (
 	"github.com/wagate/wagate/internal/audit"
 	"github.com/wagate/wagate/internal/database"
 	"github.com/wagate/wagate/internal/gid"
+	"github.com/wagate/wagate/internal/metrics"
 	"github.com/wagate/wagate/internal/viewer"
 )
 
@@ -252,6 +253,8 @@ type outcome struct {
 	err    string // why it failed; "" on success
 	// aborted: the worker stopped mid-attempt; the delivery is released, not failed.
 	aborted bool
+	// took is how long the request took; 0 when none was sent.
+	took time.Duration
 }
 
 func (o outcome) ok() bool { return o.err == "" && !o.aborted }
@@ -288,10 +291,30 @@ func (w *Worker) attempt(ctx context.Context, d claimed) {
 	} else {
 		o = outcome{err: "loading the webhook: " + err.Error()}
 	}
-	record := func() error { return w.record(sys, hook, d, o) }
+	var gaveUp bool
+	record := func() (err error) { gaveUp, err = w.record(sys, hook, d, o); return err }
 	if err := retryDB(sys, record); err != nil {
 		// The lease runs out and another attempt follows: nothing is lost.
 		w.s.opts.Log.Error("recording a webhook delivery", "delivery", d.ID, "err", err)
+	}
+	w.observe(o, gaveUp)
+}
+
+// observe counts a finished attempt (a cancelled one does not count: it is made again).
+func (w *Worker) observe(o outcome, gaveUp bool) {
+	m := w.s.opts.Metrics
+	switch {
+	case o.aborted:
+		return
+	case o.ok():
+		m.WebhookAttempt(metrics.WebhookSuccess, o.took)
+	case o.status != 0:
+		m.WebhookAttempt(metrics.WebhookHTTPError, o.took)
+	default:
+		m.WebhookAttempt(metrics.WebhookError, o.took)
+	}
+	if gaveUp {
+		m.WebhookDeliveryFailed()
 	}
 }
 
@@ -335,23 +358,25 @@ func (w *Worker) send(ctx context.Context, hook *ent.Webhook, d claimed) outcome
 	req.Header.Set(HeaderID, string(ev.ID))
 	req.Header.Set(HeaderTimestamp, strconv.FormatInt(now.Unix(), 10))
 	req.Header.Set(HeaderSignature, SignatureHeader(keys, string(ev.ID), now, body))
+	sent := time.Now()
 	resp, err := w.http.Do(req)
 	if err != nil {
 		if parent.Err() != nil {
 			return outcome{aborted: true} // the worker is stopping
 		}
-		return outcome{err: describe(err)}
+		return outcome{err: describe(err), took: time.Since(sent)}
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	_ = resp.Body.Close()
+	took := time.Since(sent)
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
-		return outcome{status: resp.StatusCode}
+		return outcome{status: resp.StatusCode, took: took}
 	}
 	msg := "HTTP " + resp.Status
 	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
 		msg += " (redirects are not followed)"
 	}
-	return outcome{status: resp.StatusCode, err: msg}
+	return outcome{status: resp.StatusCode, err: msg, took: took}
 }
 
 // describe turns a transport error into a message for the delivery log.
@@ -409,10 +434,11 @@ func (w *Worker) wait(n int) (time.Duration, bool) {
 }
 
 // record writes an attempt's outcome, unless the delivery was claimed again meanwhile (its
-// lease ran out): then that later attempt owns it.
-func (w *Worker) record(ctx context.Context, hook *ent.Webhook, d claimed, o outcome) error {
+// lease ran out): then that later attempt owns it. gaveUp reports that the delivery is now
+// FAILED.
+func (w *Worker) record(ctx context.Context, hook *ent.Webhook, d claimed, o outcome) (gaveUp bool, err error) {
 	now := w.s.now()
-	return database.InTx(ctx, w.s.client, func(ctx context.Context, c *ent.Client) error {
+	err = database.InTx(ctx, w.s.client, func(ctx context.Context, c *ent.Client) error {
 		mine := c.WebhookDelivery.Update().Where(webhookdelivery.ID(d.ID),
 			webhookdelivery.Attempts(d.Attempts), webhookdelivery.StatusEQ(webhookdelivery.StatusPENDING))
 		if o.aborted {
@@ -427,14 +453,19 @@ func (w *Worker) record(ctx context.Context, hook *ent.Webhook, d claimed, o out
 				mine.SetNextAttemptAt(now.Add(wait))
 			} else {
 				mine.SetStatus(webhookdelivery.StatusFAILED).ClearNextAttemptAt()
+				gaveUp = true
 			}
 		}
 		n, err := mine.Save(ctx)
+		if n == 0 {
+			gaveUp = false
+		}
 		if err != nil || n == 0 || hook == nil {
 			return err
 		}
 		return w.health(ctx, c, hook.ID, o, now)
 	})
+	return gaveUp && err == nil, err
 }
 
 // health keeps the endpoint's failingSince, and disables an endpoint failing for too long.

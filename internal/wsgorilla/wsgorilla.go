@@ -3,6 +3,7 @@
 package wsgorilla
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -22,6 +23,11 @@ type Implementation struct {
 	// WriteTimeout bounds each frame write, so a peer that stops reading cannot block
 	// gqlgen's writer (and through it the connection's other subscriptions) forever.
 	WriteTimeout time.Duration
+	// Open, when set, counts the connections open now.
+	Open interface {
+		Inc()
+		Dec()
+	}
 }
 
 // New returns an Implementation that prefers graphql-transport-ws (the protocol with
@@ -52,16 +58,69 @@ func (i Implementation) Accept(w http.ResponseWriter, r *http.Request, o transpo
 		// gqlgen answers a failed upgrade itself; writing here too would be a second response.
 		up.Error = func(http.ResponseWriter, *http.Request, int, error) {}
 	}
-	c, err := up.Upgrade(w, r, o.ResponseHeader)
+	// gorilla writes the upgrade response on the raw connection, without the headers that
+	// middleware set on w (X-Request-ID): they are passed on here.
+	header := o.ResponseHeader.Clone()
+	if header == nil {
+		header = http.Header{}
+	}
+	for k, v := range w.Header() {
+		if _, ok := header[k]; !ok {
+			header[k] = v
+		}
+	}
+	c, err := up.Upgrade(w, r, header)
 	if err != nil {
 		return nil, err
 	}
-	return &conn{c: c, writeTimeout: i.WriteTimeout}, nil
+	cn := &conn{c: c, writeTimeout: i.WriteTimeout}
+	if i.Open != nil {
+		i.Open.Inc()
+		cn.closed = i.Open.Dec
+	}
+	if a, ok := r.Context().Value(acceptedKey{}).(*accepted); ok {
+		a.add(cn)
+	}
+	return cn, nil
+}
+
+type acceptedKey struct{}
+
+// accepted are the connections accepted while serving one request.
+type accepted struct {
+	mu    sync.Mutex
+	conns []*conn
+}
+
+func (a *accepted) add(c *conn) {
+	a.mu.Lock()
+	a.conns = append(a.conns, c)
+	a.mu.Unlock()
+}
+
+// Reap closes the connections next accepted once it returns. gqlgen's transport returns
+// without closing the socket on some failed connection_init (a payload that is not a JSON
+// object, a read error), which would leak it, and with it the peer's resources.
+func Reap(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Upgrade") == "" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		a := &accepted{}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), acceptedKey{}, a)))
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		for _, c := range a.conns {
+			_ = c.Close()
+		}
+	})
 }
 
 type conn struct {
 	c            *websocket.Conn
 	writeTimeout time.Duration
+	closed       func() // runs once, at Close
 	closeOnce    sync.Once
 	closeErr     error
 }
@@ -102,7 +161,12 @@ func (c *conn) WriteClose(code int, msg string) error {
 }
 
 func (c *conn) Close() error {
-	c.closeOnce.Do(func() { c.closeErr = c.c.Close() })
+	c.closeOnce.Do(func() {
+		c.closeErr = c.c.Close()
+		if c.closed != nil {
+			c.closed()
+		}
+	})
 	return c.closeErr
 }
 
