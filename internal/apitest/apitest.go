@@ -117,6 +117,9 @@ type Options struct {
 	// SendBuffer shrinks the kernel send buffer of accepted connections (0: the
 	// system's), so a peer that stops reading stalls the server after a few frames.
 	SendBuffer int
+	// Auth and HTTP change the configuration further (limits, proxies, origins).
+	Auth func(*auth.Config)
+	HTTP func(*httpapi.Config)
 }
 
 // New starts the API on db.
@@ -127,7 +130,11 @@ func New(t testing.TB, db *database.DB, options ...func(*Options)) *Server {
 	}
 	t.Helper()
 	clock := &Clock{}
-	authn, err := auth.New(db.Client, auth.Config{Hash: cheapHash, Now: clock.Now})
+	authCfg := auth.Config{Hash: cheapHash, Now: clock.Now}
+	if o.Auth != nil {
+		o.Auth(&authCfg)
+	}
+	authn, err := auth.New(db.Client, authCfg)
 	if err != nil {
 		t.Fatalf("auth: %v", err)
 	}
@@ -163,12 +170,16 @@ func New(t testing.TB, db *database.DB, options ...func(*Options)) *Server {
 	if err := manager.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	h := httpapi.New(httpapi.Config{
+	httpCfg := httpapi.Config{
 		Introspection:         true,
 		WebSocketWriteTimeout: o.WebSocketWriteTimeout,
 		Tenancy:               tenancy.Options{Mail: box, Log: log, Now: clock.Now, InvitationURL: "https://app.example.test/accept?token={token}"},
 		Sessions:              sessions.Options{Now: clock.Now, SendPerMinute: o.SendPerMinute},
-	}, httpapi.Deps{Client: db.Client, SQL: db.SQL, Auth: authn, Log: log, Manager: manager, Sandbox: net, Events: eventLog, Cluster: node,
+	}
+	if o.HTTP != nil {
+		o.HTTP(&httpCfg)
+	}
+	h := httpapi.New(httpCfg, httpapi.Deps{Client: db.Client, SQL: db.SQL, Auth: authn, Log: log, Manager: manager, Sandbox: net, Events: eventLog, Cluster: node,
 		Webhooks: hooks})
 	ts := httptest.NewUnstartedServer(h)
 	if o.SendBuffer > 0 {
