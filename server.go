@@ -24,13 +24,16 @@ import (
 	entdialect "entgo.io/ent/dialect"
 
 	"github.com/wagate/wagate/ent/user"
+	"github.com/wagate/wagate/graph"
 	"github.com/wagate/wagate/internal/auth"
+	"github.com/wagate/wagate/internal/clientip"
 	"github.com/wagate/wagate/internal/cluster"
 	"github.com/wagate/wagate/internal/database"
 	"github.com/wagate/wagate/internal/events"
 	"github.com/wagate/wagate/internal/httpapi"
 	"github.com/wagate/wagate/internal/mail"
 	"github.com/wagate/wagate/internal/metrics"
+	"github.com/wagate/wagate/internal/ratelimit"
 	"github.com/wagate/wagate/internal/reqlog"
 	"github.com/wagate/wagate/internal/sessions"
 	"github.com/wagate/wagate/internal/tenancy"
@@ -74,6 +77,16 @@ type config struct {
 	wsWriteTimeout  time.Duration
 	metricsAddr     string
 	metricsToken    string
+	maxComplexity   int
+	maxDepth        int
+	apqCacheSize    int
+	maxBodyBytes    int64
+	loginRateIP     string
+	loginRateAcct   string
+	trustedProxies  string
+	// Parsed from the strings above.
+	loginLimits auth.LoginLimits
+	proxies     clientip.Trusted
 }
 
 func parseConfig(args []string) (config, []string, error) {
@@ -109,8 +122,28 @@ func parseConfig(args []string) (config, []string, error) {
 	fs.DurationVar(&c.wsWriteTimeout, "ws-write-timeout", envDuration("WAGATE_WS_WRITE_TIMEOUT", 10*time.Second), "a WebSocket subscriber that cannot take a frame for this long is disconnected as a slow consumer (WAGATE_WS_WRITE_TIMEOUT)")
 	fs.StringVar(&c.metricsAddr, "metrics-addr", env("WAGATE_METRICS_ADDR", ""), "serve /metrics on this address instead of the main one, e.g. 127.0.0.1:9090 (WAGATE_METRICS_ADDR)")
 	fs.StringVar(&c.metricsToken, "metrics-token", env("WAGATE_METRICS_TOKEN", ""), "bearer token that /metrics requires; empty means none (WAGATE_METRICS_TOKEN)")
+	fs.IntVar(&c.maxComplexity, "max-complexity", envInt("WAGATE_MAX_COMPLEXITY", graph.DefaultMaxComplexity), "largest cost of one GraphQL operation, about the objects it may load; 0 means no limit (WAGATE_MAX_COMPLEXITY)")
+	fs.IntVar(&c.maxDepth, "max-depth", envInt("WAGATE_MAX_DEPTH", graph.DefaultMaxDepth), "deepest nesting of a GraphQL operation's selections; 0 means no limit (WAGATE_MAX_DEPTH)")
+	fs.IntVar(&c.apqCacheSize, "apq-cache-size", envInt("WAGATE_APQ_CACHE_SIZE", graph.DefaultAPQCacheSize), "automatic persisted queries remembered by this process; 0 turns them off (WAGATE_APQ_CACHE_SIZE)")
+	fs.Int64Var(&c.maxBodyBytes, "max-body-bytes", int64(envInt("WAGATE_MAX_BODY_BYTES", 1<<20)), "largest request body, attachments aside (WAGATE_MAX_BODY_BYTES)")
+	fs.StringVar(&c.loginRateIP, "login-rate-ip", env("WAGATE_LOGIN_RATE_IP", auth.DefaultLoginLimits.PerIP.String()), "log-in and sign-up attempts per client address, as N/duration, or off (WAGATE_LOGIN_RATE_IP)")
+	fs.StringVar(&c.loginRateAcct, "login-rate-account", env("WAGATE_LOGIN_RATE_ACCOUNT", auth.DefaultLoginLimits.PerAccount.String()), "failed log-ins per e-mail address, as N/duration, or off (WAGATE_LOGIN_RATE_ACCOUNT)")
+	fs.StringVar(&c.trustedProxies, "trusted-proxies", env("WAGATE_TRUSTED_PROXIES", ""), "comma-separated addresses or CIDR prefixes of proxies whose X-Forwarded-For names the client (WAGATE_TRUSTED_PROXIES)")
 	if err := fs.Parse(args); err != nil {
 		return c, nil, err
+	}
+	var err error
+	if c.loginLimits.PerIP, err = ratelimit.ParseRate(c.loginRateIP); err != nil {
+		return c, nil, fmt.Errorf("login-rate-ip: %w", err)
+	}
+	if c.loginLimits.PerAccount, err = ratelimit.ParseRate(c.loginRateAcct); err != nil {
+		return c, nil, fmt.Errorf("login-rate-account: %w", err)
+	}
+	if c.proxies, err = clientip.ParseTrusted(c.trustedProxies); err != nil {
+		return c, nil, err
+	}
+	if c.maxComplexity < 0 || c.maxDepth < 0 || c.apqCacheSize < 0 || c.maxBodyBytes <= 0 {
+		return c, nil, fmt.Errorf("complexity, depth and APQ cache size must be ≥ 0 and the body size positive")
 	}
 	if c.webhookWorkers < 0 || c.webhookTimeout <= 0 {
 		return c, nil, fmt.Errorf("webhook workers must be ≥ 0 and the timeout positive, got %d and %s", c.webhookWorkers, c.webhookTimeout)
@@ -131,6 +164,15 @@ func (c config) dsn() string {
 		return c.databaseURL
 	}
 	return database.SQLiteDSN(c.dataDir)
+}
+
+// offIfZero turns a setting's 0 ("no limit") into the -1 that says so to graph.Limits,
+// where 0 means the default.
+func offIfZero(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
 }
 
 // splitList splits a comma-separated setting, dropping blanks.
@@ -287,7 +329,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	if err := grantConfiguredSuperAdmins(ctx, db, cfg.superAdmins, log); err != nil {
 		return err
 	}
-	authn, err := auth.New(db.Client, auth.Config{TokenTTL: cfg.tokenTTL, Log: log})
+	authn, err := auth.New(db.Client, auth.Config{TokenTTL: cfg.tokenTTL, Log: log, LoginLimits: cfg.loginLimits})
 	if err != nil {
 		return err
 	}
@@ -359,9 +401,14 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		return err
 	}
 
+	limits := graph.Limits{MaxComplexity: offIfZero(cfg.maxComplexity), MaxDepth: offIfZero(cfg.maxDepth),
+		APQCacheSize: offIfZero(cfg.apqCacheSize)}
 	handler := httpapi.New(httpapi.Config{
 		Introspection:         cfg.introspection,
 		AllowedOrigins:        splitList(cfg.allowedOrigins),
+		TrustedProxies:        cfg.proxies,
+		MaxBodyBytes:          cfg.maxBodyBytes,
+		Limits:                limits,
 		WebSocketWriteTimeout: cfg.wsWriteTimeout,
 		Tenancy: tenancy.Options{InvitationTTL: cfg.invitationTTL, InvitationURL: cfg.invitationURL,
 			VerificationURL: cfg.verificationURL, Mail: outbox, Log: log},

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"strings"
 
 	"entgo.io/ent/privacy"
@@ -38,6 +39,9 @@ func errorPresenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 		if field != "" {
 			gqlErr.Extensions["field"] = field
 		}
+		if ae := (*apperr.Error)(nil); errors.As(err, &ae) && ae.RetryAfter > 0 {
+			gqlErr.Extensions["retryAfter"] = int(math.Ceil(ae.RetryAfter.Seconds()))
+		}
 		return gqlErr
 	}
 }
@@ -59,7 +63,16 @@ func classify(ctx context.Context, err error, gqlErr *gqlerror.Error) (apperr.Co
 		return apperr.Conflict, "this conflicts with existing data", ""
 	}
 	switch gqlErr.Extensions["code"] {
-	case errcode.ValidationFailed, errcode.ParseFailed:
+	case errcode.ValidationFailed, errcode.ParseFailed, reasonComplexity, reasonDepth, "PERSISTED_QUERY_NOT_FOUND":
+		return apperr.BadUserInput, gqlErr.Message, ""
+	}
+	if introspectionRefused(ctx, gqlErr) {
+		gqlErr.Extensions = map[string]any{"reason": "INTROSPECTION_DISABLED"}
+		return apperr.Forbidden, "introspection is disabled on this server", ""
+	}
+	// gqlgen's own answers to a malformed request (a body that is not JSON, bad persisted
+	// query data) come before any field runs and wrap no other error.
+	if ge, ok := err.(*gqlerror.Error); ok && ge.Err == nil && graphql.GetFieldContext(ctx) == nil {
 		return apperr.BadUserInput, gqlErr.Message, ""
 	}
 	// ent's field collection checks the arguments of nested connections while loading their
@@ -73,6 +86,14 @@ func classify(ctx context.Context, err error, gqlErr *gqlerror.Error) (apperr.Co
 		return apperr.BadUserInput, gqlErr.Message, ""
 	}
 	return apperr.Internal, "", ""
+}
+
+// introspectionRefused reports whether gqlErr is gqlgen refusing __schema or __type because
+// introspection is off.
+func introspectionRefused(ctx context.Context, gqlErr *gqlerror.Error) bool {
+	fc := graphql.GetFieldContext(ctx)
+	return fc != nil && (fc.Field.Name == "__schema" || fc.Field.Name == "__type") &&
+		gqlErr.Message == "introspection disabled"
 }
 
 // inputError reports whether gqlErr was raised while decoding an argument of the current

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/99designs/gqlgen/complexity"
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler"
 	"github.com/99designs/gqlgen/graphql/handler/extension"
@@ -37,13 +38,15 @@ type ServerConfig struct {
 	PerOperation graphql.OperationMiddleware
 	// Metrics records operations and WebSocket connections; nil records nothing.
 	Metrics *metrics.Metrics
-	Log     *slog.Logger
+	// Limits bound complexity and depth, and size the persisted-query cache.
+	Limits Limits
+	Log    *slog.Logger
 }
 
-// NewServer assembles the GraphQL server: transports, caches, the transaction per mutation,
-// pagination bounds and the error presenter.
+// NewServer assembles the GraphQL server: transports, caches, limits, the transaction per
+// mutation, pagination bounds and the error presenter.
 func NewServer(r *Resolver, cfg ServerConfig) *handler.Server {
-	srv := handler.New(NewExecutableSchema(Config{Resolvers: r}))
+	srv := handler.New(connectionCosts{NewExecutableSchema(Config{Resolvers: r})})
 	if cfg.WebSocketWriteTimeout <= 0 {
 		cfg.WebSocketWriteTimeout = 10 * time.Second
 	}
@@ -76,6 +79,16 @@ func NewServer(r *Resolver, cfg ServerConfig) *handler.Server {
 	srv.AroundOperations(logOperation(cfg.Log))
 	if cfg.Introspection {
 		srv.Use(extension.Introspection{})
+	}
+	lim := cfg.Limits.withDefaults()
+	if lim.APQCacheSize > 0 {
+		srv.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](lim.APQCacheSize)})
+	}
+	if lim.MaxComplexity > 0 {
+		srv.Use(extension.FixedComplexityLimit(lim.MaxComplexity, complexity.WithFixedScalarValue(0)))
+	}
+	if lim.MaxDepth > 0 {
+		srv.Use(depthLimit{max: lim.MaxDepth})
 	}
 	if cfg.PerOperation != nil {
 		srv.AroundOperations(cfg.PerOperation)

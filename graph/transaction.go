@@ -72,7 +72,9 @@ func (t txPerMutation) InterceptOperation(ctx context.Context, next graphql.Oper
 
 // InterceptResponse runs the operation in a transaction.
 func (t txPerMutation) InterceptResponse(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
-	if !t.wanted(graphql.GetOperationContext(ctx).Operation) {
+	// A request refused before it became an operation (a body that is not JSON) has no
+	// operation context.
+	if !graphql.HasOperationContext(ctx) || !t.wanted(graphql.GetOperationContext(ctx).Operation) {
 		return next(ctx)
 	}
 	if ran, _ := ctx.Value(onceKey{}).(*atomic.Bool); ran != nil && ran.Swap(true) {

@@ -123,6 +123,9 @@ type Options struct {
 	SendBuffer int
 	// LogTo receives the server's logs as JSON lines, debug level included (nil: none).
 	LogTo io.Writer
+	// Auth and HTTP change the configuration further (limits, proxies, origins).
+	Auth func(*auth.Config)
+	HTTP func(*httpapi.Config)
 }
 
 // New starts the API on db.
@@ -133,7 +136,11 @@ func New(t testing.TB, db *database.DB, options ...func(*Options)) *Server {
 	}
 	t.Helper()
 	clock := &Clock{}
-	authn, err := auth.New(db.Client, auth.Config{Hash: cheapHash, Now: clock.Now})
+	authCfg := auth.Config{Hash: cheapHash, Now: clock.Now}
+	if o.Auth != nil {
+		o.Auth(&authCfg)
+	}
+	authn, err := auth.New(db.Client, authCfg)
 	if err != nil {
 		t.Fatalf("auth: %v", err)
 	}
@@ -175,12 +182,16 @@ func New(t testing.TB, db *database.DB, options ...func(*Options)) *Server {
 	if err := manager.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	h := httpapi.New(httpapi.Config{
+	httpCfg := httpapi.Config{
 		Introspection:         true,
 		WebSocketWriteTimeout: o.WebSocketWriteTimeout,
 		Tenancy:               tenancy.Options{Mail: box, Log: log, Now: clock.Now, InvitationURL: "https://app.example.test/accept?token={token}"},
 		Sessions:              sessions.Options{Now: clock.Now, SendPerMinute: o.SendPerMinute},
-	}, httpapi.Deps{Client: db.Client, SQL: db.SQL, Auth: authn, Log: log, Manager: manager, Sandbox: net, Events: eventLog, Cluster: node,
+	}
+	if o.HTTP != nil {
+		o.HTTP(&httpCfg)
+	}
+	h := httpapi.New(httpCfg, httpapi.Deps{Client: db.Client, SQL: db.SQL, Auth: authn, Log: log, Manager: manager, Sandbox: net, Events: eventLog, Cluster: node,
 		Webhooks: hooks, Metrics: m})
 	ts := httptest.NewUnstartedServer(h)
 	if o.SendBuffer > 0 {

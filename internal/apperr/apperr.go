@@ -6,6 +6,7 @@ package apperr
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Code is the machine-readable error class (`extensions.code`).
@@ -28,6 +29,9 @@ type Error struct {
 	Message string
 	// Field names the offending input field for BAD_USER_INPUT, if any.
 	Field string
+	// RetryAfter is how long a RATE_LIMITED caller should wait (extensions.retryAfter, in
+	// seconds), if known.
+	RetryAfter time.Duration
 	// Err is the underlying cause, kept for errors.Is/As and logs, never shown.
 	Err error
 }

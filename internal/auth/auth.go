@@ -32,6 +32,8 @@ type Config struct {
 	Now func() time.Time
 	// Log receives what callers are not told; nil means slog.Default().
 	Log *slog.Logger
+	// LoginLimits bound log-in and sign-up attempts; the zero value limits nothing.
+	LoginLimits LoginLimits
 }
 
 // Service authenticates users.
@@ -45,6 +47,7 @@ type Service struct {
 	now       func() time.Time
 	usage     usage
 	logger    *slog.Logger
+	limits    limiters
 }
 
 // New returns a Service.
@@ -60,6 +63,7 @@ func New(client *ent.Client, cfg Config) (*Service, error) {
 	if s.ttl <= 0 {
 		s.ttl = 30 * 24 * time.Hour
 	}
+	s.limits = newLimiters(cfg.LoginLimits, s.now)
 	if s.hash == (HashParams{}) {
 		s.hash = DefaultHashParams
 	}
@@ -152,8 +156,14 @@ func (s *Service) LogIn(ctx context.Context, email, password string) (*Session, 
 	if viewer.FromContext(ctx).Kind == viewer.KindAPIKey {
 		return nil, errNotForKeys
 	}
-	sys := viewer.System(ctx, "log-in")
+	if err := s.LimitAttempt(ctx); err != nil {
+		return nil, err
+	}
 	email = strings.ToLower(strings.TrimSpace(email))
+	if err := s.limitAccount(email); err != nil {
+		return nil, err
+	}
+	sys := viewer.System(ctx, "log-in")
 	u, err := database.Client(ctx, s.client).User.Query().Where(user.Email(email)).Only(sys)
 	switch {
 	case ent.IsNotFound(err):
@@ -169,6 +179,7 @@ func (s *Service) LogIn(ctx context.Context, email, password string) (*Session, 
 	if !ok || u.Disabled {
 		return nil, errBadCredentials
 	}
+	s.limits.perAccount.Reset(email)
 	return s.IssueToken(ctx, u)
 }
 

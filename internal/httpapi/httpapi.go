@@ -9,7 +9,6 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql/playground"
@@ -18,6 +17,7 @@ import (
 	"github.com/wagate/wagate/graph"
 	"github.com/wagate/wagate/internal/apperr"
 	"github.com/wagate/wagate/internal/auth"
+	"github.com/wagate/wagate/internal/clientip"
 	"github.com/wagate/wagate/internal/cluster"
 	"github.com/wagate/wagate/internal/events"
 	"github.com/wagate/wagate/internal/gid"
@@ -40,8 +40,13 @@ type Config struct {
 	MaxBodyBytes int64
 	// Tenancy configures invitations.
 	Tenancy tenancy.Options
-	// AllowedOrigins may open WebSockets besides the server's own origin ("*": any).
+	// AllowedOrigins are the web origins besides the server's own whose pages may use the
+	// API: open WebSockets, and call /query and /media through CORS ("*": any).
 	AllowedOrigins []string
+	// TrustedProxies may say who the client is in X-Forwarded-For.
+	TrustedProxies clientip.Trusted
+	// Limits bound GraphQL operations (complexity, depth) and size the persisted-query cache.
+	Limits graph.Limits
 	// WebSocketWriteTimeout disconnects a subscriber that cannot take a frame in time
 	// (0: 10 s).
 	WebSocketWriteTimeout time.Duration
@@ -102,7 +107,8 @@ func New(cfg Config, d Deps) http.Handler {
 	gql := graph.NewServer(resolver, graph.ServerConfig{
 		Introspection:         cfg.Introspection,
 		AllowedOrigins:        cfg.AllowedOrigins,
-		MaxUploadBytes:        cfg.Sessions.MaxMediaBytes,
+		MaxUploadBytes:        cfg.Sessions.MaxMediaBytes + cfg.MaxBodyBytes, // limitBody's bound, so its answer is the one
+		Limits:                cfg.Limits,
 		WebSocketWriteTimeout: cfg.WebSocketWriteTimeout,
 		WebsocketInit:         d.Auth.WebsocketInit,
 		PerOperation:          d.Auth.PerOperation,
@@ -129,7 +135,8 @@ func New(cfg Config, d Deps) http.Handler {
 	observe := func(r *http.Request, status int, took time.Duration) {
 		d.Metrics.ObserveHTTP(r.Pattern, r.Method, status, took)
 	}
-	return reqlog.Middleware(d.Log, observe)(mux)
+	// The request id and access log come first; client addresses are known from there in.
+	return reqlog.Middleware(d.Log, observe)(cfg.TrustedProxies.Middleware(cors(cfg.AllowedOrigins, mux)))
 }
 
 // readyz answers 503 while the database is unreachable or, with replicas, while the event
@@ -153,17 +160,6 @@ func readyz(d Deps) http.HandlerFunc {
 		}
 		_, _ = w.Write([]byte("ok\n"))
 	}
-}
-
-func limitBody(n, multipart int64, next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		limit := n
-		if strings.HasPrefix(r.Header.Get("Content-Type"), "multipart/form-data") {
-			limit = multipart
-		}
-		r.Body = http.MaxBytesReader(w, r.Body, limit)
-		next.ServeHTTP(w, r)
-	})
 }
 
 // mediaHandler serves a message's attachment to callers who may read the message.

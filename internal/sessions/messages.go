@@ -4,9 +4,11 @@ import (
 	"context"
 	"entgo.io/contrib/entgql"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -74,9 +76,9 @@ func (s *Service) SendMessage(ctx context.Context, in SendMessageInput) (*ent.Me
 				return err
 			}
 		}
-		if wait := s.pacer.take(ses.ID); wait > 0 {
-			return apperr.New(apperr.RateLimited, "this session sends at most %d messages a minute: try again in %s",
-				s.opts.SendPerMinute, wait.Round(1e9))
+		if wait := s.pacer.Take(ses.ID.String()); wait > 0 {
+			return &apperr.Error{Code: apperr.RateLimited, RetryAfter: wait, Message: fmt.Sprintf(
+				"this session sends at most %d messages a minute: try again in %s", s.opts.SendPerMinute, wait.Round(time.Second))}
 		}
 		create := s.outbound(ctx, c, ses.ID, to, kind).SetNillableText(text).SetNillableIdempotencyKey(in.IdempotencyKey)
 		if in.ReplyTo != nil {

@@ -19,6 +19,7 @@ import (
 	"github.com/wagate/wagate/internal/audit"
 	"github.com/wagate/wagate/internal/database"
 	"github.com/wagate/wagate/internal/gid"
+	"github.com/wagate/wagate/internal/ratelimit"
 	"github.com/wagate/wagate/internal/rule"
 	"github.com/wagate/wagate/internal/viewer"
 	"github.com/wagate/wagate/internal/whatsapp"
@@ -39,8 +40,10 @@ type Service struct {
 	client  *ent.Client
 	manager *whatsapp.Manager
 	sandbox *sandbox.Network
-	pacer   *pacer
-	opts    Options
+	// pacer is a token bucket per session: pacing protects numbers from WhatsApp's spam
+	// detection.
+	pacer *ratelimit.Limiter
+	opts  Options
 }
 
 // New returns a Service. sandboxNet may be nil when the sandbox engine is off.
@@ -55,7 +58,7 @@ func New(client *ent.Client, manager *whatsapp.Manager, sandboxNet *sandbox.Netw
 		opts.Now = time.Now
 	}
 	return &Service{client: client, manager: manager, sandbox: sandboxNet,
-		pacer: newPacer(opts.SendPerMinute, opts.Now), opts: opts}
+		pacer: ratelimit.New(ratelimit.Rate{Burst: opts.SendPerMinute, Per: time.Minute}, opts.Now), opts: opts}
 }
 
 func (s *Service) tx(ctx context.Context, fn func(ctx context.Context, c *ent.Client) error) error {

@@ -98,6 +98,9 @@ func (s *Service) SignUp(ctx context.Context, in SignUpInput) (*auth.Session, er
 	if viewer.FromContext(ctx).Kind == viewer.KindAPIKey {
 		return nil, apperr.New(apperr.Forbidden, "API keys cannot sign up")
 	}
+	if err := s.auth.LimitAttempt(ctx); err != nil {
+		return nil, err
+	}
 	email, err := auth.NormalizeEmail("email", in.Email)
 	if err != nil {
 		return nil, err

@@ -179,15 +179,20 @@ func (c *conn) SetReadDeadline(t time.Time) error { return c.c.SetReadDeadline(t
 func OriginPolicy(allowed []string) func(r *http.Request) bool {
 	return func(r *http.Request) bool {
 		origin := r.Header.Get("Origin")
-		if origin == "" {
+		if origin == "" || Listed(allowed, origin) {
 			return true
-		}
-		for _, a := range allowed {
-			if a == "*" || strings.EqualFold(strings.TrimRight(a, "/"), origin) {
-				return true
-			}
 		}
 		u, err := url.Parse(origin)
 		return err == nil && strings.EqualFold(u.Host, r.Host)
 	}
+}
+
+// Listed reports whether origin is one of allowed ("*" lists every origin).
+func Listed(allowed []string, origin string) bool {
+	for _, a := range allowed {
+		if a == "*" || strings.EqualFold(strings.TrimRight(a, "/"), origin) {
+			return true
+		}
+	}
+	return false
 }
