@@ -70,7 +70,7 @@ func NewServer(r *Resolver, cfg ServerConfig) *handler.Server {
 	if cfg.PerOperation != nil {
 		srv.AroundOperations(cfg.PerOperation)
 	}
-	srv.Use(txPerMutation{client: r.client, log: cfg.Log, own: []string{"signUp", "logIn"}})
+	srv.Use(txPerMutation{client: r.client, log: cfg.Log, own: []string{"signUp", "logIn", "createWebhook", "updateWebhook"}})
 	srv.AroundFields(boundConnections)
 	srv.SetErrorPresenter(errorPresenter(cfg.Log))
 	srv.SetRecoverFunc(recoverFunc(cfg.Log))
