@@ -46,6 +46,7 @@ func startReplica(t *testing.T, name, dsn string) *replica {
 	ln.Close()
 	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(), "WAGATE_TEST_RUN_SERVER=1", "DATABASE_URL="+dsn, "WAGATE_ADDR="+addr,
+		"WAGATE_SECRET_KEY=MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=", "WAGATE_DATA_DIR="+t.TempDir(),
 		"WAGATE_WHATSAPP=false", "WAGATE_SANDBOX_PAIR_AFTER=0s", "WAGATE_LOG_LEVEL=warn")
 	out, _ := cmd.StdoutPipe()
 	cmd.Stderr = cmd.Stdout

@@ -15,7 +15,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -319,6 +318,12 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	if cfg.whatsapp {
 		more = append(more, whatsappEngine(cfg, log, &wa))
 	}
+	if database.IsPostgres(cfg.dsn()) && cfg.secretKey == "" {
+		// A key generated into each replica's data directory would differ between replicas,
+		// and none could sign the webhooks created on another.
+		return errors.New("WAGATE_SECRET_KEY is required with PostgreSQL: set it to the same base64 key " +
+			"(openssl rand -base64 32) on every replica")
+	}
 	db, err := openDB(ctx, cfg, more...)
 	if err != nil {
 		return err
@@ -359,14 +364,9 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		defer sandboxNet.Close()
 		engines = append(engines, sandboxNet)
 	}
-	keys, generated, err := webhook.LoadKeyring(cfg.secretKey, cfg.dataDir)
+	keys, _, err := webhook.LoadKeyring(cfg.secretKey, cfg.dataDir)
 	if err != nil {
 		return fmt.Errorf("WAGATE_SECRET_KEY: %w", err)
-	}
-	if generated && db.Dialect == entdialect.Postgres {
-		log.Warn("WAGATE_SECRET_KEY is not set: webhook secrets are encrypted with the key in the data directory; "+
-			"set WAGATE_SECRET_KEY (the same on every replica) for PostgreSQL deployments",
-			"file", filepath.Join(cfg.dataDir, webhook.KeyFile))
 	}
 	if cfg.webhookPrivate {
 		log.Warn("WAGATE_WEBHOOK_ALLOW_PRIVATE is on: webhooks may reach this server's own network")

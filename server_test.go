@@ -103,6 +103,21 @@ func TestSuperAdminAppointment(t *testing.T) {
 	}
 }
 
+// On PostgreSQL each replica would generate its own key and fail to sign the others'
+// webhooks: serve refuses to start without WAGATE_SECRET_KEY, before touching the database.
+func TestServeOnPostgresNeedsASecretKey(t *testing.T) {
+	t.Setenv("DATABASE_URL", "postgres://wagate@127.0.0.1:1/none?sslmode=disable&connect_timeout=1")
+	t.Setenv("WAGATE_SECRET_KEY", "")
+	cfg, _, err := parseConfig([]string{"-data-dir", t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = serve(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err == nil || !strings.Contains(err.Error(), "WAGATE_SECRET_KEY is required") || !strings.Contains(err.Error(), "every replica") {
+		t.Fatalf("serve: %v", err)
+	}
+}
+
 // serve answers requests, and returns cleanly once its context is cancelled (SIGINT/SIGTERM).
 func TestServeShutsDownGracefully(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

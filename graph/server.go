@@ -101,9 +101,10 @@ func NewServer(r *Resolver, cfg ServerConfig) *handler.Server {
 }
 
 // ownTransactions are the mutations that manage their own transactions: hashing a password,
-// or waiting for the replica that runs a session, must not hold a transaction (and with
-// it a pooled connection, or SQLite's only writer) meanwhile.
-var ownTransactions = []string{"signUp", "logIn", "markRead", "simulateIncomingMessage", "requestPairingCode"}
+// resolving a webhook's host, or waiting for the replica that runs a session must not hold
+// a transaction (and with it a pooled connection, or SQLite's only writer) meanwhile.
+var ownTransactions = []string{"signUp", "logIn", "markRead", "simulateIncomingMessage", "requestPairingCode",
+	"createWebhook", "updateWebhook"}
 
 func ptr[T any](v T) *T { return &v }
 

@@ -23,7 +23,7 @@ type txPerMutation struct {
 	client *ent.Client
 	log    *slog.Logger
 	// own lists root fields that manage their own transactions, so that slow work before
-	// their writes (password hashing) holds no database lock.
+	// their writes (password hashing, resolving a webhook's host) holds no database lock.
 	own []string
 }
 

@@ -558,8 +558,9 @@ func TestWebhookWorkersShareTheWorkWithoutDuplicates(t *testing.T) {
 		for i := range n {
 			simulate(t, s, ann, ses.ID, "backlog "+string(rune('a'+i)))
 		}
-		s.StartWebhookWorker(t, webhooks.WorkerOptions{Concurrency: 4})
-		s.StartWebhookWorker(t, webhooks.WorkerOptions{Concurrency: 4})
+		// No cap per webhook: both workers take part fully.
+		s.StartWebhookWorker(t, webhooks.WorkerOptions{Concurrency: 4, PerWebhook: 8})
+		s.StartWebhookWorker(t, webhooks.WorkerOptions{Concurrency: 4, PerWebhook: 8})
 		w := deliveriesSettled(t, s, ann, id, n)
 		for _, e := range w.Deliveries.Edges {
 			if e.Node.Status != "SUCCEEDED" || e.Node.Attempts != 1 {

@@ -3,6 +3,8 @@ package webhook
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -62,7 +64,7 @@ func TestCheckURL(t *testing.T) {
 		{"http://mixed.example.com/", "private"},
 		{"http://169.254.169.254/latest/meta-data/", "metadata"},
 		{"http://[fd00:ec2::254]/", "metadata"},
-		{"http://metadata.example.com/", "metadata"},
+		{"http://metadata.example.com/", "resolves to a private address"},
 		{"http://169.254.1.1/", "link-local"},
 		{"http://[fe80::1]/", "link-local"},
 		{"http://[fc00::1]/", "unique-local"},
@@ -73,6 +75,23 @@ func TestCheckURL(t *testing.T) {
 		{"http://[ff02::1]/", "multicast"},
 		{"http://255.255.255.255/", "reserved"},
 		{"http://[64:ff9b::a00:1]/", "private"}, // NAT64 of 10.0.0.1
+		// A zone makes netip's prefixes miss the address, and Linux ignores it off link-local.
+		{"http://[::1%25lo]:8080/x", "zone"},
+		{"http://[fe80::1%25eth0]/", "zone"},
+		{"http://[fd00::1%251]/", "zone"},
+		{"http://[64:ff9b::7f00:1%25x]/", "zone"},
+		{"http://[::ffff:127.0.0.1%25x]/", "zone"},
+		// IPv6 forms that embed an IPv4 address are checked against it.
+		{"http://[::127.0.0.1]/", "loopback"},                          // IPv4-compatible
+		{"http://[::a00:1]/", "private"},                               // IPv4-compatible 10.0.0.1
+		{"http://[2002:7f00:1::1]/", "loopback"},                       // 6to4 of 127.0.0.1
+		{"http://[2002:a00:1::1]/", "private"},                         // 6to4 of 10.0.0.1
+		{"http://[2002:5db8:d70e::1]/", ""},                            // 6to4 of 93.184.215.14
+		{"http://[2001:0:a00:1::1]/", "private"},                       // Teredo, server 10.0.0.1
+		{"http://[2001:0:4136:e378:8000:63bf:80ff:fffe]/", "loopback"}, // Teredo, client 127.0.0.1
+		{"http://[2001:0:4136:e378:8000:63bf:a247:28f1]/", ""},         // Teredo, client 93.184.215.14
+		{"http://[100::1]/", "reserved"},
+		{"http://192.88.99.1/", "reserved"},
 	} {
 		_, err := checkURL(context.Background(), tc.url, false, dns)
 		switch {
@@ -91,6 +110,45 @@ func TestCheckURL(t *testing.T) {
 	if _, err := checkURL(context.Background(), "gopher://127.0.0.1/", true, dns); err == nil {
 		t.Error("allow-private accepted a gopher URL")
 	}
+	if _, err := checkURL(context.Background(), "http://[fe80::1%25eth0]/", true, dns); err == nil {
+		t.Error("allow-private accepted a zone")
+	}
+	// What a name resolves to is not told: that would map the internal network.
+	for _, host := range []string{"internal.example.com", "metadata.example.com", "mixed.example.com"} {
+		_, err := checkURL(context.Background(), "http://"+host+"/", false, dns)
+		for _, a := range dns[host] {
+			if err == nil || strings.Contains(err.Error(), a) || strings.Contains(err.Error(), "cloud metadata") {
+				t.Errorf("%s: %v", host, err)
+			}
+		}
+	}
+}
+
+// The dial-time check refuses zoned addresses too: a POST to [::1%25lo] reaches loopback.
+func TestDialerRefusesZonedAddresses(t *testing.T) {
+	for _, a := range []string{"[::1%lo]:80", "[fe80::1%eth0]:80", "[fd00::1%1]:80", "[64:ff9b::7f00:1%x]:80", "[::ffff:127.0.0.1%x]:80"} {
+		if err := dialControl("tcp6", a, nil); !errors.Is(err, errBlocked) {
+			t.Errorf("%s: %v", a, err)
+		}
+	}
+	ln, err := net.Listen("tcp", "[::1]:0")
+	if err != nil {
+		t.Skipf("no IPv6 loopback: %v", err)
+	}
+	hit := false
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { hit = true }))
+	srv.Listener = ln
+	srv.Start()
+	defer srv.Close()
+	w := New(nil, Options{Keys: testKeyring(t)}).NewWorker(WorkerOptions{})
+	url := fmt.Sprintf("http://[::1%%25lo]:%d/", ln.Addr().(*net.TCPAddr).Port)
+	resp, err := w.http.Post(url, "application/json", strings.NewReader("{}"))
+	if err == nil {
+		resp.Body.Close()
+	}
+	if !errors.Is(err, errBlocked) || hit {
+		t.Fatalf("POST to %s: %v (reached: %v)", url, err, hit)
+	}
 }
 
 // At send time the guard checks the address actually dialled: a name that resolved to a
@@ -105,7 +163,7 @@ func TestDialerRefusesPrivateAddresses(t *testing.T) {
 	if !errors.Is(err, errBlocked) || hit {
 		t.Fatalf("POST to %s: %v (reached: %v)", srv.URL, err, hit)
 	}
-	if msg := describe(err); !strings.Contains(msg, "loopback") || !strings.Contains(msg, "SSRF") {
+	if msg := describe(err); !strings.Contains(msg, "loopback") || !strings.Contains(msg, "SSRF") || strings.Contains(msg, "127.0.0.1") {
 		t.Fatalf("described as %q", msg)
 	}
 	open := New(nil, Options{Keys: testKeyring(t), AllowPrivate: true}).NewWorker(WorkerOptions{})

@@ -166,6 +166,7 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (*Created, error) 
 	if err := rule.Require(viewer.FromContext(ctx), viewer.PermManageWebhooks); err != nil {
 		return nil, err
 	}
+	// Validated before the transaction, as in Update.
 	u, err := s.checkURL(ctx, in.URL)
 	if err != nil {
 		return nil, err
@@ -198,7 +199,8 @@ func (s *Service) Update(ctx context.Context, in UpdateInput) (*ent.Webhook, err
 	if err := rule.Require(viewer.FromContext(ctx), viewer.PermManageWebhooks); err != nil {
 		return nil, err
 	}
-	// Validated before the transaction: resolving a host name may take a while.
+	// Validated before the transaction (the GraphQL layer leaves it to this method):
+	// resolving a host name may take seconds, and must not hold SQLite's only writer.
 	var u string
 	if in.URL != nil {
 		var err error
@@ -304,7 +306,7 @@ func (s *Service) Delete(ctx context.Context, id gid.ID) (gid.ID, error) {
 }
 
 // Redeliver queues a delivery for an attempt now, with a fresh retry schedule. A delivery
-// being attempted right now is left to that attempt.
+// being attempted right now is left to that attempt: CONFLICT.
 func (s *Service) Redeliver(ctx context.Context, id gid.ID) (*ent.WebhookDelivery, error) {
 	if err := rule.Require(viewer.FromContext(ctx), viewer.PermManageWebhooks); err != nil {
 		return nil, err
@@ -317,7 +319,7 @@ func (s *Service) Redeliver(ctx context.Context, id gid.ID) (*ent.WebhookDeliver
 		}
 		now := s.now()
 		if d.LeasedUntil != nil && d.LeasedUntil.After(now) {
-			return nil // in flight
+			return errInFlight
 		}
 		w, err := c.Webhook.Get(ctx, d.WebhookID)
 		if err != nil {
@@ -326,8 +328,15 @@ func (s *Service) Redeliver(ctx context.Context, id gid.ID) (*ent.WebhookDeliver
 		if !w.Enabled {
 			return apperr.New(apperr.Conflict, "the webhook is disabled: enable it first")
 		}
-		d, err = c.WebhookDelivery.UpdateOne(d).SetStatus(webhookdelivery.StatusPENDING).
-			SetNextAttemptAt(now).SetRoundStart(d.Attempts).ClearLeasedUntil().Save(ctx)
+		// Only if no worker claimed it since it was read (nothing locks the row on
+		// PostgreSQL): clearing a fresh lease would let a second worker send it meanwhile.
+		d, err = c.WebhookDelivery.UpdateOne(d).Where(webhookdelivery.Attempts(d.Attempts),
+			webhookdelivery.Or(webhookdelivery.LeasedUntilIsNil(), webhookdelivery.LeasedUntilLTE(now))).
+			SetStatus(webhookdelivery.StatusPENDING).SetNextAttemptAt(now).SetRoundStart(d.Attempts).ClearLeasedUntil().
+			Save(ctx)
+		if ent.IsNotFound(err) {
+			return errInFlight
+		}
 		if err != nil {
 			return err
 		}
@@ -337,6 +346,8 @@ func (s *Service) Redeliver(ctx context.Context, id gid.ID) (*ent.WebhookDeliver
 	})
 	return d, err
 }
+
+var errInFlight = apperr.New(apperr.Conflict, "an attempt is in progress: try again when it is over")
 
 // List returns an organization's webhooks, newest first (the current organization only).
 func (s *Service) List(ctx context.Context, org *ent.Organization) ([]*ent.Webhook, error) {

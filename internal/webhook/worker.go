@@ -41,6 +41,10 @@ type WorkerOptions struct {
 	Dialect string
 	// Concurrency is how many deliveries are attempted at once; 4 by default.
 	Concurrency int
+	// PerWebhook is how many deliveries of one webhook may be in flight at once, over all
+	// workers (a soft cap: two replicas claiming together may exceed it by one each), so one
+	// tenant's slow endpoint cannot hold every slot. Concurrency/2 (at least 1) by default.
+	PerWebhook int
 	// Timeout bounds one attempt; 10 s by default.
 	Timeout time.Duration
 	// Schedule is the wait before each retry (DefaultSchedule): after len(Schedule)+1
@@ -50,6 +54,8 @@ type WorkerOptions struct {
 	Jitter float64
 	// Lease is how long a claimed delivery belongs to its worker: if the worker dies
 	// mid-attempt, another one retries once it has passed. Timeout + 30 s by default.
+	// Leases are compared with each replica's own clock (which tests can move), so the
+	// replicas' clocks must agree to well within Lease - Timeout (NTP does).
 	Lease time.Duration
 	// Poll is how often due deliveries are looked for without being woken; 1 s by default.
 	Poll time.Duration
@@ -60,6 +66,9 @@ type WorkerOptions struct {
 func (o *WorkerOptions) defaults() {
 	if o.Concurrency <= 0 {
 		o.Concurrency = 4
+	}
+	if o.PerWebhook <= 0 {
+		o.PerWebhook = max(1, o.Concurrency/2)
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = 10 * time.Second
@@ -154,7 +163,7 @@ func (w *Worker) run(ctx, attempts context.Context) {
 	for {
 		free := cap(slots) - len(slots)
 		if free > 0 {
-			batch, err := w.claim(ctx, free)
+			batch, more, err := w.claim(ctx, free)
 			if err != nil && ctx.Err() == nil {
 				w.s.opts.Log.Warn("claiming webhook deliveries", "err", err)
 			}
@@ -171,7 +180,7 @@ func (w *Worker) run(ctx, attempts context.Context) {
 					}
 				}()
 			}
-			if len(batch) == free {
+			if more && len(batch) > 0 {
 				continue // there may be more
 			}
 		}
@@ -200,30 +209,73 @@ type claimed struct {
 	*ent.WebhookDelivery
 }
 
-// claim takes up to n due deliveries: it counts their attempt and leases them, in one
-// transaction. On PostgreSQL the rows are locked with SKIP LOCKED, so concurrent workers
-// take different deliveries; SQLite runs one write transaction at a time anyway.
-func (w *Worker) claim(ctx context.Context, n int) ([]claimed, error) {
+// inFlight counts the deliveries in flight per webhook. Leased deliveries were due when
+// claimed, so the condition on next_attempt_at only lets the (status, next_attempt_at) index
+// serve the query.
+func (w *Worker) inFlight(ctx context.Context, now time.Time) (map[gid.ID]int, error) {
+	var rows []struct {
+		WebhookID gid.ID `json:"webhook_id"`
+		Count     int    `json:"count"`
+	}
+	err := w.s.client.WebhookDelivery.Query().Where(webhookdelivery.StatusEQ(webhookdelivery.StatusPENDING),
+		webhookdelivery.NextAttemptAtLTE(now), webhookdelivery.LeasedUntilGT(now)).
+		GroupBy(webhookdelivery.FieldWebhookID).Aggregate(ent.Count()).Scan(ctx, &rows)
+	if err != nil {
+		return nil, fmt.Errorf("counting deliveries in flight: %w", err)
+	}
+	out := make(map[gid.ID]int, len(rows))
+	for _, r := range rows {
+		out[r.WebhookID] = r.Count
+	}
+	return out, nil
+}
+
+// claim takes up to n due deliveries, at most PerWebhook in flight per webhook: it counts
+// their attempt and leases them, in one transaction. On PostgreSQL the rows are locked with
+// SKIP LOCKED, so concurrent workers take different deliveries; SQLite runs one write
+// transaction at a time anyway. more reports that further due deliveries may be waiting.
+func (w *Worker) claim(ctx context.Context, n int) (out []claimed, more bool, err error) {
 	sys := viewer.System(ctx, "webhook-worker")
 	now := w.s.now()
+	live, err := w.inFlight(sys, now)
+	if err != nil {
+		return nil, false, err
+	}
+	where := due(now)
+	var full []gid.ID
+	for id, k := range live {
+		if k >= w.opts.PerWebhook {
+			full = append(full, id)
+		}
+	}
+	if len(full) > 0 {
+		where = append(where, webhookdelivery.WebhookIDNotIn(full...))
+	}
 	pg := w.opts.Dialect == dialect.Postgres
 	if !pg {
 		// Look first without the write lock, which SQLite would take for the transaction.
-		ok, err := w.s.client.WebhookDelivery.Query().Where(due(now)...).Exist(sys)
+		ok, err := w.s.client.WebhookDelivery.Query().Where(where...).Exist(sys)
 		if err != nil || !ok {
-			return nil, err
+			return nil, false, err
 		}
 	}
-	var out []claimed
-	err := database.InTx(sys, w.s.client, func(ctx context.Context, c *ent.Client) error {
-		q := c.WebhookDelivery.Query().Where(due(now)...).
+	err = database.InTx(sys, w.s.client, func(ctx context.Context, c *ent.Client) error {
+		q := c.WebhookDelivery.Query().Where(where...).
 			Order(ent.Asc(webhookdelivery.FieldNextAttemptAt), ent.Asc(webhookdelivery.FieldID)).Limit(n)
 		if pg {
 			q.ForUpdate(entsql.WithLockAction(entsql.SkipLocked))
 		}
-		rows, err := q.All(ctx)
-		if err != nil || len(rows) == 0 {
+		found, err := q.All(ctx)
+		if err != nil || len(found) == 0 {
 			return err
+		}
+		more = len(found) == n
+		var rows []*ent.WebhookDelivery
+		for _, d := range found {
+			if live[d.WebhookID] < w.opts.PerWebhook {
+				live[d.WebhookID]++
+				rows = append(rows, d)
+			}
 		}
 		ids := make([]gid.ID, len(rows))
 		for i, d := range rows {
@@ -242,19 +294,23 @@ func (w *Worker) claim(ctx context.Context, n int) ([]claimed, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("claiming deliveries: %w", err)
+		return nil, false, fmt.Errorf("claiming deliveries: %w", err)
 	}
-	return out, nil
+	return out, more, nil
 }
 
 // outcome is what one attempt came to.
 type outcome struct {
 	status int    // the HTTP status, 0 without an answer
 	err    string // why it failed; "" on success
-	// aborted: the worker stopped mid-attempt; the delivery is released, not failed.
+	// aborted: the attempt did not happen for a reason of this worker's (it is stopping, or
+	// cannot decrypt the secret); the delivery is released uncounted, and the endpoint's
+	// health is untouched.
 	aborted bool
 	// took is how long the request took; 0 when none was sent.
 	took time.Duration
+	// holdOff delays the next attempt of an aborted one.
+	holdOff time.Duration
 }
 
 func (o outcome) ok() bool { return o.err == "" && !o.aborted }
@@ -343,7 +399,12 @@ func (w *Worker) send(ctx context.Context, hook *ent.Webhook, d claimed) outcome
 	}
 	keys, err := w.s.signingKeys(hook)
 	if err != nil {
-		return outcome{err: err.Error()}
+		// Not the endpoint's fault: this replica has another WAGATE_SECRET_KEY than the one
+		// that sealed the secret. Another replica may have the right one; counting the
+		// attempt would fail and finally disable a healthy endpoint.
+		w.s.opts.Log.Error("cannot decrypt a webhook's signing secret: is WAGATE_SECRET_KEY the same on every replica?",
+			"webhook", hook.ID, "delivery", d.ID, "err", err)
+		return outcome{aborted: true, holdOff: keyHoldOff}
 	}
 	now := w.s.now()
 	parent := ctx
@@ -402,6 +463,10 @@ func unwrapAll(err error) error {
 	}
 }
 
+// keyHoldOff is how long a delivery whose secret this worker cannot decrypt waits before it
+// is tried again, by any worker.
+const keyHoldOff = time.Minute
+
 // signingKeys are the keys a request is signed with: the current secret, and the previous
 // one while a rotation's overlap lasts.
 func (s *Service) signingKeys(hook *ent.Webhook) ([][]byte, error) {
@@ -411,11 +476,11 @@ func (s *Service) signingKeys(hook *ent.Webhook) ([][]byte, error) {
 	}
 	keys := [][]byte{cur}
 	if hook.PreviousSecretEncrypted != nil && hook.PreviousSecretExpiresAt != nil && s.now().Before(*hook.PreviousSecretExpiresAt) {
-		prev, err := s.opts.Keys.Open(*hook.PreviousSecretEncrypted, string(hook.ID))
-		if err != nil {
-			return nil, err
+		// A previous secret sealed under an older WAGATE_SECRET_KEY (rotated after the key
+		// changed) is left out: the new secret alone still signs.
+		if prev, err := s.opts.Keys.Open(*hook.PreviousSecretEncrypted, string(hook.ID)); err == nil {
+			keys = append(keys, prev)
 		}
-		keys = append(keys, prev)
 	}
 	return keys, nil
 }
@@ -442,7 +507,11 @@ func (w *Worker) record(ctx context.Context, hook *ent.Webhook, d claimed, o out
 		mine := c.WebhookDelivery.Update().Where(webhookdelivery.ID(d.ID),
 			webhookdelivery.Attempts(d.Attempts), webhookdelivery.StatusEQ(webhookdelivery.StatusPENDING))
 		if o.aborted {
-			return mine.AddAttempts(-1).ClearLeasedUntil().Exec(ctx)
+			mine.AddAttempts(-1).ClearLeasedUntil()
+			if o.holdOff > 0 {
+				mine.SetNextAttemptAt(now.Add(o.holdOff))
+			}
+			return mine.Exec(ctx)
 		}
 		mine.SetLastAttemptAt(now).ClearLeasedUntil().SetNillableLastStatusCode(nonZero(o.status))
 		if o.ok() {
