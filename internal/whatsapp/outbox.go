@@ -100,17 +100,11 @@ func (m *Manager) sendOne(ctx context.Context, l *live, msg *ent.Message) bool {
 	return err == nil || permanent(err) // a transient failure waits for the next round
 }
 
-// receiptCameFirst reports whether a receipt moved a message past SENT before its send was
-// recorded (the recipient can answer faster than the sender's bookkeeping): its
-// MESSAGE_SENT is still owed to the log.
-func (m *Manager) receiptCameFirst(ctx context.Context, c *ent.Client, id gid.ID) bool {
-	moved, err := c.Message.Query().Where(message.ID(id),
-		message.StatusIn(message.StatusDELIVERED, message.StatusREAD)).Exist(ctx)
-	if err != nil || !moved {
-		return false
-	}
-	logged, err := c.Event.Query().Where(event.MessageID(id), event.TypeEQ(event.TypeMESSAGE_SENT)).Exist(ctx)
-	return err == nil && !logged
+// sentEntry is the MESSAGE_SENT event of msg.
+func sentEntry(org gid.ID, msg *ent.Message, at time.Time) events.Entry {
+	return events.Entry{Org: org, Session: msg.SessionID, Message: msg.ID, Type: event.TypeMESSAGE_SENT, OccurredAt: at,
+		Payload: map[string]any{"messageId": msg.ID, "waMessageId": msg.WaMessageID, "chatJID": msg.ChatJid,
+			"kind": msg.Kind, "status": message.StatusSENT}}
 }
 
 // recordSend stores the outcome of sending msg, and logs SENT and FAILED in the event log,
@@ -127,13 +121,10 @@ func (m *Manager) recordSend(ctx context.Context, org gid.ID, msg *ent.Message, 
 		switch {
 		case sendErr == nil:
 			upd.SetStatus(message.StatusSENT).SetTimestamp(res.Timestamp).ClearMediaData()
-			entry = events.Entry{Type: event.TypeMESSAGE_SENT, OccurredAt: res.Timestamp, Payload: map[string]any{
-				"messageId": msg.ID, "waMessageId": msg.WaMessageID, "chatJID": msg.ChatJid, "kind": msg.Kind,
-				"status": message.StatusSENT,
-			}}
+			entry = sentEntry(org, msg, res.Timestamp)
 		case failed:
 			upd.SetStatus(message.StatusFAILED).SetError(sendErr.Error()).ClearMediaData()
-			entry = events.Entry{Type: event.TypeMESSAGE_STATUS, OccurredAt: m.opts.Now(), Payload: map[string]any{
+			entry = events.Entry{Org: org, Session: msg.SessionID, Message: msg.ID, Type: event.TypeMESSAGE_STATUS, OccurredAt: m.opts.Now(), Payload: map[string]any{
 				"messageId": msg.ID, "waMessageIds": []string{msg.WaMessageID}, "chatJID": msg.ChatJid,
 				"status": message.StatusFAILED, "error": sendErr.Error(),
 			}}
@@ -144,10 +135,9 @@ func (m *Manager) recordSend(ctx context.Context, org gid.ID, msg *ent.Message, 
 		if err != nil {
 			return err
 		}
-		if n == 0 && (sendErr != nil || !m.receiptCameFirst(ctx, c, msg.ID)) {
-			return nil // already recorded
+		if n == 0 {
+			return nil // already recorded, by a receipt or an earlier round
 		}
-		entry.Org, entry.Session, entry.Message = org, msg.SessionID, msg.ID
 		_, err = m.opts.Events.Append(ctx, c, entry)
 		return err
 	})

@@ -79,7 +79,7 @@ func (m *Manager) store(ctx context.Context, c *ent.Client, org, id gid.ID, ev E
 	case Inbound:
 		return m.inbound(ctx, c, org, id, ev)
 	case Receipt:
-		return m.receipt(ctx, c, id, ev)
+		return m.receipt(ctx, c, org, id, ev)
 	case Presence:
 		return &events.Entry{Type: event.TypePRESENCE, OccurredAt: orNow(ev.Timestamp, now),
 			Payload: map[string]any{"from": ev.From, "online": ev.Online, "lastSeen": ev.LastSeen}}, nil
@@ -263,7 +263,29 @@ var statusRank = map[message.Status]int{
 	message.StatusPENDING: 0, message.StatusSENT: 1, message.StatusDELIVERED: 2, message.StatusREAD: 3,
 }
 
-func (m *Manager) receipt(ctx context.Context, c *ent.Client, id gid.ID, r Receipt) (*events.Entry, error) {
+func (m *Manager) receipt(ctx context.Context, c *ent.Client, org, id gid.ID, r Receipt) (*events.Entry, error) {
+	// A receipt can overtake the sender's own record of the send (the recipient answers
+	// fast, or the sending replica died before writing it): the receipt proves the send,
+	// so it records it, and the log keeps its MESSAGE_SENT before the status change.
+	unrecorded, err := c.Message.Query().Where(message.SessionID(id), message.WaMessageIDIn(r.IDs...),
+		message.DirectionEQ(message.DirectionOUTBOUND), message.StatusEQ(message.StatusPENDING)).All(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, msg := range unrecorded {
+		// Conditional: the sender may record it concurrently, and only one of the two logs it.
+		n, err := c.Message.Update().Where(message.ID(msg.ID), message.StatusEQ(message.StatusPENDING)).
+			SetStatus(message.StatusSENT).ClearMediaData().Save(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if n == 0 {
+			continue
+		}
+		if _, err := m.opts.Events.Append(ctx, c, sentEntry(org, msg, msg.Timestamp)); err != nil {
+			return nil, err
+		}
+	}
 	to := message.StatusDELIVERED
 	if r.Kind == ReceiptRead || r.Kind == ReceiptPlayed {
 		to = message.StatusREAD
