@@ -374,6 +374,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	metricsReg := metrics.New()
 	webhooks := webhook.New(db.Client, webhook.Options{Keys: keys, AllowPrivate: cfg.webhookPrivate, Log: log, Metrics: metricsReg})
 	eventLog := events.New(db.Client, log)
+	eventLog.WatchAccess(db.Client)
 	eventLog.Metrics = metricsReg
 	var node *cluster.Node
 	var replicas *whatsapp.Cluster

@@ -166,6 +166,7 @@ func New(t testing.TB, db *database.DB, options ...func(*Options)) *Server {
 	hooks := webhook.New(db.Client, webhook.Options{Keys: keys, AllowPrivate: !o.WebhookSSRFGuard, Now: clock.Now,
 		Resolver: o.WebhookResolver, Log: log, Metrics: m})
 	eventLog := events.New(db.Client, log)
+	eventLog.WatchAccess(db.Client)
 	eventLog.OnAppend = hooks.Enqueue
 	eventLog.Metrics = m
 	var node *cluster.Node

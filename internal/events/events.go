@@ -29,13 +29,14 @@ type Log struct {
 	client *ent.Client
 	log    *slog.Logger
 	hub    hub
+	access hub // subscribers to wake when someone may have lost access (one key: "")
 	// bus carries wake-ups between replicas; nil when this process is alone.
 	bus *cluster.Bus
 	// Resync is how often a subscriber re-reads the table without a notification; it
 	// bounds how late an event can be when a notification is lost.
 	Resync time.Duration
-	// Recheck is how often a subscriber's access is checked again; a subscriber who lost it
-	// is disconnected within about this long.
+	// Recheck is how often a subscriber's access is checked again without a hint (see
+	// WatchAccess): it bounds how late an expired credential, or a lost hint, ends a stream.
 	Recheck time.Duration
 	// OnAppend, when set, runs in the transaction of every appended event; its error rolls
 	// the change back. The server sets it to enqueue webhook deliveries.
@@ -46,7 +47,7 @@ type Log struct {
 
 // New returns a Log.
 func New(client *ent.Client, log *slog.Logger) *Log {
-	return &Log{client: client, log: log, Resync: 30 * time.Second, Recheck: time.Second}
+	return &Log{client: client, log: log, Resync: 30 * time.Second, Recheck: 30 * time.Second}
 }
 
 // channel carries "org:seq" after each append, to wake the subscribers of other replicas.
@@ -58,6 +59,10 @@ const channel = "wagate_events"
 func (l *Log) Distribute(b *cluster.Bus) error {
 	l.bus = b
 	b.OnResync(l.hub.notifyAll)
+	b.OnResync(l.access.notifyAll)
+	if err := b.Handle(accessChannel, func(string) { l.access.notify("") }); err != nil {
+		return err
+	}
 	return b.Handle(channel, func(payload string) {
 		if org, _, ok := strings.Cut(payload, ":"); ok {
 			l.hub.notify(gid.ID(org))

@@ -48,6 +48,8 @@ func (l *Log) Subscribe(ctx context.Context, cursor *string, f Filter) (<-chan *
 		defer resync.Stop()
 		recheck := time.NewTicker(l.Recheck)
 		defer recheck.Stop()
+		accessChanged, unwatch := l.access.register("")
+		defer unwatch()
 		for {
 			// The head is read before the rows: every event up to it is committed, so the
 			// query below sees all of them, and filtered ones need not be read again.
@@ -83,19 +85,26 @@ func (l *Log) Subscribe(ctx context.Context, cursor *string, f Filter) (<-chan *
 				last = head
 			}
 			for waiting := true; waiting; {
+				check := false
 				select {
 				case <-wake:
 					waiting = false
 				case <-resync.C:
 					waiting = false
+				case <-accessChanged:
+					check = true
 				case <-recheck.C:
-					if err := stillAllowed(ctx, org); err != nil {
-						if ctx.Err() == nil {
-							endWith(ctx, err)
-						}
-						return
-					}
+					check = true
 				case <-ctx.Done():
+					return
+				}
+				if !check {
+					continue
+				}
+				if err := stillAllowed(ctx, org); err != nil {
+					if ctx.Err() == nil {
+						endWith(ctx, err)
+					}
 					return
 				}
 			}
