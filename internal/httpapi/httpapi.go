@@ -135,8 +135,9 @@ func New(cfg Config, d Deps) http.Handler {
 	observe := func(r *http.Request, status int, took time.Duration) {
 		d.Metrics.ObserveHTTP(r.Pattern, r.Method, status, took)
 	}
-	// The request id and access log come first; client addresses are known from there in.
-	return reqlog.Middleware(d.Log, observe)(cfg.TrustedProxies.Middleware(cors(cfg.AllowedOrigins, mux)))
+	// The access log and metrics wrap the mux directly: they read the route it matched
+	// (r.Pattern), which the wrappers outside would not see on their copies of the request.
+	return cfg.TrustedProxies.Middleware(cors(cfg.AllowedOrigins, reqlog.Middleware(d.Log, observe)(mux)))
 }
 
 // readyz answers 503 while the database is unreachable or, with replicas, while the event
