@@ -3,6 +3,7 @@
 package wsgorilla
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql/handler/transport"
@@ -56,14 +58,32 @@ func (i Implementation) Accept(w http.ResponseWriter, r *http.Request, o transpo
 	if err != nil {
 		return nil, err
 	}
-	return &conn{c: c, writeTimeout: i.WriteTimeout}, nil
+	wc := &conn{c: c, writeTimeout: i.WriteTimeout}
+	// The request context ends when gqlgen's handler returns, and nobody reads the socket
+	// after that. gqlgen returns without closing it when a connection_init payload is JSON but
+	// not an object, which would leave the client waiting and the socket open for good.
+	context.AfterFunc(r.Context(), wc.abandon)
+	return wc, nil
 }
 
 type conn struct {
 	c            *websocket.Conn
 	writeTimeout time.Duration
+	closeSent    atomic.Bool
 	closeOnce    sync.Once
 	closeErr     error
+}
+
+// CloseInvalidMessage is graphql-transport-ws's close code for a malformed message.
+const CloseInvalidMessage = 4400
+
+// abandon closes a connection its handler has finished with, telling the client why unless
+// a close frame was sent already.
+func (c *conn) abandon() {
+	if !c.closeSent.Load() {
+		_ = c.WriteClose(CloseInvalidMessage, "invalid message")
+	}
+	_ = c.Close()
 }
 
 func (c *conn) NextReader() (int, io.Reader, error) {
@@ -98,6 +118,7 @@ func (c *conn) WriteJSON(v any) error {
 
 // WriteClose sends a close frame; WriteControl may run beside a data write.
 func (c *conn) WriteClose(code int, msg string) error {
+	c.closeSent.Store(true)
 	return c.c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, msg), time.Now().Add(time.Second))
 }
 
