@@ -3,7 +3,8 @@
 package wsgorilla
 
 import (
-	"context"
+	"bytes"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -11,7 +12,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql/handler/transport"
@@ -58,18 +58,13 @@ func (i Implementation) Accept(w http.ResponseWriter, r *http.Request, o transpo
 	if err != nil {
 		return nil, err
 	}
-	wc := &conn{c: c, writeTimeout: i.WriteTimeout}
-	// The request context ends when gqlgen's handler returns, and nobody reads the socket
-	// after that. gqlgen returns without closing it when a connection_init payload is JSON but
-	// not an object, which would leave the client waiting and the socket open for good.
-	context.AfterFunc(r.Context(), wc.abandon)
-	return wc, nil
+	return &conn{c: c, writeTimeout: i.WriteTimeout}, nil
 }
 
 type conn struct {
 	c            *websocket.Conn
 	writeTimeout time.Duration
-	closeSent    atomic.Bool
+	initRead     bool // only gqlgen's reader calls NextReader, one call at a time
 	closeOnce    sync.Once
 	closeErr     error
 }
@@ -77,14 +72,7 @@ type conn struct {
 // CloseInvalidMessage is graphql-transport-ws's close code for a malformed message.
 const CloseInvalidMessage = 4400
 
-// abandon closes a connection its handler has finished with, telling the client why unless
-// a close frame was sent already.
-func (c *conn) abandon() {
-	if !c.closeSent.Load() {
-		_ = c.WriteClose(CloseInvalidMessage, "invalid message")
-	}
-	_ = c.Close()
-}
+var errInvalidInit = errors.New("connection_init payload is not an object")
 
 func (c *conn) NextReader() (int, io.Reader, error) {
 	mt, r, err := c.c.NextReader()
@@ -94,7 +82,36 @@ func (c *conn) NextReader() (int, io.Reader, error) {
 		// A closed browser tab (1001) is as normal as a 1000.
 		return mt, nil, transport.ErrWebsocketClosed
 	}
-	return mt, r, err
+	if err != nil || c.initRead {
+		return mt, r, err
+	}
+	// gqlgen returns without closing the socket when the first message is a connection_init
+	// whose payload is JSON but not an object: the client would wait forever and the
+	// connection would stay open. So the first message is checked here.
+	c.initRead = true
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return mt, nil, err
+	}
+	if invalidInitPayload(b) {
+		_ = c.WriteClose(CloseInvalidMessage, "the connection_init payload must be an object")
+		return mt, nil, errInvalidInit
+	}
+	return mt, bytes.NewReader(b), nil
+}
+
+// invalidInitPayload reports a connection_init whose payload gqlgen cannot take. Other
+// malformed messages gqlgen answers itself.
+func invalidInitPayload(msg []byte) bool {
+	var m struct {
+		Type    string          `json:"type"`
+		Payload json.RawMessage `json:"payload"`
+	}
+	if json.Unmarshal(msg, &m) != nil || m.Type != "connection_init" || len(m.Payload) == 0 {
+		return false
+	}
+	var p map[string]any
+	return json.Unmarshal(m.Payload, &p) != nil
 }
 
 // CloseSlowConsumer is the close code of a connection whose peer stopped reading.
@@ -118,7 +135,6 @@ func (c *conn) WriteJSON(v any) error {
 
 // WriteClose sends a close frame; WriteControl may run beside a data write.
 func (c *conn) WriteClose(code int, msg string) error {
-	c.closeSent.Store(true)
 	return c.c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, msg), time.Now().Add(time.Second))
 }
 
