@@ -107,7 +107,8 @@ func invalidInitPayload(msg []byte) bool {
 		Type    string          `json:"type"`
 		Payload json.RawMessage `json:"payload"`
 	}
-	if json.Unmarshal(msg, &m) != nil || m.Type != "connection_init" || len(m.Payload) == 0 {
+	// Decoded as gqlgen decodes messages: the first JSON value, whatever follows it.
+	if json.NewDecoder(bytes.NewReader(msg)).Decode(&m) != nil || m.Type != "connection_init" || len(m.Payload) == 0 {
 		return false
 	}
 	var p map[string]any
