@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"entgo.io/contrib/entgql"
 	"github.com/99designs/gqlgen/complexity"
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler"
@@ -16,6 +17,7 @@ import (
 	"github.com/vektah/gqlparser/v2/ast"
 
 	"github.com/wagate/wagate/internal/apperr"
+	"github.com/wagate/wagate/internal/gid"
 	"github.com/wagate/wagate/internal/metrics"
 	"github.com/wagate/wagate/internal/page"
 	"github.com/wagate/wagate/internal/wsgorilla"
@@ -106,6 +108,24 @@ func NewServer(r *Resolver, cfg ServerConfig) *handler.Server {
 var ownTransactions = []string{"signUp", "logIn", "markRead", "simulateIncomingMessage", "requestPairingCode",
 	"createWebhook", "updateWebhook"}
 
+// checkCursors refuses forged cursors here, before ent edges load them with their parent.
+// The kind of ordering value is known when the query chose an order; services check their
+// fixed orders themselves.
+func checkCursors(ctx context.Context, fc *graphql.FieldContext) error {
+	after, _ := fc.Args["after"].(*entgql.Cursor[gid.ID])
+	before, _ := fc.Args["before"].(*entgql.Cursor[gid.ID])
+	if after == nil && before == nil {
+		return nil
+	}
+	raw := fc.Field.ArgumentMap(graphql.GetOperationContext(ctx).Variables)
+	if order, ok := raw["orderBy"].(map[string]any); ok {
+		if field, ok := order["field"].(string); ok {
+			return page.CheckCursors(after, before, page.ValueOf(field))
+		}
+	}
+	return page.CheckAnyCursors(after, before)
+}
+
 func ptr[T any](v T) *T { return &v }
 
 // boundConnections enforces the page-size cap on every connection. Connections resolved by
@@ -120,6 +140,9 @@ func boundConnections(ctx context.Context, next graphql.Resolver) (any, error) {
 	first, _ := fc.Args["first"].(*int)
 	last, _ := fc.Args["last"].(*int)
 	if err := page.Check(first, last); err != nil {
+		return nil, err
+	}
+	if err := checkCursors(ctx, fc); err != nil {
 		return nil, err
 	}
 	if !fc.IsResolver && first == nil && last == nil {

@@ -59,7 +59,7 @@ func Record(ctx context.Context, c *ent.Client, e Entry) error {
 // Log pages an organization's entries, newest first. Privacy limits it to the caller's
 // current organization and to those allowed to read the audit log.
 func Log(ctx context.Context, org *ent.Organization, p page.Args) (*ent.AuditEntryConnection, error) {
-	p, err := p.Bounded()
+	p, err := p.BoundedBy(page.ByTime)
 	if err != nil {
 		return nil, err
 	}

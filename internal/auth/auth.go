@@ -87,17 +87,23 @@ var errBadCredentials = apperr.New(apperr.Unauthenticated, "wrong e-mail or pass
 
 // NormalizeEmail validates an e-mail address and returns its canonical (lower-case) form.
 func NormalizeEmail(field, email string) (string, error) {
-	email = strings.TrimSpace(email)
+	// Lower-cased before the checks: some letters' lower case is longer in UTF-8, and the
+	// stored form must pass them again.
+	email = strings.ToLower(strings.TrimSpace(email))
 	addr, err := mail.ParseAddress(email)
 	if err != nil || addr.Address != email || len(email) > 254 || !strings.Contains(email, "@") {
 		return "", apperr.Invalid(field, "%q is not a valid e-mail address", truncate(email, 80))
 	}
-	return strings.ToLower(email), nil
+	return email, nil
 }
 
+// truncate shortens s to at most n bytes, at a character boundary.
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
 	}
 	return s[:n] + "…"
 }

@@ -127,7 +127,7 @@ func (l *Log) head(ctx context.Context, org gid.ID) (int64, error) {
 
 // Page lists an organization's events, oldest first, for the API.
 func (l *Log) Page(ctx context.Context, org *ent.Organization, p page.Args, f Filter) (*ent.EventConnection, error) {
-	p, err := p.Bounded()
+	p, err := p.BoundedBy(page.BySeq)
 	if err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package gid
 
 import (
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -52,14 +53,36 @@ func TestUnmarshalGQL(t *testing.T) {
 	}
 }
 
+// FuzzParse: an accepted ID is returned unchanged and survives GraphQL's round trip; a
+// refused one is ErrMalformed, with the input shortened in the message.
 func FuzzParse(f *testing.F) {
 	f.Add(string(New("org")))
 	f.Add("org_")
 	f.Add("a_zzzzzzzzzzzzzzzzzzzzzzzzzz")
+	f.Add("abcdefghi_01jf3k2v8q9m7x0c4d5e6f7g8h")
+	f.Add("org_01jf3k2v8q9m7x0c4d5e6f7g8h_")
+	f.Add("ORG_01JF3K2V8Q9M7X0C4D5E6F7G8H")
+	f.Add("org_81jf3k2v8q9m7x0c4d5e6f7g8h")
+	f.Add(strings.Repeat("é", 40))
 	f.Fuzz(func(t *testing.T, s string) {
 		id, err := Parse(s)
-		if err == nil && string(id) != s {
-			t.Fatalf("Parse changed the input")
+		if err != nil {
+			if !errors.Is(err, ErrMalformed) {
+				t.Fatalf("Parse(%q): untyped error %v", s, err)
+			}
+			if len(err.Error()) > 200 {
+				t.Fatalf("Parse(%d bytes): the error repeats the whole input", len(s))
+			}
+			return
+		}
+		if string(id) != s || id.Prefix() == "" {
+			t.Fatalf("Parse(%q) = %q, prefix %q", s, id, id.Prefix())
+		}
+		var sb strings.Builder
+		id.MarshalGQL(&sb)
+		var back ID
+		if unq, err := strconv.Unquote(sb.String()); err != nil || back.UnmarshalGQL(unq) != nil || back != id {
+			t.Fatalf("GraphQL round trip of %q gave %q (%s)", id, back, sb.String())
 		}
 	})
 }

@@ -293,7 +293,7 @@ func (s *Service) SimulateIncomingMessage(ctx context.Context, in SimulateIncomi
 
 // Messages pages a session's messages, newest first, optionally of one chat.
 func (s *Service) Messages(ctx context.Context, ses *ent.Session, chatJID *string, p page.Args) (*ent.MessageConnection, error) {
-	p, err := p.Bounded()
+	p, err := p.BoundedBy(page.ByTime)
 	if err != nil {
 		return nil, err
 	}
@@ -307,7 +307,7 @@ func (s *Service) Messages(ctx context.Context, ses *ent.Session, chatJID *strin
 
 // Chats pages a session's chats, most recent first.
 func (s *Service) Chats(ctx context.Context, ses *ent.Session, p page.Args) (*ent.ChatConnection, error) {
-	p, err := p.Bounded()
+	p, err := p.BoundedBy(page.ByTime)
 	if err != nil {
 		return nil, err
 	}

@@ -29,6 +29,10 @@ func (s *Service) Organizations(ctx context.Context, p page.Args) (*ent.Organiza
 // Members lists an organization's members, optionally matching search against the members'
 // names and e-mail addresses.
 func (s *Service) Members(ctx context.Context, org *ent.Organization, p page.Args, order *ent.MembershipOrder, search *string) (*ent.MembershipConnection, error) {
+	ordered := page.ByID
+	if order != nil && order.Field != nil {
+		ordered = page.ValueOf(order.Field.String())
+	}
 	if search == nil && (p.First != nil || p.Last != nil) {
 		if err := page.Check(p.First, p.Last); err != nil {
 			return nil, err
@@ -37,7 +41,7 @@ func (s *Service) Members(ctx context.Context, org *ent.Organization, p page.Arg
 		// parents.
 		return org.Members(ctx, p.After, p.First, p.Before, p.Last, order)
 	}
-	p, err := p.Bounded()
+	p, err := p.BoundedBy(ordered)
 	if err != nil {
 		return nil, err
 	}

@@ -360,7 +360,7 @@ func (s *Service) List(ctx context.Context, org *ent.Organization) ([]*ent.Webho
 
 // Deliveries pages a webhook's deliveries, newest first.
 func (s *Service) Deliveries(ctx context.Context, w *ent.Webhook, p page.Args, status *webhookdelivery.Status) (*ent.WebhookDeliveryConnection, error) {
-	p, err := p.Bounded()
+	p, err := p.BoundedBy(page.ByTime)
 	if err != nil {
 		return nil, err
 	}

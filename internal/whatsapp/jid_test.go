@@ -44,17 +44,52 @@ func TestPhoneOf(t *testing.T) {
 }
 
 func FuzzChatJID(f *testing.F) {
-	for _, s := range []string{"+4915112345678", "1@g.us", "4915112345678@s.whatsapp.net", "+", "@"} {
+	for _, s := range []string{"+4915112345678", "1@g.us", "4915112345678@s.whatsapp.net", "+", "@",
+		"4915112345678-1609459200@g.us", "123@lid", "4915112345678:12@s.whatsapp.net", "00+4915112345678"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		jid, err := ChatJID(s)
 		if err != nil {
+			if !errors.Is(err, ErrInvalidRecipient) && !errors.Is(err, ErrInvalidPhoneNumber) {
+				t.Fatalf("ChatJID(%q): untyped error %v", s, err)
+			}
 			return
 		}
 		again, err := ChatJID(jid)
 		if err != nil || again != jid {
 			t.Fatalf("ChatJID(%q) = %q is not stable: %q, %v", s, jid, again, err)
+		}
+		if p := PhoneOf(jid); p != "" && p[1:]+"@"+UserServer != jid {
+			t.Fatalf("PhoneOf(%q) = %q does not name the same user", jid, p)
+		}
+	})
+}
+
+// FuzzNormalizePhone: a normalized number is E.164, normalizes to itself, and survives the
+// trip through a JID and back.
+func FuzzNormalizePhone(f *testing.F) {
+	for _, s := range []string{"+49 151 1234-5678", "004915112345678", "(030) 123456", "+1.555.000.0001",
+		"0049", "+", "", "٤٩١٥١١٢٣٤٥٦٧", "+0 151 1234567", "00+4915112345678", "1234567890123456"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		p, err := NormalizePhone(s)
+		if err != nil {
+			if !errors.Is(err, ErrInvalidPhoneNumber) {
+				t.Fatalf("NormalizePhone(%q): untyped error %v", s, err)
+			}
+			return
+		}
+		if len(p) < 8 || len(p) > 16 || p[0] != '+' || p[1] == '0' || !allDigits(p[1:]) {
+			t.Fatalf("NormalizePhone(%q) = %q is not E.164", s, p)
+		}
+		if again, err := NormalizePhone(p); err != nil || again != p {
+			t.Fatalf("NormalizePhone(%q) = %q is not stable: %q, %v", s, p, again, err)
+		}
+		jid, err := ChatJID(p)
+		if err != nil || PhoneOf(jid) != p {
+			t.Fatalf("%q → ChatJID %q, %v → PhoneOf %q", p, jid, err, PhoneOf(jid))
 		}
 	})
 }

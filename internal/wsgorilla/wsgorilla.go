@@ -3,7 +3,9 @@
 package wsgorilla
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -121,9 +123,16 @@ type conn struct {
 	c            *websocket.Conn
 	writeTimeout time.Duration
 	closed       func() // runs once, at Close
-	closeOnce    sync.Once
-	closeErr     error
+
+	initRead  bool // only gqlgen's reader calls NextReader, one call at a time
+	closeOnce sync.Once
+	closeErr  error
 }
+
+// CloseInvalidMessage is graphql-transport-ws's close code for a malformed message.
+const CloseInvalidMessage = 4400
+
+var errInvalidInit = errors.New("connection_init payload is not an object")
 
 func (c *conn) NextReader() (int, io.Reader, error) {
 	mt, r, err := c.c.NextReader()
@@ -133,7 +142,37 @@ func (c *conn) NextReader() (int, io.Reader, error) {
 		// A closed browser tab (1001) is as normal as a 1000.
 		return mt, nil, transport.ErrWebsocketClosed
 	}
-	return mt, r, err
+	if err != nil || c.initRead {
+		return mt, r, err
+	}
+	// gqlgen returns without closing the socket when the first message is a connection_init
+	// whose payload is JSON but not an object: the client would wait forever and the
+	// connection would stay open. So the first message is checked here.
+	c.initRead = true
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return mt, nil, err
+	}
+	if invalidInitPayload(b) {
+		_ = c.WriteClose(CloseInvalidMessage, "the connection_init payload must be an object")
+		return mt, nil, errInvalidInit
+	}
+	return mt, bytes.NewReader(b), nil
+}
+
+// invalidInitPayload reports a connection_init whose payload gqlgen cannot take. Other
+// malformed messages gqlgen answers itself.
+func invalidInitPayload(msg []byte) bool {
+	var m struct {
+		Type    string          `json:"type"`
+		Payload json.RawMessage `json:"payload"`
+	}
+	// Decoded as gqlgen decodes messages: the first JSON value, whatever follows it.
+	if json.NewDecoder(bytes.NewReader(msg)).Decode(&m) != nil || m.Type != "connection_init" || len(m.Payload) == 0 {
+		return false
+	}
+	var p map[string]any
+	return json.Unmarshal(m.Payload, &p) != nil
 }
 
 // CloseSlowConsumer is the close code of a connection whose peer stopped reading.
