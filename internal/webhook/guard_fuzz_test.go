@@ -42,8 +42,8 @@ func FuzzCheckURL(f *testing.F) {
 		}
 		host := req.URL.Hostname()
 		if a, err := netip.ParseAddr(strings.Trim(host, "[]")); err == nil {
-			if err := checkAddr(a); err != nil {
-				t.Fatalf("accepted %q, which connects to %v", canonical, err)
+			if why := checkAddr(a); why != "" {
+				t.Fatalf("accepted %q, which connects to %s", canonical, why)
 			}
 		} else if _, known := dns[host]; !known {
 			t.Fatalf("accepted %q, whose host %q does not resolve", canonical, host)
