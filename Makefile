@@ -35,6 +35,7 @@ lint:
 	@files=$$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'); \
 	unformatted=$$(gofmt -l $$files); \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
+	@if git grep -nE '^(<<<<<<<|>>>>>>>) ' -- ':!*.sum' 2>/dev/null; then echo "merge conflict markers left"; exit 1; fi
 
 ## generate: ent first (it writes schema/ent.graphql), then gqlgen
 generate:
