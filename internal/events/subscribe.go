@@ -39,17 +39,17 @@ func (l *Log) Subscribe(ctx context.Context, cursor *string, f Filter) (<-chan *
 	}
 	org := v.OrgID
 	wake, unregister := l.hub.register(org) // before the first read, so nothing slips between
+	accessChanged, unwatch := l.access.register("")
 	out := make(chan *ent.Event)
 	go func() {
 		defer close(out)
 		defer unregister()
+		defer unwatch()
 		last := after
 		resync := time.NewTicker(l.Resync)
 		defer resync.Stop()
 		recheck := time.NewTicker(l.Recheck)
 		defer recheck.Stop()
-		accessChanged, unwatch := l.access.register("")
-		defer unwatch()
 		for {
 			// The head is read before the rows: every event up to it is committed, so the
 			// query below sees all of them, and filtered ones need not be read again.
