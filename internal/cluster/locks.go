@@ -51,7 +51,7 @@ func (l *Locks) TryAcquire(ctx context.Context, name string) (bool, error) {
 		// PostgreSQL frees the locks of a replica whose host died or was cut off only when
 		// it notices the connection is gone: TCP keepalives make that seconds, not hours.
 		if _, err := c.ExecContext(ctx, "SET tcp_keepalives_idle = 5; SET tcp_keepalives_interval = 2; SET tcp_keepalives_count = 3"); err != nil {
-			_ = c.Raw(func(any) error { return driver.ErrBadConn })
+			discard(c)
 			return false, fmt.Errorf("configuring the lock connection: %w", err)
 		}
 		l.conn = c
@@ -132,8 +132,7 @@ func (l *Locks) Close() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.conn != nil {
-		_ = l.conn.Raw(func(any) error { return driver.ErrBadConn }) // never back to the pool
-		_ = l.conn.Close()
+		discard(l.conn)
 		l.conn = nil
 	}
 	l.held = map[string]bool{}
@@ -145,10 +144,15 @@ func (l *Locks) failLocked(err error) {
 		return
 	}
 	l.log.Error("lost the session lock connection; every session of this replica stops", "err", err, "held", len(l.held))
-	_ = l.conn.Raw(func(any) error { return driver.ErrBadConn })
-	_ = l.conn.Close()
+	discard(l.conn)
 	l.conn = nil
 	l.held = map[string]bool{}
 	close(l.lost)
 	l.lost = make(chan struct{})
+}
+
+// discard closes c for good: returned to the pool, it would keep holding its locks.
+func discard(c *sql.Conn) {
+	_ = c.Raw(func(any) error { return driver.ErrBadConn }) // a bad connection is closed, not pooled
+	_ = c.Close()
 }

@@ -170,6 +170,12 @@ func (b *syncBuffer) Write(p []byte) (int, error) {
 	return b.buf.Write(p)
 }
 
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
 // lines returns the JSON log lines that have every key/value of match.
 func (b *syncBuffer) lines(t *testing.T, match map[string]any) []map[string]any {
 	t.Helper()

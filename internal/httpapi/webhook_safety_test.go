@@ -131,24 +131,6 @@ func TestWebhookRedeliverKeepsALeaseTakenMeanwhile(t *testing.T) {
 	}
 }
 
-// lockedBuffer is a log destination safe for concurrent writers.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // A replica with another WAGATE_SECRET_KEY cannot sign: that is no failure of the endpoint.
 // It hands the delivery back uncounted, leaves the endpoint's health alone and logs an
 // error; a worker with the right key delivers it.
@@ -162,7 +144,7 @@ func TestWebhookWorkerWithAnotherKeyLeavesTheDeliveryAlone(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var logs lockedBuffer
+		var logs syncBuffer
 		other := webhooks.New(db.Client, webhooks.Options{Keys: otherKey, AllowPrivate: true, Now: s.Clock.Now,
 			Log: slog.New(slog.NewTextHandler(&logs, nil))})
 		wrong := other.NewWorker(webhooks.WorkerOptions{Dialect: db.Dialect, Poll: 20 * time.Millisecond})

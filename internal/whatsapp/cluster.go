@@ -363,6 +363,12 @@ func (m *Manager) send(ctx context.Context, id gid.ID, kind string, raw json.Raw
 	if timeout <= 0 {
 		timeout = 30 * time.Second
 	}
+	// Unclaimed commands are withdrawn when the caller stops waiting, so they never run
+	// late; one already running finishes, but nobody waits for it.
+	withdraw := func() {
+		_ = m.client.SessionCommand.Update().Where(sessioncommand.ID(cmd.ID),
+			sessioncommand.StatusEQ(sessioncommand.StatusPENDING)).SetStatus(sessioncommand.StatusEXPIRED).Exec(sys)
+	}
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
 	poll := time.NewTicker(500 * time.Millisecond) // in case the answer's hint is lost
@@ -372,14 +378,10 @@ func (m *Manager) send(ctx context.Context, id gid.ID, kind string, raw json.Raw
 		case <-done:
 		case <-poll.C:
 		case <-deadline.C:
-			// Unclaimed commands are withdrawn so they never run late; one already running
-			// finishes, but nobody waits for it.
-			_ = m.client.SessionCommand.Update().Where(sessioncommand.ID(cmd.ID),
-				sessioncommand.StatusEQ(sessioncommand.StatusPENDING)).SetStatus(sessioncommand.StatusEXPIRED).Exec(sys)
+			withdraw()
 			return nil, ErrOwnerUnavailable
 		case <-ctx.Done():
-			_ = m.client.SessionCommand.Update().Where(sessioncommand.ID(cmd.ID),
-				sessioncommand.StatusEQ(sessioncommand.StatusPENDING)).SetStatus(sessioncommand.StatusEXPIRED).Exec(sys)
+			withdraw()
 			return nil, ctx.Err()
 		}
 		cur, err := m.client.SessionCommand.Get(sys, cmd.ID)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/wagate/wagate/ent"
 	"github.com/wagate/wagate/ent/session"
+	"github.com/wagate/wagate/internal/cluster"
 	"github.com/wagate/wagate/internal/events"
 	"github.com/wagate/wagate/internal/gid"
 	"github.com/wagate/wagate/internal/viewer"
@@ -284,7 +285,7 @@ func (m *Manager) Remove(ctx context.Context, s *ent.Session) {
 		return
 	}
 	if m.opts.Cluster != nil {
-		if _, err := m.client.ExecContext(m.sys(ctx), "SELECT pg_notify($1, $2)", chanSession, string(s.ID)); err != nil {
+		if err := cluster.Notify(m.sys(ctx), m.client, chanSession, string(s.ID)); err != nil {
 			m.log.Warn("telling replicas a session is deleted", "session", s.ID, "err", err)
 		}
 	}
@@ -339,7 +340,7 @@ func (m *Manager) Wake(id gid.ID) {
 		return
 	}
 	if m.opts.Cluster != nil {
-		if _, err := m.client.ExecContext(m.sys(m.ctx), "SELECT pg_notify($1, $2)", chanSession, string(id)); err != nil {
+		if err := cluster.Notify(m.sys(m.ctx), m.client, chanSession, string(id)); err != nil {
 			m.log.Warn("waking a session on another replica", "session", id, "err", err)
 		}
 	}
@@ -358,7 +359,7 @@ func (m *Manager) publishPairing(id gid.ID, u PairingUpdate) {
 		return
 	}
 	b, _ := json.Marshal(pairingNote{Session: id, Update: u})
-	if _, err := m.client.ExecContext(m.sys(m.ctx), "SELECT pg_notify($1, $2)", chanPairing, string(b)); err != nil {
+	if err := cluster.Notify(m.sys(m.ctx), m.client, chanPairing, string(b)); err != nil {
 		m.log.Warn("publishing a pairing update", "session", id, "err", err)
 	}
 }
