@@ -96,6 +96,7 @@ func NewServer(r *Resolver, cfg ServerConfig) *handler.Server {
 		srv.AroundOperations(cfg.PerOperation)
 	}
 	srv.Use(txPerMutation{client: r.client, log: cfg.Log, own: ownTransactions})
+	srv.Use(eventFanout{}) // innermost: see eventFanout
 	srv.AroundFields(boundConnections)
 	srv.SetErrorPresenter(errorPresenter(cfg.Log))
 	srv.SetRecoverFunc(recoverFunc(cfg.Log))

@@ -8,6 +8,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"runtime/metrics"
 )
 
@@ -53,7 +54,8 @@ func Handler(w http.ResponseWriter, _ *http.Request) {
 	_ = json.NewEncoder(w).Encode(Read())
 }
 
-// Serve listens on addr (loopback) in the background and serves /stats there.
+// Serve listens on addr (loopback) in the background and serves /stats and a CPU profile
+// (/debug/pprof/profile) there.
 func Serve(addr string) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -61,5 +63,7 @@ func Serve(addr string) {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /stats", Handler)
+	// CPU profiles for BENCH_PROFILE=1: where a window's CPU time went.
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
 	go func() { _ = http.Serve(ln, mux) }()
 }

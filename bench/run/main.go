@@ -17,6 +17,8 @@
 //	BENCH_DATABASE_URL      the PostgreSQL server (postgres://postgres@127.0.0.1:5432/postgres)
 //	BENCH_PIN=0             do not pin CPUs with taskset
 //	BENCH_BUDGET            hard wall-clock limit of the whole run (10m)
+//	BENCH_PROFILE=1         save CPU profiles of wagate's first fan-out and ingest windows
+//	                        (bench/out/profile-*.pprof; `go tool pprof` reads them)
 package main
 
 import (
@@ -48,6 +50,7 @@ type config struct {
 	ingest, settle       time.Duration
 	pgURL                string
 	budget               time.Duration
+	profile              bool
 }
 
 func env(key, def string) string {
@@ -66,7 +69,7 @@ func envInt(key string, def int) int {
 }
 
 func loadConfig() config {
-	c := config{quick: os.Getenv("BENCH_QUICK") == "1"}
+	c := config{quick: os.Getenv("BENCH_QUICK") == "1", profile: os.Getenv("BENCH_PROFILE") == "1"}
 	subs, orgs, rounds := 400, 20, 3
 	c.window, c.drain, c.query, c.ingest, c.settle = 3*time.Second, 3*time.Second, 2*time.Second, 3*time.Second, 2*time.Second
 	if c.quick {

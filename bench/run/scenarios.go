@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"log"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -145,6 +147,9 @@ func (e *targets) fanoutWindow(ctx context.Context, t *target, round, w int) win
 		expected += int64(t.pool.PerOrg[i%cfg.orgs])
 	}
 	t.sink.Begin(w)
+	if round == 0 && t.name == "wagate" {
+		defer e.profile(ctx, t, "fanout", cfg.window)()
+	}
 	m := t.cpu.mark(ctx)
 	start := time.Now()
 	ictx, cancel := context.WithTimeout(ctx, cfg.window+10*time.Second)
@@ -353,8 +358,13 @@ func (e *targets) ingest(ctx context.Context) error {
 				if err != nil {
 					return err
 				}
+				profiled := func() {}
+				if r == 0 {
+					profiled = e.profile(ctx, e.sut, "ingest-"+c, cfg.ingest)
+				}
 				m := e.sut.cpu.mark(ctx)
 				res := loadgen.Load(ctx, 16, cfg.ingest, do)
+				profiled()
 				cpu := e.sut.cpu.since(ctx, m)
 				after, err := count()
 				if err != nil {
@@ -399,6 +409,41 @@ func (e *targets) ingest(ctx context.Context) error {
 		log.Printf("C at %.0f/s (open loop): ack p50 %.1f ms, p99 %.1f ms", half, e.b.res.IngestHalfRate.P50, e.b.res.IngestHalfRate.P99)
 	}
 	return ctx.Err()
+}
+
+// profile starts recording a CPU profile of t for d when BENCH_PROFILE=1, and returns a
+// function that waits for it and saves it as bench/out/profile-<name>.pprof.
+func (e *targets) profile(ctx context.Context, t *target, name string, d time.Duration) func() {
+	if !e.b.cfg.profile {
+		return func() {}
+	}
+	url := strings.TrimSuffix(t.statsURL, "/stats") + "/debug/pprof/profile?seconds=" + strconv.Itoa(max(1, int(d.Seconds())))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		path := filepath.Join(e.b.out, "profile-"+name+".pprof")
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			log.Printf("profile %s: %v", name, err)
+			return
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			log.Printf("profile %s: %v", name, err)
+			return
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err == nil {
+			err = os.WriteFile(path, b, 0o644)
+		}
+		if err != nil {
+			log.Printf("profile %s: %v", name, err)
+			return
+		}
+		log.Printf("CPU profile of %s: %s", name, path)
+	}()
+	return func() { <-done }
 }
 
 var tpsRE = regexp.MustCompile(`tps = ([0-9.]+) \(without initial connection time\)`)

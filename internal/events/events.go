@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,8 +29,8 @@ import (
 type Log struct {
 	client *ent.Client
 	log    *slog.Logger
-	hub    hub
-	access hub // subscribers to wake when someone may have lost access (one key: "")
+	hub    feeds // woken when an organization's log grows
+	access hub   // subscribers to wake when someone may have lost access (one key: "")
 	// bus carries wake-ups between replicas; nil when this process is alone.
 	bus *cluster.Bus
 	// Resync is how often a subscriber re-reads the table without a notification; it
@@ -47,6 +48,9 @@ type Log struct {
 
 // New returns a Log.
 func New(client *ent.Client, log *slog.Logger) *Log {
+	if log == nil {
+		log = slog.Default()
+	}
 	return &Log{client: client, log: log, Resync: 30 * time.Second, Recheck: 30 * time.Second}
 }
 
@@ -157,8 +161,16 @@ func (f Filter) apply(q *ent.EventQuery) *ent.EventQuery {
 	return q
 }
 
-// hub wakes the subscribers of an organization when its log grows. A wake-up is a hint
-// (at most one pending per subscriber): the table is the truth.
+// matches is apply for an event already read.
+func (f Filter) matches(e *ent.Event) bool {
+	if len(f.Sessions) > 0 && (e.SessionID == nil || !slices.Contains(f.Sessions, *e.SessionID)) {
+		return false
+	}
+	return len(f.Types) == 0 || slices.Contains(f.Types, e.Type)
+}
+
+// hub wakes the waiters registered under a key. A wake-up is a hint (at most one pending
+// per waiter): the database is the truth.
 type hub struct {
 	mu   sync.Mutex
 	subs map[gid.ID]map[chan struct{}]struct{}

@@ -2,9 +2,12 @@ package events
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
 
 	"entgo.io/contrib/entgql"
-	"time"
 
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/vektah/gqlparser/v2/gqlerror"
@@ -21,14 +24,64 @@ import (
 // batch is how many events a subscriber reads per query.
 const batch = 100
 
+// Tap is how the GraphQL layer pulls a subscription's events: on the transport's own
+// goroutine, one at a time, so a subscriber costs no goroutine of its own and the layer can
+// serve an event it already rendered for an identical subscription without executing it
+// again. The layer puts a Tap in the operation's context (WithTap) before the resolver runs.
+type Tap struct {
+	stream *stream
+	out    chan *ent.Event
+}
+
+type tapKey struct{}
+
+// WithTap returns ctx carrying a Tap for the subscription about to be resolved.
+func WithTap(ctx context.Context) (context.Context, *Tap) {
+	t := &Tap{}
+	return context.WithValue(ctx, tapKey{}, t), t
+}
+
+// Attached reports whether a subscription's events flow through t.
+func (t *Tap) Attached() bool { return t.stream != nil }
+
+// Next waits for the subscription's next event. false means the stream has ended — its
+// context is done, or the caller lost access (the reason is added to the subscription's
+// errors) — and the channel the resolver returned is closed, so executing the operation
+// once more ends it.
+func (t *Tap) Next(ctx context.Context) (Delivery, bool) {
+	d, err := t.stream.next(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			endWith(ctx, err)
+		}
+		close(t.out)
+		return Delivery{}, false
+	}
+	return d, true
+}
+
+// Hand passes an event Next returned to the resolver's channel, for the execution that
+// follows to render it.
+func (t *Tap) Hand(ctx context.Context, d Delivery) {
+	select {
+	case t.out <- d.Event:
+	case <-ctx.Done():
+	}
+}
+
 // Subscribe streams the caller's current organization's events after the cursor (all of
-// them without one), in order: first those already in the table, then each new one. The
-// stream reads the table, so a subscriber that falls behind lags on its own without holding
-// up writers or other subscribers, and it ends when ctx does.
+// them without one), in order: first those already in the table, then each new one. Events
+// come from the organization's feed, read once per replica; a subscriber that falls behind
+// it reads the table on its own, so it lags alone without holding up writers or other
+// subscribers. The stream ends when ctx does. The caller's context must carry a Tap.
 func (l *Log) Subscribe(ctx context.Context, cursor *string, f Filter) (<-chan *ent.Event, error) {
 	v := viewer.FromContext(ctx)
 	if err := rule.Require(v, viewer.PermReadOrganization); err != nil {
 		return nil, err
+	}
+	tap, _ := ctx.Value(tapKey{}).(*Tap)
+	if tap == nil {
+		return nil, errors.New("events: subscribing needs a Tap in the context")
 	}
 	var after int64
 	if cursor != nil {
@@ -37,80 +90,105 @@ func (l *Log) Subscribe(ctx context.Context, cursor *string, f Filter) (<-chan *
 			return nil, err
 		}
 	}
-	org := v.OrgID
-	wake, unregister := l.hub.register(org) // before the first read, so nothing slips between
-	accessChanged, unwatch := l.access.register("")
-	out := make(chan *ent.Event)
-	go func() {
-		defer close(out)
-		defer unregister()
-		defer unwatch()
-		last := after
-		resync := time.NewTicker(l.Resync)
-		defer resync.Stop()
-		recheck := time.NewTicker(l.Recheck)
-		defer recheck.Stop()
-		for {
-			// The head is read before the rows: every event up to it is committed, so the
-			// query below sees all of them, and filtered ones need not be read again.
-			head, err := l.head(ctx, org)
-			if err != nil {
-				if ctx.Err() == nil {
-					l.log.ErrorContext(ctx, "reading the event log head", "org", org, "err", err)
-				}
-				return
-			}
-			evs, err := f.apply(l.client.Event.Query().
-				Where(event.OrganizationID(org), event.SeqGT(last))).
-				Order(ent.Asc(event.FieldSeq)).Limit(batch).All(ctx)
-			if err != nil {
-				if ctx.Err() == nil {
-					l.log.ErrorContext(ctx, "reading the event log", "org", org, "err", err)
-				}
-				return
-			}
-			for _, e := range evs {
-				select {
-				case out <- e:
-					l.Metrics.EventDelivered(string(e.Type))
-				case <-ctx.Done():
-					return
-				}
-				last = e.Seq
-			}
-			if len(evs) == batch {
-				continue
-			}
-			if head > last {
-				last = head
-			}
-			for waiting := true; waiting; {
-				check := false
-				select {
-				case <-wake:
-					waiting = false
-				case <-resync.C:
-					waiting = false
-				case <-accessChanged:
-					check = true
-				case <-recheck.C:
-					check = true
-				case <-ctx.Done():
-					return
-				}
-				if !check {
-					continue
-				}
-				if err := stillAllowed(ctx, org); err != nil {
-					if ctx.Err() == nil {
-						endWith(ctx, err)
-					}
-					return
-				}
+	fd, err := l.join(v.OrgID)
+	if err != nil {
+		return nil, fmt.Errorf("starting the event feed: %w", err)
+	}
+	s := &stream{l: l, feed: fd, filter: f, last: after, recheck: time.NewTicker(l.Recheck)}
+	s.accessChanged, s.unwatch = l.access.register("")
+	context.AfterFunc(ctx, s.close)
+	tap.stream, tap.out = s, make(chan *ent.Event, 1)
+	return tap.out, nil
+}
+
+// stream is one subscriber's position in its organization's log.
+type stream struct {
+	l       *Log
+	feed    *feed
+	filter  Filter
+	last    int64      // the subscriber has seen (or skipped) every event up to here
+	pending []Delivery // read, not yet handed over
+	// accessChanged wakes the subscriber to check its access again (see WatchAccess).
+	accessChanged <-chan struct{}
+	unwatch       func()
+	recheck       *time.Ticker
+	closeOnce     sync.Once
+}
+
+func (s *stream) close() {
+	s.closeOnce.Do(func() {
+		s.recheck.Stop()
+		s.unwatch()
+		s.feed.leave()
+	})
+}
+
+func (s *stream) next(ctx context.Context) (Delivery, error) {
+	for {
+		for len(s.pending) > 0 {
+			d := s.pending[0]
+			s.pending[0] = Delivery{}
+			s.pending = s.pending[1:]
+			if s.filter.matches(d.Event) {
+				s.l.Metrics.EventDelivered(string(d.Event.Type))
+				return d, nil
 			}
 		}
-	}()
-	return out, nil
+		ds, head, advanced, ok := s.feed.since(s.last, batch)
+		switch {
+		case !ok:
+			if err := s.readTable(ctx, head); err != nil {
+				return Delivery{}, err
+			}
+		case len(ds) > 0:
+			s.pending, s.last = ds, ds[len(ds)-1].Event.Seq
+		default:
+			if err := s.wait(ctx, advanced); err != nil {
+				return Delivery{}, err
+			}
+		}
+	}
+}
+
+// readTable reads the next events matching the filter from the table, for a subscriber
+// the feed's ring no longer covers (replaying, or fallen behind). head is the feed's head
+// before the query: every event up to it was committed, so the query saw all of them.
+func (s *stream) readTable(ctx context.Context, head int64) error {
+	evs, err := s.filter.apply(s.l.client.Event.Query().
+		Where(event.OrganizationID(s.feed.org), event.SeqGT(s.last))).
+		Order(ent.Asc(event.FieldSeq)).Limit(batch).All(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.l.log.ErrorContext(ctx, "reading the event log", "org", s.feed.org, "err", err)
+		}
+		return err
+	}
+	for _, e := range evs {
+		s.pending = append(s.pending, Delivery{Event: e})
+		s.last = e.Seq
+	}
+	if len(evs) < batch && head > s.last {
+		s.last = head // the events between were filtered out
+	}
+	return nil
+}
+
+// wait blocks until the feed advances, checking the subscriber's access again when a hint
+// or the Recheck period says it may have changed.
+func (s *stream) wait(ctx context.Context, advanced <-chan struct{}) error {
+	for {
+		select {
+		case <-advanced:
+			return nil
+		case <-s.accessChanged:
+		case <-s.recheck.C:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if err := stillAllowed(ctx, s.feed.org); err != nil {
+			return err
+		}
+	}
 }
 
 // head is the organization's last sequence number already committed.

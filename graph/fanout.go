@@ -1,0 +1,69 @@
+package graph
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/vektah/gqlparser/v2/ast"
+
+	"github.com/wagate/wagate/internal/events"
+	"github.com/wagate/wagate/internal/viewer"
+)
+
+// eventFanout runs event subscriptions on the transport's goroutine and renders each event
+// once per cohort: subscribers whose operation, variables and viewer are identical get the
+// same response, so with twenty dashboards open on one organization an event is executed
+// and marshalled once, not twenty times. It must be the innermost operation interceptor,
+// so the others still see every response.
+type eventFanout struct{}
+
+var _ interface {
+	graphql.HandlerExtension
+	graphql.OperationInterceptor
+} = eventFanout{}
+
+func (eventFanout) ExtensionName() string                          { return "EventFanout" }
+func (eventFanout) Validate(schema graphql.ExecutableSchema) error { return nil }
+
+func (eventFanout) InterceptOperation(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
+	oc := graphql.GetOperationContext(ctx)
+	if oc.Operation == nil || oc.Operation.Operation != ast.Subscription {
+		return next(ctx)
+	}
+	ctx, tap := events.WithTap(ctx)
+	responses := next(ctx) // resolves the root field, which attaches its stream to tap
+	if !tap.Attached() {
+		return responses
+	}
+	key := cohort(oc, viewer.FromContext(ctx))
+	return func(ctx context.Context) *graphql.Response {
+		d, ok := tap.Next(ctx)
+		if !ok {
+			return responses(ctx) // the resolver's channel is closed: this ends the stream
+		}
+		resp, _ := d.Render(key, func() (any, bool) {
+			tap.Hand(ctx, d)
+			resp := responses(ctx)
+			return resp, resp != nil && len(resp.Errors) == 0 && len(resp.Extensions) == 0
+		}).(*graphql.Response)
+		if resp == nil {
+			return nil
+		}
+		// Each subscriber gets its own copy of the envelope; the rendered data is shared.
+		own := *resp
+		return &own
+	}
+}
+
+// cohort names what a subscription's response to an event depends on besides the event:
+// the document, the operation and its variables, and everything known about the viewer
+// (privacy rules and masking read it). Subscribers with equal keys get equal responses.
+func cohort(oc *graphql.OperationContext, v *viewer.Viewer) string {
+	h := sha256.New()
+	enc := json.NewEncoder(h)
+	// Maps encode with sorted keys, so equal variables and viewers encode alike.
+	_ = enc.Encode([]any{oc.RawQuery, oc.OperationName, oc.Variables, v})
+	return string(h.Sum(nil))
+}

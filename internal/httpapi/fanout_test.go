@@ -1,0 +1,101 @@
+package httpapi_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+
+	"entgo.io/ent/dialect"
+	"github.com/gorilla/websocket"
+
+	"github.com/wagate/wagate/internal/apitest"
+	"github.com/wagate/wagate/internal/database"
+	"github.com/wagate/wagate/internal/testdb"
+)
+
+// An event is read from the table once per organization, not once per subscriber, and
+// executed once per cohort of identical subscriptions: adding eleven subscribers in two
+// cohorts adds no read of the log and one execution (here: one load of the event's session)
+// per event.
+func TestEventFanoutReadsOnceAndRendersOncePerCohort(t *testing.T) {
+	for _, d := range testdb.Dialects {
+		t.Run(d, func(t *testing.T) {
+			rec := &recorder{}
+			db := testdb.Open(t, d, database.Options{WrapDriver: func(drv dialect.Driver) dialect.Driver {
+				rec.Driver = drv
+				return rec
+			}})
+			s := apitest.New(t, db)
+			ann, bob := s.SignUp(t, "Ann"), s.SignUp(t, "Bob")
+			s.AddMember(t, ann, ann.OrgID, bob, "MEMBER")
+			a := connectedSandbox(t, s, ann, ann.OrgID, "A")
+			const query = `subscription { events(types: [MESSAGE_RECEIVED]) { cursor payload session { name } } }`
+			open := func(u *apitest.User) *websocket.Conn {
+				c := dialWS(t, s, "graphql-transport-ws", nil)
+				send(t, c, wsMsg{Type: "connection_init", Payload: initPayload(u.Token, ann.OrgID)})
+				if m, err := next(t, c); err != nil || m.Type != "connection_ack" {
+					t.Fatalf("want connection_ack, got %+v %v", m, err)
+				}
+				payload, _ := json.Marshal(map[string]any{"query": query})
+				send(t, c, wsMsg{ID: "events", Type: "subscribe", Payload: payload})
+				return c
+			}
+			const k = 4
+			// measure delivers one event to everyone (so every subscription is live and has
+			// replayed the log), then
+			// counts the statements k more cost, reading each from every subscriber.
+			measure := func(conns []*websocket.Conn) (logReads, sessionReads int) {
+				deliver := func(text string) {
+					simulate(t, s, ann, a.ID, text)
+					for _, c := range conns {
+						// New subscribers replay the earlier messages first.
+						for e := nextEvent(t, c); e.Payload["text"] != text; e = nextEvent(t, c) {
+						}
+					}
+				}
+				deliver(fmt.Sprint("warm-up for ", len(conns))) // texts differ from the replayed ones
+				rec.reset()
+				for i := range k {
+					deliver(fmt.Sprint("m", i, " for ", len(conns)))
+				}
+				for _, stmt := range rec.reset() {
+					if !strings.HasPrefix(stmt, "SELECT") {
+						continue
+					}
+					switch {
+					case reads(stmt, "events"):
+						logReads++
+					case reads(stmt, "sessions") && strings.Contains(stmt, "events"): // Event.session
+						sessionReads++
+					}
+				}
+				return logReads, sessionReads
+			}
+			conns := []*websocket.Conn{open(ann)}
+			logOne, sessionsOne := measure(conns)
+			for range 7 {
+				conns = append(conns, open(ann))
+			}
+			for range 4 {
+				conns = append(conns, open(bob))
+			}
+			logMany, sessionsMany := measure(conns)
+			if logOne < 1 || logMany > logOne+1 {
+				t.Errorf("reads of the event log for %d events: %d with one subscriber, %d with %d", k, logOne, logMany, len(conns))
+			}
+			// Ann's eight subscriptions are one cohort, Bob's four another.
+			if sessionsOne != k || sessionsMany != 2*k {
+				t.Errorf("executions for %d events: %d with one subscriber, %d with two cohorts of %d subscribers; want %d and %d",
+					k, sessionsOne, sessionsMany, len(conns), k, 2*k)
+			}
+		})
+	}
+}
+
+// reads reports whether a statement selects rows of the table (quoted as PostgreSQL or
+// SQLite quote it).
+func reads(stmt, table string) bool {
+	stmt = strings.TrimPrefix(strings.TrimPrefix(stmt, "SELECT "), "DISTINCT ")
+	return strings.HasPrefix(stmt, `"`+table+`".`) || strings.HasPrefix(stmt, "`"+table+"`.")
+}
