@@ -290,3 +290,31 @@ func sentAll(sent map[string]int, ids []string) bool {
 	}
 	return true
 }
+
+// `wagate admin` writes to the database from another process: running replicas, which cached
+// the account, hear of it from its notification (their cache would keep it for an hour).
+func TestAdminCommandReachesRunningReplicas(t *testing.T) {
+	db := testdb.Open(t, "postgres", database.Options{})
+	t.Setenv("WAGATE_AUTH_CACHE_TTL", "1h")
+	r := startReplica(t, "A", db.DSN)
+	data := r.do("", `mutation { signUp(input: {email: "ann@example.test", password: "a long passphrase", name: "Ann"}) { token } }`, nil)
+	token := data["signUp"].(map[string]any)["token"].(string)
+	isAdmin := func() bool {
+		return r.do(token, `{ viewer { isSuperAdmin } }`, nil)["viewer"].(map[string]any)["isSuperAdmin"] == true
+	}
+	if isAdmin() {
+		t.Fatal("a super admin before the grant")
+	}
+	cfg, _, err := parseConfig([]string{"-database-url", db.DSN})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := adminCommand(t.Context(), cfg, []string{"grant", "ann@example.test"}); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(2 * time.Second); !isAdmin(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the replica still does not see the grant 2 s after it")
+		}
+	}
+}

@@ -22,6 +22,7 @@ import (
 
 	entdialect "entgo.io/ent/dialect"
 
+	"github.com/wagate/wagate/ent"
 	"github.com/wagate/wagate/ent/user"
 	"github.com/wagate/wagate/graph"
 	"github.com/wagate/wagate/internal/auth"
@@ -83,6 +84,8 @@ type config struct {
 	loginRateIP     string
 	loginRateAcct   string
 	trustedProxies  string
+	authCacheTTL    time.Duration
+	authCacheSize   int
 	// Parsed from the strings above.
 	loginLimits auth.LoginLimits
 	proxies     clientip.Trusted
@@ -128,6 +131,8 @@ func parseConfig(args []string) (config, []string, error) {
 	fs.StringVar(&c.loginRateIP, "login-rate-ip", env("WAGATE_LOGIN_RATE_IP", auth.DefaultLoginLimits.PerIP.String()), "log-in and sign-up attempts per client address, as N/duration, or off (WAGATE_LOGIN_RATE_IP)")
 	fs.StringVar(&c.loginRateAcct, "login-rate-account", env("WAGATE_LOGIN_RATE_ACCOUNT", auth.DefaultLoginLimits.PerAccount.String()), "failed log-ins per e-mail address, as N/duration, or off (WAGATE_LOGIN_RATE_ACCOUNT)")
 	fs.StringVar(&c.trustedProxies, "trusted-proxies", env("WAGATE_TRUSTED_PROXIES", ""), "comma-separated addresses or CIDR prefixes of proxies whose X-Forwarded-For names the client (WAGATE_TRUSTED_PROXIES)")
+	fs.DurationVar(&c.authCacheTTL, "auth-cache-ttl", envDuration("WAGATE_AUTH_CACHE_TTL", auth.DefaultCacheTTL), "longest a replica reuses a resolved credential: changes made through wagate apply at once, direct database edits within this; 0 turns the cache off (WAGATE_AUTH_CACHE_TTL)")
+	fs.IntVar(&c.authCacheSize, "auth-cache-size", envInt("WAGATE_AUTH_CACHE_SIZE", auth.DefaultCacheSize), "resolved credentials this process remembers; 0 turns the cache off (WAGATE_AUTH_CACHE_SIZE)")
 	if err := fs.Parse(args); err != nil {
 		return c, nil, err
 	}
@@ -143,6 +148,9 @@ func parseConfig(args []string) (config, []string, error) {
 	}
 	if c.maxComplexity < 0 || c.maxDepth < 0 || c.apqCacheSize < 0 || c.maxBodyBytes <= 0 {
 		return c, nil, fmt.Errorf("complexity, depth and APQ cache size must be ≥ 0 and the body size positive")
+	}
+	if c.authCacheTTL < 0 || c.authCacheSize < 0 {
+		return c, nil, fmt.Errorf("the auth cache TTL and size must be ≥ 0, got %s and %d", c.authCacheTTL, c.authCacheSize)
 	}
 	if c.webhookWorkers < 0 || c.webhookTimeout <= 0 {
 		return c, nil, fmt.Errorf("webhook workers must be ≥ 0 and the timeout positive, got %d and %s", c.webhookWorkers, c.webhookTimeout)
@@ -165,9 +173,9 @@ func (c config) dsn() string {
 	return database.SQLiteDSN(c.dataDir)
 }
 
-// offIfZero turns a setting's 0 ("no limit") into the -1 that says so to graph.Limits,
-// where 0 means the default.
-func offIfZero(n int) int {
+// offIfZero turns a setting's 0 ("no limit", "off") into the -1 that says so to
+// graph.Limits and auth.Config, where 0 means the default.
+func offIfZero[T int | time.Duration](n T) T {
 	if n == 0 {
 		return -1
 	}
@@ -334,10 +342,12 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	if err := grantConfiguredSuperAdmins(ctx, db, cfg.superAdmins, log); err != nil {
 		return err
 	}
-	authn, err := auth.New(db.Client, auth.Config{TokenTTL: cfg.tokenTTL, Log: log, LoginLimits: cfg.loginLimits})
+	authn, err := auth.New(db.Client, auth.Config{TokenTTL: cfg.tokenTTL, Log: log, LoginLimits: cfg.loginLimits,
+		CacheTTL: offIfZero(cfg.authCacheTTL), CacheSize: offIfZero(cfg.authCacheSize)})
 	if err != nil {
 		return err
 	}
+	authn.WatchChanges(db.Client)
 	// Maintenance stops when serve returns, and writes API key usage one last time before the
 	// database closes.
 	maintenanceCtx, stopMaintenance := context.WithCancel(ctx)
@@ -383,6 +393,9 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		node = cluster.Join(db.DSN, db.SQL, log)
 		defer node.Close()
 		if err := eventLog.Distribute(node.Bus); err != nil {
+			return err
+		}
+		if err := authn.Distribute(node.Bus); err != nil {
 			return err
 		}
 		replicas = &whatsapp.Cluster{Bus: node.Bus, Locks: node.Locks}
@@ -505,8 +518,18 @@ func grantConfiguredSuperAdmins(ctx context.Context, db *database.DB, list strin
 }
 
 func setSuperAdmin(ctx context.Context, db *database.DB, email string, on bool) (int, error) {
-	n, err := db.Client.User.Update().Where(user.Email(strings.ToLower(email))).
-		SetIsSuperAdmin(on).Save(viewer.System(ctx, "operator"))
+	var n int
+	err := database.InTx(ctx, db.Client, func(ctx context.Context, c *ent.Client) error {
+		var err error
+		n, err = c.User.Update().Where(user.Email(strings.ToLower(email))).
+			SetIsSuperAdmin(on).Save(viewer.System(ctx, "operator"))
+		if err != nil || n == 0 || db.Dialect != entdialect.Postgres {
+			return err
+		}
+		// Running replicas may have cached the account: they forget it at commit. A server
+		// on SQLite has no bus to hear it on, and sees the change within its cache TTL.
+		return auth.NotifyChanged(ctx, c)
+	})
 	if err != nil {
 		return 0, fmt.Errorf("updating %s: %w", email, err)
 	}

@@ -144,6 +144,7 @@ func New(t testing.TB, db *database.DB, options ...func(*Options)) *Server {
 	if err != nil {
 		t.Fatalf("auth: %v", err)
 	}
+	authn.WatchChanges(db.Client)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -174,6 +175,9 @@ func New(t testing.TB, db *database.DB, options ...func(*Options)) *Server {
 	if db.Dialect == dialect.Postgres { // as in production: every server is a replica
 		node = cluster.Join(db.DSN, db.SQL, log)
 		if err := eventLog.Distribute(node.Bus); err != nil {
+			t.Fatal(err)
+		}
+		if err := authn.Distribute(node.Bus); err != nil {
 			t.Fatal(err)
 		}
 		replicas = &whatsapp.Cluster{Bus: node.Bus, Locks: node.Locks, ClaimEvery: o.ClaimEvery}

@@ -54,11 +54,46 @@ func apiKeyPrefix(key string) (string, bool) {
 var errInvalidKey = apperr.New(apperr.Unauthenticated, "invalid, expired or revoked API key")
 
 // resolveAPIKey authenticates an API key: it acts in its own organization with its own role.
-func (s *Service) resolveAPIKey(ctx context.Context, key string) (*viewer.Viewer, error) {
+// fresh reads the database even when the key is cached.
+func (s *Service) resolveAPIKey(ctx context.Context, key string, fresh bool) (*viewer.Viewer, error) {
 	prefix, ok := apiKeyPrefix(key)
 	if !ok {
 		return nil, errInvalidKey
 	}
+	hash := HashToken(key)
+	k, err := cachedLookup(ctx, s.cache, hash, fresh, func(ctx context.Context) (*keyEntry, error) {
+		return s.loadAPIKey(ctx, prefix, hash)
+	})
+	if err != nil {
+		return nil, err
+	}
+	now := s.now()
+	// Again on every use: a cached key expires too.
+	if k.expiresAt != nil && !k.expiresAt.After(now) {
+		return nil, errInvalidKey
+	}
+	// Microseconds: what both databases store, so the flushed value equals the one shown.
+	s.usage.touch(k.id, now.Truncate(time.Microsecond))
+	return &viewer.Viewer{
+		Kind:         viewer.KindAPIKey,
+		APIKeyID:     k.id,
+		KeyCreatorID: k.creator,
+		OrgID:        k.org,
+		Role:         k.role,
+		Orgs:         map[gid.ID]viewer.Role{k.org: k.role},
+	}, nil
+}
+
+// keyEntry is what a valid API key resolved to.
+type keyEntry struct {
+	id, org, creator gid.ID
+	role             viewer.Role // capped by the creator's
+	expiresAt        *time.Time
+}
+
+// loadAPIKey reads the key with the given prefix and checks it is the one hashed to hash,
+// and still valid.
+func (s *Service) loadAPIKey(ctx context.Context, prefix string, hash []byte) (*keyEntry, error) {
 	sys := viewer.System(ctx, "authenticate")
 	k, err := s.client.APIKey.Query().Where(apikey.Prefix(prefix)).WithCreatedBy().Only(sys)
 	switch {
@@ -67,29 +102,16 @@ func (s *Service) resolveAPIKey(ctx context.Context, key string) (*viewer.Viewer
 	case err != nil:
 		return nil, fmt.Errorf("looking up API key: %w", err)
 	}
-	now := s.now()
-	if subtle.ConstantTimeCompare(HashToken(key), k.SecretHash) != 1 || k.RevokedAt != nil ||
-		(k.ExpiresAt != nil && !k.ExpiresAt.After(now)) {
+	if subtle.ConstantTimeCompare(hash, k.SecretHash) != 1 || k.RevokedAt != nil ||
+		(k.ExpiresAt != nil && !k.ExpiresAt.After(s.now())) {
 		return nil, errInvalidKey
 	}
-	// Microseconds: what both databases store, so the flushed value equals the one shown.
 	role, err := s.keyRole(sys, k)
 	if err != nil {
 		return nil, err
 	}
-	// Microseconds: what both databases store, so the flushed value equals the one shown.
-	s.usage.touch(k.ID, now.Truncate(time.Microsecond))
-	v := &viewer.Viewer{
-		Kind:     viewer.KindAPIKey,
-		APIKeyID: k.ID,
-		OrgID:    k.OrganizationID,
-		Role:     role,
-		Orgs:     map[gid.ID]viewer.Role{k.OrganizationID: role},
-	}
-	if k.CreatedByID != nil {
-		v.KeyCreatorID = *k.CreatedByID
-	}
-	return v, nil
+	// keyRole refused keys without a creator.
+	return &keyEntry{id: k.ID, org: k.OrganizationID, creator: *k.CreatedByID, role: role, expiresAt: k.ExpiresAt}, nil
 }
 
 var errKeyCreatorGone = apperr.New(apperr.Unauthenticated, "this API key's creator no longer has access to the organization")

@@ -4,6 +4,7 @@ package auth
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -34,6 +35,12 @@ type Config struct {
 	Log *slog.Logger
 	// LoginLimits bound log-in and sign-up attempts; the zero value limits nothing.
 	LoginLimits LoginLimits
+	// CacheTTL is how long a resolved credential may be reused without hearing of a change
+	// (see WatchChanges); 0 means DefaultCacheTTL, a negative value turns the cache off.
+	CacheTTL time.Duration
+	// CacheSize bounds the credentials remembered, the least recently used going first;
+	// 0 means DefaultCacheSize, a negative value turns the cache off.
+	CacheSize int
 }
 
 // Service authenticates users.
@@ -48,6 +55,12 @@ type Service struct {
 	usage     usage
 	logger    *slog.Logger
 	limits    limiters
+	// cache holds resolved credentials; nil when off.
+	cache *cache
+	// notifyReplicas makes changes notify the other replicas' caches (see Distribute).
+	notifyReplicas bool
+	// replica tells this process's notifications from the others'.
+	replica string
 }
 
 // New returns a Service.
@@ -64,6 +77,8 @@ func New(client *ent.Client, cfg Config) (*Service, error) {
 		s.ttl = 30 * 24 * time.Hour
 	}
 	s.limits = newLimiters(cfg.LoginLimits, s.now)
+	s.cache = newCache(cfg.CacheTTL, cfg.CacheSize, s.now)
+	s.replica = rand.Text()
 	if s.hash == (HashParams{}) {
 		s.hash = DefaultHashParams
 	}
@@ -145,8 +160,13 @@ func (s *Service) IssueToken(ctx context.Context, u *ent.User) (*Session, error)
 		return nil, fmt.Errorf("storing session token: %w", err)
 	}
 	// The rest of this request acts as u, so `signUp { user { memberships } }` and
-	// `logIn { organization { … } }` answer for the new session.
-	v, err := s.userViewer(ctx, u, "")
+	// `logIn { organization { … } }` answer for the new session: read in the request's
+	// transaction, which may have just made them.
+	a, err := loadAccount(ctx, database.Client(ctx, s.client), u)
+	if err != nil {
+		return nil, err
+	}
+	v, err := a.viewer("")
 	if err != nil {
 		return nil, err
 	}
@@ -222,57 +242,113 @@ var errInvalidToken = apperr.New(apperr.Unauthenticated, "invalid or expired tok
 // Resolve turns a bearer credential and an optional organization override into a viewer.
 // An empty credential gives the anonymous viewer.
 func (s *Service) Resolve(ctx context.Context, credential string, orgOverride string) (context.Context, *viewer.Viewer, error) {
+	return s.resolve(ctx, credential, orgOverride, false)
+}
+
+// resolve is Resolve; fresh reads the database even when the credential is cached.
+func (s *Service) resolve(ctx context.Context, credential, orgOverride string, fresh bool) (context.Context, *viewer.Viewer, error) {
 	switch {
 	case credential == "":
 		return ctx, &viewer.Viewer{}, nil
 	case strings.HasPrefix(credential, APIKeyPrefix):
 		// A key always acts in its own organization: the override is ignored.
-		v, err := s.resolveAPIKey(ctx, credential)
+		v, err := s.resolveAPIKey(ctx, credential, fresh)
 		return ctx, v, err
 	case !strings.HasPrefix(credential, SessionTokenPrefix):
 		return ctx, nil, errInvalidToken
 	}
-	sys := viewer.System(ctx, "authenticate")
 	hash := HashToken(credential)
-	tok, err := s.client.AuthToken.Query().Where(authtoken.TokenHash(hash)).WithUser().Only(sys)
-	switch {
-	case ent.IsNotFound(err):
+	tok, err := cachedLookup(ctx, s.cache, hash, fresh, func(ctx context.Context) (*tokenEntry, error) {
+		return s.loadToken(ctx, hash)
+	})
+	if err != nil {
+		return ctx, nil, err
+	}
+	// Again on every use: a cached token expires too.
+	if !tok.expiresAt.After(s.now()) {
 		return ctx, nil, errInvalidToken
-	case err != nil:
-		return ctx, nil, fmt.Errorf("looking up token: %w", err)
 	}
-	if !tok.ExpiresAt.After(s.now()) {
-		return ctx, nil, errInvalidToken
-	}
-	u := tok.Edges.User
-	if u.Disabled {
-		return ctx, nil, apperr.New(apperr.Unauthenticated, "this account is disabled")
-	}
-	v, err := s.userViewer(ctx, u, orgOverride)
+	v, err := tok.account.viewer(orgOverride)
 	if err != nil {
 		return ctx, nil, err
 	}
 	return context.WithValue(ctx, tokenHashKey{}, hash), v, nil
 }
 
-// userViewer loads u's memberships and picks the organization the request acts in: the
-// override, else the user's selection, else their oldest membership.
-func (s *Service) userViewer(ctx context.Context, u *ent.User, orgOverride string) (*viewer.Viewer, error) {
-	mems, err := database.Client(ctx, s.client).Membership.Query().Where(membership.UserID(u.ID)).
+// tokenEntry is what a valid session token resolved to.
+type tokenEntry struct {
+	expiresAt time.Time
+	account   *account
+}
+
+// loadToken reads the session token hashed to hash, its user and their memberships.
+func (s *Service) loadToken(ctx context.Context, hash []byte) (*tokenEntry, error) {
+	tok, err := s.client.AuthToken.Query().Where(authtoken.TokenHash(hash)).WithUser().
+		Only(viewer.System(ctx, "authenticate"))
+	switch {
+	case ent.IsNotFound(err):
+		return nil, errInvalidToken
+	case err != nil:
+		return nil, fmt.Errorf("looking up token: %w", err)
+	}
+	if !tok.ExpiresAt.After(s.now()) {
+		return nil, errInvalidToken
+	}
+	u := tok.Edges.User
+	if u.Disabled {
+		return nil, apperr.New(apperr.Unauthenticated, "this account is disabled")
+	}
+	a, err := loadAccount(ctx, s.client, u)
+	if err != nil {
+		return nil, err
+	}
+	return &tokenEntry{expiresAt: tok.ExpiresAt, account: a}, nil
+}
+
+// account is what authenticating a user needs to know of them. It is shared by the
+// requests a cache entry serves, so it is never changed.
+type account struct {
+	id            gid.ID
+	email         string
+	superAdmin    bool
+	emailVerified bool
+	selected      *gid.ID
+	memberships   []member // oldest first
+}
+
+type member struct {
+	org  gid.ID
+	role viewer.Role
+}
+
+// loadAccount reads u's memberships through c.
+func loadAccount(ctx context.Context, c *ent.Client, u *ent.User) (*account, error) {
+	mems, err := c.Membership.Query().Where(membership.UserID(u.ID)).
 		Order(ent.Asc(membership.FieldCreatedAt), ent.Asc(membership.FieldID)).All(viewer.System(ctx, "authenticate"))
 	if err != nil {
 		return nil, fmt.Errorf("loading memberships: %w", err)
 	}
+	a := &account{id: u.ID, email: u.Email, superAdmin: u.IsSuperAdmin, emailVerified: u.EmailVerifiedAt != nil,
+		selected: u.SelectedOrganizationID, memberships: make([]member, len(mems))}
+	for i, m := range mems {
+		a.memberships[i] = member{org: m.OrganizationID, role: m.Role}
+	}
+	return a, nil
+}
+
+// viewer returns a new viewer for a, acting in the organization the request picks: the
+// override, else the user's selection, else their oldest membership.
+func (a *account) viewer(orgOverride string) (*viewer.Viewer, error) {
 	v := &viewer.Viewer{
 		Kind:          viewer.KindUser,
-		UserID:        u.ID,
-		Email:         u.Email,
-		SuperAdmin:    u.IsSuperAdmin,
-		EmailVerified: u.EmailVerifiedAt != nil,
-		Orgs:          make(map[gid.ID]viewer.Role, len(mems)),
+		UserID:        a.id,
+		Email:         a.email,
+		SuperAdmin:    a.superAdmin,
+		EmailVerified: a.emailVerified,
+		Orgs:          make(map[gid.ID]viewer.Role, len(a.memberships)),
 	}
-	for _, m := range mems {
-		v.Orgs[m.OrganizationID] = m.Role
+	for _, m := range a.memberships {
+		v.Orgs[m.org] = m.role
 	}
 	switch {
 	case orgOverride != "":
@@ -281,10 +357,10 @@ func (s *Service) userViewer(ctx context.Context, u *ent.User, orgOverride strin
 			return nil, apperr.New(apperr.NotFound, "organization %q not found", truncate(orgOverride, 40))
 		}
 		v.OrgID = id
-	case u.SelectedOrganizationID != nil && v.Orgs[*u.SelectedOrganizationID] != "":
-		v.OrgID = *u.SelectedOrganizationID
-	case len(mems) > 0:
-		v.OrgID = mems[0].OrganizationID
+	case a.selected != nil && v.Orgs[*a.selected] != "":
+		v.OrgID = *a.selected
+	case len(a.memberships) > 0:
+		v.OrgID = a.memberships[0].org
 	}
 	v.Role = v.Orgs[v.OrgID]
 	return v, nil

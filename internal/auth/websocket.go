@@ -68,7 +68,7 @@ func (s *Service) PerOperation(ctx context.Context, next graphql.OperationHandle
 	if !ok {
 		return next(ctx)
 	}
-	ctx, v, err := s.reauthenticate(ctx, c)
+	ctx, v, err := s.reauthenticate(ctx, c, false)
 	if err != nil {
 		code, msg := apperr.CodeOf(err), "the connection's credentials are no longer valid: "+err.Error()
 		if code == "" {
@@ -79,17 +79,20 @@ func (s *Service) PerOperation(ctx context.Context, next graphql.OperationHandle
 		}
 		return graphql.OneShot(&graphql.Response{Errors: gqlerror.List{{Message: msg, Extensions: map[string]any{"code": code}}}})
 	}
+	// A subscription rechecks when told that someone may have lost access, possibly before
+	// this replica's cache has heard of the change: so from the database.
 	ctx = viewer.WithRecheck(ctx, func(ctx context.Context) (*viewer.Viewer, error) {
-		_, v, err := s.reauthenticate(ctx, c)
+		_, v, err := s.reauthenticate(ctx, c, true)
 		return v, err
 	})
 	return next(viewer.NewContext(ctx, v))
 }
 
-// reauthenticate resolves a connection's credential again. The organization it was opened
-// for is then hidden from a caller who left it, which is a loss of access, not a lookup.
-func (s *Service) reauthenticate(ctx context.Context, c wsCredential) (context.Context, *viewer.Viewer, error) {
-	ctx, v, err := s.Resolve(ctx, c.credential, c.org)
+// reauthenticate resolves a connection's credential again, fresh from the database or not.
+// The organization it was opened for is then hidden from a caller who left it, which is a
+// loss of access, not a lookup.
+func (s *Service) reauthenticate(ctx context.Context, c wsCredential, fresh bool) (context.Context, *viewer.Viewer, error) {
+	ctx, v, err := s.resolve(ctx, c.credential, c.org, fresh)
 	if apperr.CodeOf(err) == apperr.NotFound {
 		err = apperr.New(apperr.Forbidden, "you no longer have access to this organization")
 	}

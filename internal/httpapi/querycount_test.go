@@ -98,3 +98,51 @@ func TestOrganizationsMembersUsersIsNotNPlusOne(t *testing.T) {
 		})
 	}
 }
+
+// A credential costs its queries once: repeating it, with or without an organization
+// override, runs no statement at all for a query the viewer answers.
+func TestRepeatedCredentialRunsNoQueries(t *testing.T) {
+	for _, d := range testdb.Dialects {
+		t.Run(d, func(t *testing.T) {
+			rec := &recorder{}
+			db := testdb.Open(t, d, database.Options{WrapDriver: func(drv dialect.Driver) dialect.Driver {
+				rec.Driver = drv
+				return rec
+			}})
+			s := apitest.New(t, db)
+			ann := s.SignUp(t, "Ann")
+			key := &apitest.User{Token: s.CreateAPIKey(t, ann, ann.OrgID, "ADMIN").Secret}
+			bob := s.SignUp(t, "Bob")
+			for _, c := range []struct {
+				name  string
+				u     *apitest.User
+				org   string
+				first int
+			}{
+				{"API key", key, "", 3},         // the key and its creator; the creator's membership
+				{"token", bob, "", 3},           // the token and its user; the user's memberships
+				{"override", bob, bob.OrgID, 0}, // the same token: the override applies to what is cached
+			} {
+				rec.reset()
+				s.OK(t, q(c.u, c.org, `{ viewer { role } }`, nil), nil)
+				if first := rec.reset(); len(first) != c.first {
+					t.Fatalf("%s: the first request ran %d statements, want %d:\n%s", c.name, len(first), c.first,
+						strings.Join(first, "\n"))
+				}
+				s.OK(t, q(c.u, c.org, `{ viewer { role } }`, nil), nil)
+				if again := rec.reset(); len(again) != 0 {
+					t.Fatalf("%s: the repeated request ran %d statements:\n%s", c.name, len(again), strings.Join(again, "\n"))
+				}
+			}
+			// Writing the keys' last use, every 30 s, keeps them cached.
+			if err := s.Auth.FlushKeyUsage(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			rec.reset()
+			s.OK(t, q(key, "", `{ viewer { role } }`, nil), nil)
+			if after := rec.reset(); len(after) != 0 {
+				t.Fatalf("after writing key usage, the key ran %d statements:\n%s", len(after), strings.Join(after, "\n"))
+			}
+		})
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/wagate/wagate/internal/apitest"
+	"github.com/wagate/wagate/internal/auth"
 	"github.com/wagate/wagate/internal/database"
 	"github.com/wagate/wagate/internal/testdb"
 	"github.com/wagate/wagate/internal/whatsapp/sandbox"
@@ -110,6 +111,33 @@ func TestReplicasShareSessionsAndEvents(t *testing.T) {
 				t.Fatalf("received %s, want %s", e.Message.ID, id)
 			}
 			break
+		}
+	}
+}
+
+// A replica that cached a credential stops accepting it as soon as another replica logs it
+// out: the log-out's commit notifies it. The cache's TTL is far longer than the wait here,
+// so nothing else could.
+func TestReplicasForgetCredentialsChangedElsewhere(t *testing.T) {
+	dbA := testdb.Open(t, "postgres", database.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	dbB, err := database.Open(ctx, dbA.DSN, database.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = dbB.Close() })
+	longTTL := func(o *apitest.Options) { o.Auth = func(c *auth.Config) { c.CacheTTL = time.Hour } }
+	a, b := apitest.New(t, dbA, longTTL), apitest.New(t, dbB, longTTL)
+	ann := a.SignUp(t, "Ann")
+	b.OK(t, q(ann, "", whoAmI, nil), nil) // now cached by B
+	a.OK(t, q(ann, "", `mutation { logOut }`, nil), nil)
+	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if b.Do(t, q(ann, "", whoAmI, nil)).Code() == "UNAUTHENTICATED" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("replica B still accepts the token 2 s after replica A logged it out")
 		}
 	}
 }
