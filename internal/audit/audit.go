@@ -64,5 +64,7 @@ func Log(ctx context.Context, org *ent.Organization, p page.Args) (*ent.AuditEnt
 		return nil, err
 	}
 	newestFirst := &ent.AuditEntryOrder{Field: ent.AuditEntryOrderFieldCreatedAt, Direction: entgql.OrderDirectionDesc}
-	return org.QueryAuditEntries().Paginate(ctx, p.After, p.First, p.Before, p.Last, ent.WithAuditEntryOrder(newestFirst))
+	// Unique(false): a foreign-key edge lists no row twice, and the DISTINCT ent adds to
+	// edge queries makes PostgreSQL sort every matching row before applying the LIMIT.
+	return org.QueryAuditEntries().Unique(false).Paginate(ctx, p.After, p.First, p.Before, p.Last, ent.WithAuditEntryOrder(newestFirst))
 }

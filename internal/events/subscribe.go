@@ -210,7 +210,9 @@ func (l *Log) Page(ctx context.Context, org *ent.Organization, p page.Args, f Fi
 		return nil, err
 	}
 	bySeq := &ent.EventOrder{Field: ent.EventOrderFieldSeq, Direction: entgql.OrderDirectionAsc}
-	q := f.apply(org.QueryEvents())
+	// Unique(false): a foreign-key edge lists no row twice, and the DISTINCT ent adds to
+	// edge queries makes PostgreSQL sort every matching row before applying the LIMIT.
+	q := f.apply(org.QueryEvents().Unique(false))
 	return q.Paginate(ctx, p.After, p.First, p.Before, p.Last, ent.WithEventOrder(bySeq))
 }
 

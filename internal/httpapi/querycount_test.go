@@ -146,3 +146,39 @@ func TestRepeatedCredentialRunsNoQueries(t *testing.T) {
 		})
 	}
 }
+
+// The lists along a foreign key read a page, not the whole list: without DISTINCT, which
+// would make PostgreSQL sort every row of the organization or session before the LIMIT.
+func TestListsReadAPageWithoutDistinct(t *testing.T) {
+	rec := &recorder{}
+	db := testdb.Open(t, "postgres", database.Options{WrapDriver: func(drv dialect.Driver) dialect.Driver {
+		rec.Driver = drv
+		return rec
+	}})
+	s := apitest.New(t, db)
+	ann := s.SignUp(t, "Ann")
+	a := connectedSandbox(t, s, ann, ann.OrgID, "A")
+	simulate(t, s, ann, a.ID, "hello")
+	for table, query := range map[string]string{
+		"events":        `{ organization { events(first: 20) { edges { node { cursor } } } } }`,
+		"audit_entries": `{ organization { auditLog(first: 20) { edges { node { id } } } } }`,
+		"memberships":   `{ organization { members(first: 20, search: "ann") { edges { node { id } } } } }`,
+		"messages":      `query($id: ID!) { node(id: $id) { ... on Session { messages(first: 20) { edges { node { id } } } } } }`,
+		"chats":         `query($id: ID!) { node(id: $id) { ... on Session { chats(first: 20) { edges { node { jid } } } } } }`,
+	} {
+		rec.reset()
+		s.OK(t, q(ann, "", query, map[string]any{"id": a.ID}), nil)
+		found := false
+		for _, stmt := range rec.reset() {
+			if reads(stmt, table) {
+				found = true
+				if strings.Contains(stmt, "DISTINCT") {
+					t.Errorf("%s: %s", table, stmt)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("%s: no statement read the table", table)
+		}
+	}
+}

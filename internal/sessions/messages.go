@@ -297,7 +297,7 @@ func (s *Service) Messages(ctx context.Context, ses *ent.Session, chatJID *strin
 	if err != nil {
 		return nil, err
 	}
-	q := ses.QueryMessages()
+	q := ses.QueryMessages().Unique(false) // see Chats
 	if chatJID != nil {
 		q.Where(message.ChatJid(*chatJID))
 	}
@@ -312,7 +312,9 @@ func (s *Service) Chats(ctx context.Context, ses *ent.Session, p page.Args) (*en
 		return nil, err
 	}
 	recent := &ent.ChatOrder{Field: ent.ChatOrderFieldLastMessageAt, Direction: entgql.OrderDirectionDesc}
-	return ses.QueryChats().Paginate(ctx, p.After, p.First, p.Before, p.Last, ent.WithChatOrder(recent))
+	// Unique(false): a foreign-key edge lists no row twice, and the DISTINCT ent adds to
+	// edge queries makes PostgreSQL sort every matching row before applying the LIMIT.
+	return ses.QueryChats().Unique(false).Paginate(ctx, p.After, p.First, p.Before, p.Last, ent.WithChatOrder(recent))
 }
 
 // Media returns a message's attachment: held locally until sent, otherwise downloaded

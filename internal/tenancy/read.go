@@ -45,7 +45,9 @@ func (s *Service) Members(ctx context.Context, org *ent.Organization, p page.Arg
 	if err != nil {
 		return nil, err
 	}
-	q := org.QueryMembers()
+	// Unique(false): a foreign-key edge lists no row twice, and the DISTINCT ent adds to
+	// edge queries makes PostgreSQL sort every matching row before applying the LIMIT.
+	q := org.QueryMembers().Unique(false)
 	if search != nil && *search != "" {
 		q.Where(membership.HasUserWith(user.Or(user.EmailContainsFold(*search), user.NameContainsFold(*search))))
 	}
