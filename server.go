@@ -57,6 +57,7 @@ type config struct {
 	logFormat       string
 	shutdownTimeout time.Duration
 	dbMaxConns      int
+	ingestLanes     int
 	smtpURL         string
 	invitationTTL   time.Duration
 	invitationURL   string
@@ -104,6 +105,7 @@ func parseConfig(args []string) (config, []string, error) {
 	fs.StringVar(&c.logFormat, "log-format", env("WAGATE_LOG_FORMAT", "text"), "text or json (WAGATE_LOG_FORMAT)")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", envDuration("WAGATE_SHUTDOWN_TIMEOUT", 15*time.Second), "how long to drain requests on SIGINT/SIGTERM (WAGATE_SHUTDOWN_TIMEOUT)")
 	fs.IntVar(&c.dbMaxConns, "db-max-conns", envInt("WAGATE_DB_MAX_CONNS", 20), "PostgreSQL connection pool size (WAGATE_DB_MAX_CONNS)")
+	fs.IntVar(&c.ingestLanes, "ingest-lanes", envInt("WAGATE_INGEST_LANES", 2), "transactions that may store reported WhatsApp events at once, each for its share of the organizations; PostgreSQL only (WAGATE_INGEST_LANES)")
 	fs.StringVar(&c.smtpURL, "smtp-url", env("WAGATE_SMTP_URL", ""), "smtp://user:pass@host:587?from=… or smtps://…; empty logs e-mails instead (WAGATE_SMTP_URL)")
 	fs.DurationVar(&c.invitationTTL, "invitation-ttl", envDuration("WAGATE_INVITATION_TTL", 7*24*time.Hour), "how long an invitation stays valid (WAGATE_INVITATION_TTL)")
 	fs.StringVar(&c.invitationURL, "invitation-url", env("WAGATE_INVITATION_URL", tenancy.DefaultInvitationURL), "link e-mailed to invitees; {token} is replaced (WAGATE_INVITATION_URL)")
@@ -151,6 +153,9 @@ func parseConfig(args []string) (config, []string, error) {
 	}
 	if c.authCacheTTL < 0 || c.authCacheSize < 0 {
 		return c, nil, fmt.Errorf("the auth cache TTL and size must be ≥ 0, got %s and %d", c.authCacheTTL, c.authCacheSize)
+	}
+	if c.ingestLanes < 1 {
+		return c, nil, fmt.Errorf("ingest lanes must be ≥ 1, got %d", c.ingestLanes)
 	}
 	if c.webhookWorkers < 0 || c.webhookTimeout <= 0 {
 		return c, nil, fmt.Errorf("webhook workers must be ≥ 0 and the timeout positive, got %d and %s", c.webhookWorkers, c.webhookTimeout)
@@ -408,8 +413,12 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		// Runs before the database closes; the shutdown path below stops it first.
 		defer worker.Stop(context.Background())
 	}
+	ingestLanes := cfg.ingestLanes
+	if db.Dialect != entdialect.Postgres {
+		ingestLanes = 1 // SQLite: one writer at a time
+	}
 	manager := whatsapp.NewManager(db.Client, engines, whatsapp.ManagerOptions{Log: log, StartJitter: 2 * time.Second,
-		Events: eventLog, Cluster: replicas})
+		Events: eventLog, Cluster: replicas, IngestLanes: ingestLanes})
 	defer manager.Stop()
 	if err := manager.Start(ctx); err != nil {
 		return err

@@ -13,6 +13,7 @@ import (
 
 	"github.com/wagate/wagate/ent"
 	"github.com/wagate/wagate/internal/apperr"
+	"github.com/wagate/wagate/internal/database"
 )
 
 // txPerMutation runs each mutation operation in one database transaction: all its writes
@@ -90,7 +91,7 @@ func (t txPerMutation) InterceptResponse(ctx context.Context, next graphql.Respo
 			_ = tx.Rollback()
 		}
 	}()
-	rsp := next(ent.NewContext(ent.NewTxContext(ctx, tx), tx.Client()))
+	rsp := next(database.WithTx(ctx, tx))
 	if rsp == nil || len(rsp.Errors) > 0 {
 		if rsp != nil {
 			// The writes are undone, so partial data would describe what did not happen.

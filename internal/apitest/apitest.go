@@ -172,7 +172,9 @@ func New(t testing.TB, db *database.DB, options ...func(*Options)) *Server {
 	eventLog.Metrics = m
 	var node *cluster.Node
 	var replicas *whatsapp.Cluster
+	lanes := 1
 	if db.Dialect == dialect.Postgres { // as in production: every server is a replica
+		lanes = 2
 		node = cluster.Join(db.DSN, db.SQL, log)
 		if err := eventLog.Distribute(node.Bus); err != nil {
 			t.Fatal(err)
@@ -183,7 +185,7 @@ func New(t testing.TB, db *database.DB, options ...func(*Options)) *Server {
 		replicas = &whatsapp.Cluster{Bus: node.Bus, Locks: node.Locks, ClaimEvery: o.ClaimEvery}
 	}
 	manager := whatsapp.NewManager(db.Client, []whatsapp.Engine{net}, whatsapp.ManagerOptions{Log: log, Now: clock.Now,
-		Events: eventLog, Cluster: replicas})
+		Events: eventLog, Cluster: replicas, IngestLanes: lanes})
 	if err := manager.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}

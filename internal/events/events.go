@@ -6,6 +6,7 @@ package events
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -89,19 +90,14 @@ type Entry struct {
 // writers, so sequence numbers commit in order. Subscribers hear of it after the commit.
 func (l *Log) Append(ctx context.Context, c *ent.Client, e Entry) (*ent.Event, error) {
 	sys := viewer.System(ctx, "event-log")
-	err := c.EventCounter.Create().SetID(e.Org).SetLastSeq(1).
-		OnConflictColumns(eventcounter.FieldID).AddLastSeq(1).Exec(sys)
-	if err != nil {
-		return nil, fmt.Errorf("numbering an event: %w", err)
-	}
-	counter, err := c.EventCounter.Get(sys, e.Org)
+	seq, err := nextSeq(sys, c, e.Org)
 	if err != nil {
 		return nil, fmt.Errorf("numbering an event: %w", err)
 	}
 	if e.Payload == nil {
 		e.Payload = map[string]any{}
 	}
-	create := c.Event.Create().SetOrganizationID(e.Org).SetSeq(counter.LastSeq).SetType(e.Type).
+	create := c.Event.Create().SetOrganizationID(e.Org).SetSeq(seq).SetType(e.Type).
 		SetPayload(e.Payload).SetOccurredAt(e.OccurredAt)
 	if e.Session != "" {
 		create.SetSessionID(e.Session)
@@ -119,15 +115,53 @@ func (l *Log) Append(ctx context.Context, c *ent.Client, e Entry) (*ent.Event, e
 		}
 	}
 	database.AfterCommit(ctx, func() { l.Metrics.EventIngested(string(e.Type)) })
+	// One wake-up per organization and transaction, however many events it appends (a group
+	// commit appends many): a NOTIFY costs every committer a turn on a server-wide lock.
+	key := wakeKey{l, e.Org}
 	if l.bus != nil {
-		// Delivered at commit to every replica, this one included.
-		if err := cluster.Notify(sys, c, channel, fmt.Sprintf("%s:%d", e.Org, ev.Seq)); err != nil {
+		// Delivered at commit to every replica, this one included; the latest call's payload
+		// (the highest seq) replaces the earlier ones'.
+		payload := fmt.Sprintf("%s:%d", e.Org, ev.Seq)
+		err := database.BeforeCommit(ctx, key, func(ctx context.Context) error {
+			return cluster.Notify(ctx, c, channel, payload)
+		})
+		if err != nil {
 			return nil, err
 		}
 	} else {
-		database.AfterCommit(ctx, func() { l.hub.notify(e.Org) })
+		database.AfterCommitOnce(ctx, key, func() { l.hub.notify(e.Org) })
 	}
 	return ev, nil
+}
+
+// wakeKey names an organization's wake-up in a transaction.
+type wakeKey struct {
+	log *Log
+	org gid.ID
+}
+
+// nextSeq counts an event of org and returns its number: one statement, which locks the
+// counter row until the transaction ends (PostgreSQL; SQLite has one writer at a time).
+// Both dialects read "$1" as the first argument.
+func nextSeq(ctx context.Context, c *ent.Client, org gid.ID) (int64, error) {
+	rows, err := c.QueryContext(ctx, `INSERT INTO `+eventcounter.Table+` (`+eventcounter.FieldID+`, `+eventcounter.FieldLastSeq+`)
+		VALUES ($1, 1) ON CONFLICT (`+eventcounter.FieldID+`) DO UPDATE SET `+eventcounter.FieldLastSeq+` = `+
+		eventcounter.Table+`.`+eventcounter.FieldLastSeq+` + 1 RETURNING `+eventcounter.FieldLastSeq, string(org))
+	if err != nil {
+		return 0, err
+	}
+	defer rows.Close()
+	var seq int64
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return 0, err
+		}
+		return 0, sql.ErrNoRows
+	}
+	if err := rows.Scan(&seq); err != nil {
+		return 0, err
+	}
+	return seq, rows.Close()
 }
 
 // Cursor is an event's stable position in its organization's log.

@@ -13,6 +13,7 @@ import (
 	"github.com/wagate/wagate/ent"
 	"github.com/wagate/wagate/ent/session"
 	"github.com/wagate/wagate/internal/cluster"
+	"github.com/wagate/wagate/internal/database"
 	"github.com/wagate/wagate/internal/events"
 	"github.com/wagate/wagate/internal/gid"
 	"github.com/wagate/wagate/internal/viewer"
@@ -34,12 +35,17 @@ type ManagerOptions struct {
 	Events *events.Log
 	// Cluster shares sessions with other replicas; nil runs every session here.
 	Cluster *Cluster
+	// IngestLanes is how many transactions storing what engines report (Deliver) and what
+	// sends came to (the outbox) may run at once, each for its share of the organizations;
+	// 0 means 1.
+	IngestLanes int
 }
 
 // Manager owns the live runtimes of this process: it connects sessions, persists what their
 // engines report, and sends what the outbox holds.
 type Manager struct {
 	client  *ent.Client
+	ingest  *database.GroupCommitter // stores what engines report, and send outcomes, with their events
 	engines map[string]Engine
 	opts    ManagerOptions
 	log     *slog.Logger
@@ -108,7 +114,8 @@ func NewManager(client *ent.Client, engines []Engine, opts ManagerOptions) *Mana
 		opts.Events = events.New(client, opts.Log)
 	}
 	ctx, cancel := context.WithCancel(viewer.System(context.Background(), "session-runtime"))
-	m := &Manager{client: client, engines: map[string]Engine{}, opts: opts, log: opts.Log,
+	m := &Manager{client: client, ingest: database.NewGroupCommitter(client, database.GroupCommitOptions{Lanes: opts.IngestLanes}),
+		engines: map[string]Engine{}, opts: opts, log: opts.Log,
 		ctx: ctx, cancel: cancel, live: map[gid.ID]*live{}, waiters: map[gid.ID]chan struct{}{},
 		pokes: make(chan gid.ID, 256)}
 	for _, e := range engines {

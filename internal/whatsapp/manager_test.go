@@ -19,7 +19,7 @@ import (
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
-func waitStatus(t *testing.T, c *ent.Client, id string, want session.Status) *ent.Session {
+func waitStatus(t testing.TB, c *ent.Client, id string, want session.Status) *ent.Session {
 	t.Helper()
 	ctx := viewer.System(context.Background(), "test")
 	deadline := time.Now().Add(5 * time.Second)

@@ -8,7 +8,6 @@ import (
 	"github.com/wagate/wagate/ent"
 	"github.com/wagate/wagate/ent/event"
 	"github.com/wagate/wagate/ent/message"
-	"github.com/wagate/wagate/internal/database"
 	"github.com/wagate/wagate/internal/events"
 	"github.com/wagate/wagate/internal/gid"
 )
@@ -108,14 +107,17 @@ func sentEntry(org gid.ID, msg *ent.Message, at time.Time) events.Entry {
 }
 
 // recordSend stores the outcome of sending msg, and logs SENT and FAILED in the event log,
-// in one transaction.
+// in one transaction — shared, like Deliver's, with the other events of the organization's
+// lane: a receipt for msg stored in the same batch as another event of the organization
+// would otherwise hold the organization's event counter while waiting for msg's row, which
+// this transaction would hold while waiting for the counter.
 func (m *Manager) recordSend(ctx context.Context, org gid.ID, msg *ent.Message, res SendResult, sendErr error) error {
 	attempts := msg.Attempts + 1
 	failed := sendErr != nil && (permanent(sendErr) || attempts >= m.opts.MaxAttempts)
 	if failed {
 		m.log.Warn("message failed", "message", msg.ID, "err", sendErr)
 	}
-	return database.InTx(ctx, m.client, func(ctx context.Context, c *ent.Client) error {
+	return m.ingest.Do(ctx, string(org), func(ctx context.Context, c *ent.Client) error {
 		upd := c.Message.Update().Where(message.ID(msg.ID), message.StatusEQ(message.StatusPENDING)).SetAttempts(attempts)
 		var entry events.Entry
 		switch {

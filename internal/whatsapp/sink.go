@@ -2,6 +2,8 @@ package whatsapp
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 
@@ -19,6 +21,12 @@ import (
 // Deliver implements Sink: it persists what a runtime reports, together with its entry in
 // the organization's event log, in one transaction. An error means the event was not
 // stored, so an engine that can makes WhatsApp deliver it again.
+//
+// Events delivered at the same time — by different sessions, or concurrent requests to
+// simulate a message — share a transaction (a group commit, each event in its own
+// savepoint): an organization's event counter row, locked from the append to the commit,
+// is then held once for many events instead of once per event. A session's events, each
+// delivered after the previous one returned, stay in order.
 func (m *Manager) Deliver(ctx context.Context, sessionID string, ev Event) error {
 	ctx = viewer.System(ctx, "session-runtime")
 	id := gid.ID(sessionID)
@@ -44,7 +52,7 @@ func (m *Manager) Deliver(ctx context.Context, sessionID string, ev Event) error
 		}
 		return nil // PAIRED is logged with the pairing itself
 	}
-	err = database.InTx(ctx, m.client, func(ctx context.Context, c *ent.Client) error {
+	err = m.ingest.Do(ctx, string(org), func(ctx context.Context, c *ent.Client) error {
 		entry, err := m.store(ctx, c, org, id, ev)
 		if err != nil || entry == nil {
 			return err
@@ -152,13 +160,32 @@ func (m *Manager) inbound(ctx context.Context, c *ent.Client, org, id gid.ID, in
 	if in.Edit || in.Revoke {
 		return m.amend(ctx, c, id, in)
 	}
-	seen, err := c.Message.Query().Where(message.SessionID(id), message.WaMessageID(in.ID)).Exist(ctx)
-	if err != nil || seen {
-		return nil, err
-	}
 	name := ""
 	if !in.IsGroup && !in.FromMe {
 		name = in.PushName
+	}
+	direction, status, typ := message.DirectionINBOUND, message.StatusDELIVERED, event.TypeMESSAGE_RECEIVED
+	if in.FromMe { // sent from the phone itself
+		direction, status, typ = message.DirectionOUTBOUND, message.StatusSENT, event.TypeMESSAGE_SENT
+	}
+	create := c.Message.Create().SetOrganizationID(org).SetSessionID(id).SetChatJid(in.Chat).
+		SetSenderJid(in.Sender).SetNillableSenderPhone(nonEmpty(PhoneOf(firstPhone(in.Sender, in.SenderAlt)))).
+		SetPushName(in.PushName).SetFromMe(in.FromMe).SetDirection(direction).SetKind(message.Kind(in.Kind)).
+		SetNillableText(nonEmpty(in.Text)).SetStatus(status).SetWaMessageID(in.ID).SetTimestamp(in.Timestamp).
+		SetNillableReplyTo(nonEmpty(in.ReplyTo)).SetNillableTargetWaID(nonEmpty(in.TargetID)).
+		SetExtra(extra(in))
+	if in.Media != nil {
+		create.SetMediaDescriptor(in.Media.Descriptor).SetNillableMediaMime(nonEmpty(in.Media.MimeType)).
+			SetNillableMediaName(nonEmpty(in.Media.FileName)).SetMediaSize(in.Media.Size)
+	}
+	// A message seen before inserts nothing, and returns no row (one statement instead of a
+	// look-up first: this runs for every message received).
+	msgID, err := create.OnConflictColumns(message.FieldSessionID, message.FieldWaMessageID).DoNothing().ID(ctx)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("storing message: %w", err)
 	}
 	err = c.Chat.Create().SetOrganizationID(org).SetSessionID(id).SetJid(in.Chat).SetName(name).
 		SetIsGroup(in.IsGroup).SetLastMessageAt(in.Timestamp).SetUnreadCount(unread(in)).
@@ -175,26 +202,8 @@ func (m *Manager) inbound(ctx context.Context, c *ent.Client, org, id gid.ID, in
 	if err != nil {
 		return nil, fmt.Errorf("storing chat: %w", err)
 	}
-	direction, status, typ := message.DirectionINBOUND, message.StatusDELIVERED, event.TypeMESSAGE_RECEIVED
-	if in.FromMe { // sent from the phone itself
-		direction, status, typ = message.DirectionOUTBOUND, message.StatusSENT, event.TypeMESSAGE_SENT
-	}
-	create := c.Message.Create().SetOrganizationID(org).SetSessionID(id).SetChatJid(in.Chat).
-		SetSenderJid(in.Sender).SetNillableSenderPhone(nonEmpty(PhoneOf(firstPhone(in.Sender, in.SenderAlt)))).
-		SetPushName(in.PushName).SetFromMe(in.FromMe).SetDirection(direction).SetKind(message.Kind(in.Kind)).
-		SetNillableText(nonEmpty(in.Text)).SetStatus(status).SetWaMessageID(in.ID).SetTimestamp(in.Timestamp).
-		SetNillableReplyTo(nonEmpty(in.ReplyTo)).SetNillableTargetWaID(nonEmpty(in.TargetID)).
-		SetExtra(extra(in))
-	if in.Media != nil {
-		create.SetMediaDescriptor(in.Media.Descriptor).SetNillableMediaMime(nonEmpty(in.Media.MimeType)).
-			SetNillableMediaName(nonEmpty(in.Media.FileName)).SetMediaSize(in.Media.Size)
-	}
-	msg, err := create.Save(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("storing message: %w", err)
-	}
-	return &events.Entry{Type: typ, Message: msg.ID, OccurredAt: in.Timestamp, Payload: map[string]any{
-		"messageId": msg.ID, "waMessageId": in.ID, "chatJID": in.Chat, "senderJID": in.Sender,
+	return &events.Entry{Type: typ, Message: msgID, OccurredAt: in.Timestamp, Payload: map[string]any{
+		"messageId": msgID, "waMessageId": in.ID, "chatJID": in.Chat, "senderJID": in.Sender,
 		"kind": in.Kind, "text": in.Text, "fromMe": in.FromMe,
 	}}, nil
 }

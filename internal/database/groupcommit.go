@@ -1,0 +1,301 @@
+package database
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/lib/pq"
+
+	"github.com/wagate/wagate/ent"
+)
+
+// DefaultMaxBatch is how many units a GroupCommitter puts in one transaction by default.
+// Each unit that writes is a PostgreSQL subtransaction; beyond 64 of them in one transaction
+// (PGPROC_MAX_CACHED_SUBXIDS) every other session's snapshots overflow to pg_subtrans
+// lookups, so a batch stays within that.
+const DefaultMaxBatch = 64
+
+// retries is how often a unit that lost a deadlock or a serialization conflict is tried again
+// in a later batch before its error is returned.
+const retries = 5
+
+// GroupCommitter commits the work of concurrent callers together: while one transaction
+// commits, the units submitted meanwhile queue up, and the next transaction runs all of them
+// (up to a cap), each in its own savepoint, then commits once. A commit costs a disk flush
+// and releases the row locks that order writers (an organization's event counter), so one
+// commit for many units multiplies what those writers can commit per second. Nothing waits
+// for a batch to fill: a unit submitted while nothing commits starts at once.
+//
+// A unit that fails is rolled back to its savepoint alone and gets its error; the others
+// commit. A failed commit fails every unit of its batch. A unit that loses a deadlock or a
+// serialization conflict (units of unrelated callers share a transaction, so they take row
+// locks in no particular order) is run again in a later transaction.
+type GroupCommitter struct {
+	client *ent.Client
+	max    int
+	seed   maphash.Seed
+	lanes  []*lane
+}
+
+// GroupCommitOptions tune a GroupCommitter.
+type GroupCommitOptions struct {
+	// MaxBatch caps the units of one transaction; 0 means DefaultMaxBatch.
+	MaxBatch int
+	// Lanes is how many transactions may run at once, each for its own share of the keys
+	// units are submitted with; 0 means 1. Units with one key always share a lane, so work
+	// that takes the same row locks should share a key: lanes then never wait for each
+	// other, and cannot deadlock each other.
+	Lanes int
+}
+
+// lane is a queue of units and the batches run from it, one at a time.
+type lane struct {
+	g       *GroupCommitter
+	mu      sync.Mutex
+	queue   []*unit
+	leading bool // a goroutine is running batches
+}
+
+// NewGroupCommitter returns a committer on client, which must not be transactional.
+func NewGroupCommitter(client *ent.Client, opts GroupCommitOptions) *GroupCommitter {
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = DefaultMaxBatch
+	}
+	g := &GroupCommitter{client: client, max: opts.MaxBatch, seed: maphash.MakeSeed()}
+	for range max(1, opts.Lanes) {
+		g.lanes = append(g.lanes, &lane{g: g})
+	}
+	return g
+}
+
+const (
+	queued int32 = iota
+	started
+	abandoned
+)
+
+type unit struct {
+	ctx   context.Context
+	fn    func(context.Context, *ent.Client) error
+	state atomic.Int32
+	tries int
+	done  chan result
+}
+
+type result struct {
+	err      error
+	panicked bool
+	panicVal any
+}
+
+// Do runs fn in a transaction shared with other callers' units, and returns once that
+// transaction has committed (nil) or fn's work was rolled back (its error, or the
+// transaction's). fn must be ready to run again: after a deadlock its work is rolled back and
+// retried. Its ctx carries the transaction as InTx's does; AfterCommit work registered in it
+// runs after the shared commit, and only if fn's work is part of it. The transaction is not
+// cancelled with ctx, but fn does not run when ctx ends before it starts. With a transaction
+// in ctx already, fn runs in it, as with InTx.
+func (g *GroupCommitter) Do(ctx context.Context, key string, fn func(ctx context.Context, tx *ent.Client) error) error {
+	if ent.TxFromContext(ctx) != nil {
+		return InTx(ctx, g.client, fn)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	u := &unit{ctx: ctx, fn: fn, done: make(chan result, 1)}
+	g.lanes[maphash.String(g.seed, key)%uint64(len(g.lanes))].push(u)
+	var r result
+	select {
+	case r = <-u.done:
+	case <-ctx.Done():
+		if u.state.CompareAndSwap(queued, abandoned) {
+			return ctx.Err()
+		}
+		r = <-u.done // it runs: its outcome decides
+	}
+	if r.panicked {
+		panic(r.panicVal)
+	}
+	return r.err
+}
+
+// Pending returns how many units wait for a transaction.
+func (g *GroupCommitter) Pending() int {
+	n := 0
+	for _, l := range g.lanes {
+		l.mu.Lock()
+		n += len(l.queue)
+		l.mu.Unlock()
+	}
+	return n
+}
+
+func (l *lane) push(u *unit) {
+	l.mu.Lock()
+	l.queue = append(l.queue, u)
+	start := !l.leading
+	l.leading = true
+	l.mu.Unlock()
+	if start {
+		go l.lead()
+	}
+}
+
+// requeue puts units back at the head of the queue, for the next batch.
+func (l *lane) requeue(units []*unit) {
+	for _, u := range units {
+		u.state.Store(queued)
+	}
+	l.mu.Lock()
+	l.queue = append(slices.Clone(units), l.queue...)
+	l.mu.Unlock()
+}
+
+// lead runs batches until the queue is empty.
+func (l *lane) lead() {
+	for {
+		l.mu.Lock()
+		if len(l.queue) == 0 {
+			l.leading = false
+			l.mu.Unlock()
+			return
+		}
+		n := min(len(l.queue), l.g.max)
+		batch := slices.Clone(l.queue[:n])
+		l.queue = slices.Clone(l.queue[n:])
+		l.mu.Unlock()
+		l.run(batch)
+	}
+}
+
+// run commits a batch.
+func (l *lane) run(batch []*unit) {
+	units := batch[:0]
+	for _, u := range batch {
+		if !u.state.CompareAndSwap(queued, started) {
+			continue // its caller left
+		}
+		if err := u.ctx.Err(); err != nil {
+			u.done <- result{err: err}
+			continue
+		}
+		units = append(units, u)
+	}
+	if len(units) == 0 {
+		return
+	}
+	var again []*unit // to run in a later batch
+	defer func() {
+		if len(again) > 0 {
+			l.requeue(again)
+		}
+	}()
+	// settle ends a unit whose work was rolled back, or queues it again when its error is
+	// worth a retry.
+	settle := func(u *unit, r result) {
+		if !r.panicked && Retryable(r.err) && u.tries < retries {
+			u.tries++
+			again = append(again, u)
+			return
+		}
+		u.done <- r
+	}
+	ctx := context.Background()
+	tx, err := l.g.client.Tx(ctx)
+	if err != nil {
+		for _, u := range units {
+			settle(u, result{err: fmt.Errorf("starting transaction: %w", err)})
+		}
+		return
+	}
+	c := tx.Client()
+	exec := func(q string) error {
+		_, err := c.ExecContext(ctx, q)
+		return err
+	}
+	if err := exec("SAVEPOINT unit"); err != nil {
+		_ = tx.Rollback()
+		for _, u := range units {
+			settle(u, result{err: fmt.Errorf("starting a savepoint: %w", err)})
+		}
+		return
+	}
+	// Every unit starts with a fresh savepoint "unit" open: after a success it is released
+	// and taken again (one round trip), after a failure rolled back to, which keeps it.
+	hooks := &commitHooks{tx: tx}
+	var in []*unit // units whose work the transaction holds
+	for i, u := range units {
+		h := &commitHooks{tx: tx}
+		r := call(withHooks(context.WithoutCancel(u.ctx), tx, h), c, u.fn)
+		if r.err == nil && !r.panicked {
+			err := exec("RELEASE SAVEPOINT unit; SAVEPOINT unit")
+			if err == nil {
+				hooks.merge(h)
+				in = append(in, u)
+				continue
+			}
+			r.err = fmt.Errorf("releasing a savepoint: %w", err)
+		}
+		if err := exec("ROLLBACK TO SAVEPOINT unit"); err != nil {
+			// The transaction is lost, and with it the work of the units before this one:
+			// they did nothing wrong, so they run again (a few times at most).
+			_ = tx.Rollback()
+			for _, v := range in {
+				if v.tries < retries {
+					v.tries++
+					again = append(again, v)
+				} else {
+					v.done <- result{err: fmt.Errorf("rolling back to a savepoint: %w", err)}
+				}
+			}
+			settle(u, r)
+			again = append(again, units[i+1:]...) // not started
+			return
+		}
+		settle(u, r)
+	}
+	if len(in) == 0 {
+		_ = tx.Rollback()
+		return
+	}
+	if err := hooks.runBefore(ctx); err != nil {
+		_ = tx.Rollback()
+		for _, u := range in {
+			settle(u, result{err: err})
+		}
+		return
+	}
+	if err := tx.Commit(); err != nil {
+		_ = tx.Rollback()
+		for _, u := range in {
+			settle(u, result{err: fmt.Errorf("committing transaction: %w", err)})
+		}
+		return
+	}
+	hooks.runAfter()
+	for _, u := range in {
+		u.done <- result{}
+	}
+}
+
+// call runs a unit's function, turning a panic into a result its caller re-panics with.
+func call(ctx context.Context, c *ent.Client, fn func(context.Context, *ent.Client) error) (r result) {
+	defer func() {
+		if v := recover(); v != nil {
+			r = result{panicked: true, panicVal: v}
+		}
+	}()
+	return result{err: fn(ctx, c)}
+}
+
+// Retryable reports whether err is a deadlock or a serialization failure on PostgreSQL: the
+// transaction was rolled back through no fault of its own and may succeed if run again.
+func Retryable(err error) bool {
+	var pe *pq.Error
+	return errors.As(err, &pe) && (pe.Code == "40P01" || pe.Code == "40001")
+}
