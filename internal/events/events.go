@@ -69,8 +69,9 @@ func (l *Log) Distribute(b *cluster.Bus) error {
 		return err
 	}
 	return b.Handle(channel, func(payload string) {
-		if org, _, ok := strings.Cut(payload, ":"); ok {
-			l.hub.notify(gid.ID(org))
+		if org, seq, ok := strings.Cut(payload, ":"); ok {
+			n, _ := strconv.ParseInt(seq, 10, 64) // 0, "not known", if malformed
+			l.hub.notify(gid.ID(org), n)
 		}
 	})
 }
@@ -128,9 +129,10 @@ func (l *Log) Append(ctx context.Context, c *ent.Client, e Entry) (*ent.Event, e
 		if err != nil {
 			return nil, err
 		}
-	} else {
-		database.AfterCommitOnce(ctx, key, func() { l.hub.notify(e.Org) })
 	}
+	// This replica's subscribers need not wait for the notification's round trip through
+	// PostgreSQL; when it arrives, the feed has read that far and skips it.
+	database.AfterCommitOnce(ctx, key, func() { l.hub.notify(e.Org, ev.Seq) })
 	return ev, nil
 }
 

@@ -23,12 +23,20 @@ type feeds struct {
 	m  map[gid.ID]*feed
 }
 
-// notify wakes the organization's feed, if it has one here.
-func (fs *feeds) notify(org gid.ID) {
+// notify wakes the organization's feed, if it has one here, for the events up to seq (0:
+// not known). Events commit in sequence order and a read sees every committed one, so a
+// feed that has read seq already has nothing to read for it.
+func (fs *feeds) notify(org gid.ID, seq int64) {
 	fs.mu.Lock()
 	f := fs.m[org]
 	fs.mu.Unlock()
-	if f != nil {
+	if f == nil {
+		return
+	}
+	f.mu.Lock()
+	seen := seq > 0 && f.head >= seq
+	f.mu.Unlock()
+	if !seen {
 		f.kick()
 	}
 }
