@@ -123,6 +123,8 @@ type Options struct {
 	SendBuffer int
 	// LogTo receives the server's logs as JSON lines, debug level included (nil: none).
 	LogTo io.Writer
+	// Recheck is how often subscribers check their access without a hint (0: the default).
+	Recheck time.Duration
 	// Auth and HTTP change the configuration further (limits, proxies, origins).
 	Auth func(*auth.Config)
 	HTTP func(*httpapi.Config)
@@ -167,6 +169,9 @@ func New(t testing.TB, db *database.DB, options ...func(*Options)) *Server {
 	hooks := webhook.New(db.Client, webhook.Options{Keys: keys, AllowPrivate: !o.WebhookSSRFGuard, Now: clock.Now,
 		Resolver: o.WebhookResolver, Log: log, Metrics: m})
 	eventLog := events.New(db.Client, log)
+	if o.Recheck > 0 {
+		eventLog.Recheck = o.Recheck
+	}
 	eventLog.WatchAccess(db.Client)
 	eventLog.OnAppend = hooks.Enqueue
 	eventLog.Metrics = m

@@ -79,10 +79,11 @@ func (s *Service) PerOperation(ctx context.Context, next graphql.OperationHandle
 		}
 		return graphql.OneShot(&graphql.Response{Errors: gqlerror.List{{Message: msg, Extensions: map[string]any{"code": code}}}})
 	}
-	// A subscription rechecks when told that someone may have lost access, possibly before
-	// this replica's cache has heard of the change: so from the database.
-	ctx = viewer.WithRecheck(ctx, func(ctx context.Context) (*viewer.Viewer, error) {
-		_, v, err := s.reauthenticate(ctx, c, true)
+	// A subscription rechecks fresh when told that someone may have lost access, possibly
+	// before this replica's cache has heard of the change; its periodic recheck (expiries,
+	// lost hints) may use the cache, which the TTL keeps recent.
+	ctx = viewer.WithRecheck(ctx, func(ctx context.Context, fresh bool) (*viewer.Viewer, error) {
+		_, v, err := s.reauthenticate(ctx, c, fresh)
 		return v, err
 	})
 	return next(viewer.NewContext(ctx, v))

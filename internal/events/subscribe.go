@@ -177,15 +177,17 @@ func (s *stream) readTable(ctx context.Context, head int64) error {
 // or the Recheck period says it may have changed.
 func (s *stream) wait(ctx context.Context, advanced <-chan struct{}) error {
 	for {
+		fresh := false
 		select {
 		case <-advanced:
 			return nil
 		case <-s.accessChanged:
+			fresh = true
 		case <-s.recheck.C:
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-		if err := stillAllowed(ctx, s.feed.org); err != nil {
+		if err := stillAllowed(ctx, s.feed.org, fresh); err != nil {
 			return err
 		}
 	}
@@ -218,8 +220,8 @@ func (l *Log) Page(ctx context.Context, org *ent.Organization, p page.Args, f Fi
 
 // stillAllowed authenticates the subscriber again: a removed member, a revoked key or a
 // disabled user loses the stream.
-func stillAllowed(ctx context.Context, org gid.ID) error {
-	v, err := viewer.Recheck(ctx)
+func stillAllowed(ctx context.Context, org gid.ID, fresh bool) error {
+	v, err := viewer.Recheck(ctx, fresh)
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gorilla/websocket"
 
@@ -239,4 +240,30 @@ func containsAny(s string, subs ...string) bool {
 		}
 	}
 	return false
+}
+
+// With no change to hint at it, the periodic recheck still ends a stream whose session
+// token has expired (it may answer from the credential cache, which checks expiry).
+func TestEventsSubscriptionEndsWhenItsTokenExpires(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, db *database.DB) {
+		s := apitest.New(t, db, func(o *apitest.Options) { o.Recheck = 50 * time.Millisecond })
+		ann := s.SignUp(t, "Ann")
+		a := connectedSandbox(t, s, ann, ann.OrgID, "A")
+		c := subscribeEvents(t, s, ann, map[string]any{"types": []string{"MESSAGE_RECEIVED"}})
+		simulate(t, s, ann, a.ID, "live")
+		if e := nextEvent(t, c); e.Payload["text"] != "live" {
+			t.Fatalf("event: %+v", e)
+		}
+		s.Clock.Advance(400 * 24 * time.Hour)
+		_ = c.SetReadDeadline(timeNowPlus(3000))
+		var m wsMsg
+		for m.Type == "" || m.Type == "ping" || m.Type == "pong" {
+			if err := c.ReadJSON(&m); err != nil {
+				t.Fatalf("the stream did not end: %v", err)
+			}
+		}
+		if m.Type != "error" || !strings.Contains(string(m.Payload), "UNAUTHENTICATED") {
+			t.Fatalf("want an UNAUTHENTICATED error, got %+v", m)
+		}
+	})
 }

@@ -76,16 +76,17 @@ func InvitationToken(ctx context.Context) ([]byte, bool) {
 type recheckKey struct{}
 
 // WithRecheck attaches a way to authenticate the caller again, for long-lived operations
-// (subscriptions) that must end when the caller loses access.
-func WithRecheck(ctx context.Context, fn func(context.Context) (*Viewer, error)) context.Context {
+// (subscriptions) that must end when the caller loses access. fresh asks for the database's
+// word rather than what this process remembers of it.
+func WithRecheck(ctx context.Context, fn func(ctx context.Context, fresh bool) (*Viewer, error)) context.Context {
 	return context.WithValue(ctx, recheckKey{}, fn)
 }
 
 // Recheck authenticates the caller of ctx again; without a way to, it returns the viewer
 // of ctx unchanged.
-func Recheck(ctx context.Context) (*Viewer, error) {
-	if fn, ok := ctx.Value(recheckKey{}).(func(context.Context) (*Viewer, error)); ok {
-		return fn(ctx)
+func Recheck(ctx context.Context, fresh bool) (*Viewer, error) {
+	if fn, ok := ctx.Value(recheckKey{}).(func(context.Context, bool) (*Viewer, error)); ok {
+		return fn(ctx, fresh)
 	}
 	return FromContext(ctx), nil
 }
