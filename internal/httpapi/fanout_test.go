@@ -6,11 +6,9 @@ import (
 	"strings"
 	"testing"
 
-	"entgo.io/ent/dialect"
 	"github.com/gorilla/websocket"
 
 	"github.com/wagate/wagate/internal/apitest"
-	"github.com/wagate/wagate/internal/database"
 	"github.com/wagate/wagate/internal/testdb"
 )
 
@@ -21,11 +19,7 @@ import (
 func TestEventFanoutReadsOnceAndRendersOncePerCohort(t *testing.T) {
 	for _, d := range testdb.Dialects {
 		t.Run(d, func(t *testing.T) {
-			rec := &recorder{}
-			db := testdb.Open(t, d, database.Options{WrapDriver: func(drv dialect.Driver) dialect.Driver {
-				rec.Driver = drv
-				return rec
-			}})
+			db, rec := recordingDB(t, d)
 			s := apitest.New(t, db)
 			ann, bob := s.SignUp(t, "Ann"), s.SignUp(t, "Bob")
 			s.AddMember(t, ann, ann.OrgID, bob, "MEMBER")

@@ -36,6 +36,16 @@ func (r *recorder) record(q string) {
 	r.mu.Unlock()
 }
 
+// recordingDB opens a database of the dialect whose statements rec records.
+func recordingDB(t *testing.T, dialectName string) (*database.DB, *recorder) {
+	rec := &recorder{}
+	db := testdb.Open(t, dialectName, database.Options{WrapDriver: func(drv dialect.Driver) dialect.Driver {
+		rec.Driver = drv
+		return rec
+	}})
+	return db, rec
+}
+
 func (r *recorder) reset() []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -49,11 +59,7 @@ func (r *recorder) reset() []string {
 func TestOrganizationsMembersUsersIsNotNPlusOne(t *testing.T) {
 	for _, d := range testdb.Dialects {
 		t.Run(d, func(t *testing.T) {
-			rec := &recorder{}
-			db := testdb.Open(t, d, database.Options{WrapDriver: func(drv dialect.Driver) dialect.Driver {
-				rec.Driver = drv
-				return rec
-			}})
+			db, rec := recordingDB(t, d)
 			s := apitest.New(t, db)
 			ann := s.SignUp(t, "Ann")
 			query := `{ organizations(first: 50) { edges { node { name members(first: 20) { edges { node { role user { email name } } } } } } } }`
@@ -104,11 +110,7 @@ func TestOrganizationsMembersUsersIsNotNPlusOne(t *testing.T) {
 func TestRepeatedCredentialRunsNoQueries(t *testing.T) {
 	for _, d := range testdb.Dialects {
 		t.Run(d, func(t *testing.T) {
-			rec := &recorder{}
-			db := testdb.Open(t, d, database.Options{WrapDriver: func(drv dialect.Driver) dialect.Driver {
-				rec.Driver = drv
-				return rec
-			}})
+			db, rec := recordingDB(t, d)
 			s := apitest.New(t, db)
 			ann := s.SignUp(t, "Ann")
 			key := &apitest.User{Token: s.CreateAPIKey(t, ann, ann.OrgID, "ADMIN").Secret}
@@ -150,11 +152,7 @@ func TestRepeatedCredentialRunsNoQueries(t *testing.T) {
 // The lists along a foreign key read a page, not the whole list: without DISTINCT, which
 // would make PostgreSQL sort every row of the organization or session before the LIMIT.
 func TestListsReadAPageWithoutDistinct(t *testing.T) {
-	rec := &recorder{}
-	db := testdb.Open(t, "postgres", database.Options{WrapDriver: func(drv dialect.Driver) dialect.Driver {
-		rec.Driver = drv
-		return rec
-	}})
+	db, rec := recordingDB(t, "postgres")
 	s := apitest.New(t, db)
 	ann := s.SignUp(t, "Ann")
 	a := connectedSandbox(t, s, ann, ann.OrgID, "A")
