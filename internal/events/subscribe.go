@@ -21,7 +21,7 @@ import (
 	"github.com/wagate/wagate/internal/viewer"
 )
 
-// batch is how many events a subscriber reads per query.
+// batch is how many events one query reads, a feed's or a subscriber's.
 const batch = 100
 
 // Tap is how the GraphQL layer pulls a subscription's events: on the transport's own
