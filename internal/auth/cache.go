@@ -183,32 +183,12 @@ func recordsUse(m ent.Mutation) bool {
 }
 
 func (s *Service) changeHook(relevant func(ent.Mutation) bool) ent.Hook {
-	return func(next ent.Mutator) ent.Mutator {
-		return ent.MutateFunc(func(ctx context.Context, m ent.Mutation) (ent.Value, error) {
-			v, err := next.Mutate(ctx, m)
-			if err != nil || !relevant(m) {
-				return v, err
-			}
-			forgetAtCommit(ctx, m, s.cache)
-			if !s.notifyReplicas {
-				return v, nil
-			}
-			// In the mutation's transaction: delivered to every replica at commit.
-			return v, s.notifyOthers(ctx, m.(interface{ Client() *ent.Client }).Client())
-		})
-	}
-}
-
-// forgetAtCommit empties c once m's transaction commits, or at once if m ran alone; never
-// before, or a lookup in between would cache what is changing. It goes by m's transaction,
-// which only usually is the one in ctx.
-func forgetAtCommit(ctx context.Context, m ent.Mutation, c *cache) {
-	tx, err := m.(interface{ Tx() (*ent.Tx, error) }).Tx()
-	if err != nil {
-		c.flush()
-		return
-	}
-	database.AfterCommit(ent.NewTxContext(ctx, tx), c.flush)
+	return database.ChangeHook(relevant, s.cache.flush, func(ctx context.Context, c *ent.Client) error {
+		if !s.notifyReplicas {
+			return nil
+		}
+		return s.notifyOthers(ctx, c) // delivered to every replica at commit
+	})
 }
 
 // Distribute keeps the cache in step with the other replicas on the bus's database: the

@@ -173,3 +173,26 @@ func BeforeCommit(ctx context.Context, key any, fn func(ctx context.Context) err
 	h.mu.Unlock()
 	return nil
 }
+
+// ChangeHook is the ent hook of something that must hear of changes to some rows (a cache, a
+// watcher): after each mutation relevant accepts, it calls notify with the mutation's client,
+// in the mutation's transaction, so what notify sends other replicas arrives at commit and
+// never for a rollback; and it runs local once that transaction commits (at once for a
+// mutation outside one), never before, or a reader in between would see the old rows as
+// current. It goes by the mutation's own transaction, which only usually is the one in ctx.
+func ChangeHook(relevant func(ent.Mutation) bool, local func(), notify func(context.Context, *ent.Client) error) ent.Hook {
+	return func(next ent.Mutator) ent.Mutator {
+		return ent.MutateFunc(func(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+			v, err := next.Mutate(ctx, m)
+			if err != nil || !relevant(m) {
+				return v, err
+			}
+			if tx, err := m.(interface{ Tx() (*ent.Tx, error) }).Tx(); err == nil {
+				AfterCommit(ent.NewTxContext(ctx, tx), local)
+			} else {
+				local()
+			}
+			return v, notify(ctx, m.(interface{ Client() *ent.Client }).Client())
+		})
+	}
+}

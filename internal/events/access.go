@@ -39,22 +39,14 @@ func (l *Log) WatchAccess(client *ent.Client) {
 }
 
 func (l *Log) accessHook(relevant func(ent.Mutation) bool) ent.Hook {
-	return func(next ent.Mutator) ent.Mutator {
-		return ent.MutateFunc(func(ctx context.Context, m ent.Mutation) (ent.Value, error) {
-			v, err := next.Mutate(ctx, m)
-			if err != nil || !relevant(m) {
-				return v, err
-			}
-			if l.bus == nil {
-				database.AfterCommit(ctx, func() { l.access.notify("") })
-				return v, nil
-			}
-			// In the mutation's transaction: delivered to every replica at commit.
-			c, ok := m.(interface{ Client() *ent.Client })
-			if !ok {
-				return v, nil
-			}
-			return v, cluster.Notify(ctx, c.Client(), accessChannel, "")
-		})
-	}
+	return database.ChangeHook(relevant, func() {
+		if l.bus == nil { // with a bus, the notification wakes this replica too
+			l.access.notify()
+		}
+	}, func(ctx context.Context, c *ent.Client) error {
+		if l.bus == nil {
+			return nil
+		}
+		return cluster.Notify(ctx, c, accessChannel, "") // delivered to every replica at commit
+	})
 }

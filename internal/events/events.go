@@ -30,8 +30,8 @@ import (
 type Log struct {
 	client *ent.Client
 	log    *slog.Logger
-	hub    feeds // woken when an organization's log grows
-	access hub   // subscribers to wake when someone may have lost access (one key: "")
+	feeds  feeds   // woken when an organization's log grows
+	access waiters // subscribers to wake when someone may have lost access
 	// bus carries wake-ups between replicas; nil when this process is alone.
 	bus *cluster.Bus
 	// Resync is how often a subscriber re-reads the table without a notification; it
@@ -63,15 +63,15 @@ const channel = "wagate_events"
 // of that organization. After the bus reconnects, every subscriber re-reads the table.
 func (l *Log) Distribute(b *cluster.Bus) error {
 	l.bus = b
-	b.OnResync(l.hub.notifyAll)
-	b.OnResync(l.access.notifyAll)
-	if err := b.Handle(accessChannel, func(string) { l.access.notify("") }); err != nil {
+	b.OnResync(l.feeds.notifyAll)
+	b.OnResync(l.access.notify)
+	if err := b.Handle(accessChannel, func(string) { l.access.notify() }); err != nil {
 		return err
 	}
 	return b.Handle(channel, func(payload string) {
 		if org, seq, ok := strings.Cut(payload, ":"); ok {
 			n, _ := strconv.ParseInt(seq, 10, 64) // 0, "not known", if malformed
-			l.hub.notify(gid.ID(org), n)
+			l.feeds.notify(gid.ID(org), n)
 		}
 	})
 }
@@ -132,7 +132,7 @@ func (l *Log) Append(ctx context.Context, c *ent.Client, e Entry) (*ent.Event, e
 	}
 	// This replica's subscribers need not wait for the notification's round trip through
 	// PostgreSQL; when it arrives, the feed has read that far and skips it.
-	database.AfterCommitOnce(ctx, key, func() { l.hub.notify(e.Org, ev.Seq) })
+	database.AfterCommitOnce(ctx, key, func() { l.feeds.notify(e.Org, ev.Seq) })
 	return ev, nil
 }
 
@@ -205,50 +205,32 @@ func (f Filter) matches(e *ent.Event) bool {
 	return len(f.Types) == 0 || slices.Contains(f.Types, e.Type)
 }
 
-// hub wakes the waiters registered under a key. A wake-up is a hint (at most one pending
-// per waiter): the database is the truth.
-type hub struct {
+// waiters are channels to wake. A wake-up is a hint (at most one pending per waiter): the
+// database is the truth.
+type waiters struct {
 	mu   sync.Mutex
-	subs map[gid.ID]map[chan struct{}]struct{}
+	subs map[chan struct{}]struct{}
 }
 
-func (h *hub) register(org gid.ID) (chan struct{}, func()) {
+func (w *waiters) register() (chan struct{}, func()) {
 	ch := make(chan struct{}, 1)
-	h.mu.Lock()
-	if h.subs == nil {
-		h.subs = map[gid.ID]map[chan struct{}]struct{}{}
+	w.mu.Lock()
+	if w.subs == nil {
+		w.subs = map[chan struct{}]struct{}{}
 	}
-	if h.subs[org] == nil {
-		h.subs[org] = map[chan struct{}]struct{}{}
-	}
-	h.subs[org][ch] = struct{}{}
-	h.mu.Unlock()
+	w.subs[ch] = struct{}{}
+	w.mu.Unlock()
 	return ch, func() {
-		h.mu.Lock()
-		delete(h.subs[org], ch)
-		if len(h.subs[org]) == 0 {
-			delete(h.subs, org)
-		}
-		h.mu.Unlock()
+		w.mu.Lock()
+		delete(w.subs, ch)
+		w.mu.Unlock()
 	}
 }
 
-func (h *hub) notifyAll() {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for _, subs := range h.subs {
-		wake(subs)
-	}
-}
-
-func (h *hub) notify(org gid.ID) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	wake(h.subs[org])
-}
-
-func wake(subs map[chan struct{}]struct{}) {
-	for ch := range subs {
+func (w *waiters) notify() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for ch := range w.subs {
 		select {
 		case ch <- struct{}{}:
 		default: // already pending

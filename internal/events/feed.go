@@ -77,7 +77,7 @@ type feed struct {
 
 // join returns the organization's feed, starting it for the first subscriber.
 func (l *Log) join(org gid.ID) (*feed, error) {
-	fs := &l.hub
+	fs := &l.feeds
 	// Held while the head is read: a hint for a commit after the read waits for the feed
 	// to be registered, and one for a commit before it is covered by the head.
 	fs.mu.Lock()
@@ -107,7 +107,7 @@ func (l *Log) join(org gid.ID) (*feed, error) {
 
 // leave drops a subscriber; the last one stops the feed.
 func (f *feed) leave() {
-	fs := &f.l.hub
+	fs := &f.l.feeds
 	fs.mu.Lock()
 	f.mu.Lock()
 	f.subs--

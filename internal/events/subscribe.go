@@ -95,7 +95,7 @@ func (l *Log) Subscribe(ctx context.Context, cursor *string, f Filter) (<-chan *
 		return nil, fmt.Errorf("starting the event feed: %w", err)
 	}
 	s := &stream{l: l, feed: fd, filter: f, last: after, recheck: time.NewTicker(l.Recheck)}
-	s.accessChanged, s.unwatch = l.access.register("")
+	s.accessChanged, s.unwatch = l.access.register()
 	context.AfterFunc(ctx, s.close)
 	tap.stream, tap.out = s, make(chan *ent.Event, 1)
 	return tap.out, nil
