@@ -57,6 +57,7 @@ type config struct {
 	logFormat       string
 	shutdownTimeout time.Duration
 	dbMaxConns      int
+	dbStmtCache     int
 	ingestLanes     int
 	smtpURL         string
 	invitationTTL   time.Duration
@@ -105,6 +106,7 @@ func parseConfig(args []string) (config, []string, error) {
 	fs.StringVar(&c.logFormat, "log-format", env("WAGATE_LOG_FORMAT", "text"), "text or json (WAGATE_LOG_FORMAT)")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", envDuration("WAGATE_SHUTDOWN_TIMEOUT", 15*time.Second), "how long to drain requests on SIGINT/SIGTERM (WAGATE_SHUTDOWN_TIMEOUT)")
 	fs.IntVar(&c.dbMaxConns, "db-max-conns", envInt("WAGATE_DB_MAX_CONNS", 20), "PostgreSQL connection pool size (WAGATE_DB_MAX_CONNS)")
+	fs.IntVar(&c.dbStmtCache, "db-statement-cache", envInt("WAGATE_DB_STATEMENT_CACHE", 256), "prepared statements kept per PostgreSQL connection, 0 = none (WAGATE_DB_STATEMENT_CACHE)")
 	fs.IntVar(&c.ingestLanes, "ingest-lanes", envInt("WAGATE_INGEST_LANES", 2), "transactions that may store reported WhatsApp events at once, each for its share of the organizations; PostgreSQL only (WAGATE_INGEST_LANES)")
 	fs.StringVar(&c.smtpURL, "smtp-url", env("WAGATE_SMTP_URL", ""), "smtp://user:pass@host:587?from=… or smtps://…; empty logs e-mails instead (WAGATE_SMTP_URL)")
 	fs.DurationVar(&c.invitationTTL, "invitation-ttl", envDuration("WAGATE_INVITATION_TTL", 7*24*time.Hour), "how long an invitation stays valid (WAGATE_INVITATION_TTL)")
@@ -153,6 +155,9 @@ func parseConfig(args []string) (config, []string, error) {
 	}
 	if c.authCacheTTL < 0 || c.authCacheSize < 0 {
 		return c, nil, fmt.Errorf("the auth cache TTL and size must be ≥ 0, got %s and %d", c.authCacheTTL, c.authCacheSize)
+	}
+	if c.dbStmtCache < 0 {
+		return c, nil, fmt.Errorf("the statement cache size must be ≥ 0, got %d", c.dbStmtCache)
 	}
 	if c.ingestLanes < 1 {
 		return c, nil, fmt.Errorf("ingest lanes must be ≥ 1, got %d", c.ingestLanes)
@@ -231,6 +236,14 @@ func envBool(key string, def bool) bool {
 	return b
 }
 
+// statementCache maps the setting (0 = off) onto database.Options (0 = default, < 0 = off).
+func statementCache(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
+}
+
 func envInt(key string, def int) int {
 	v := env(key, "")
 	if v == "" {
@@ -295,7 +308,7 @@ func main() {
 // openDB opens and migrates the database; more are further migrations to run under the same
 // lock (the WhatsApp device store), which get the open database.
 func openDB(ctx context.Context, cfg config, more ...func(context.Context, *database.DB) error) (*database.DB, error) {
-	db, err := database.Open(ctx, cfg.dsn(), database.Options{MaxOpenConns: cfg.dbMaxConns})
+	db, err := database.Open(ctx, cfg.dsn(), database.Options{MaxOpenConns: cfg.dbMaxConns, StatementCache: statementCache(cfg.dbStmtCache)})
 	if err != nil {
 		return nil, err
 	}

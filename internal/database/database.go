@@ -14,7 +14,7 @@ import (
 
 	"entgo.io/ent/dialect"
 	entsql "entgo.io/ent/dialect/sql"
-	_ "github.com/lib/pq"  // PostgreSQL driver "postgres"
+	"github.com/lib/pq"
 	_ "modernc.org/sqlite" // pure-Go SQLite driver "sqlite"
 
 	"github.com/wagate/wagate/ent"
@@ -39,6 +39,10 @@ type DB struct {
 type Options struct {
 	// MaxOpenConns bounds the pool (PostgreSQL); 0 means 20.
 	MaxOpenConns int
+	// StatementCache is how many prepared statements each PostgreSQL connection keeps
+	// (see stmtcache.go); 0 means 256, a negative number turns the cache off (for a
+	// connection pooler in transaction mode, which cannot keep them).
+	StatementCache int
 	// WrapDriver, when set, wraps ent's driver (tests count queries with it).
 	WrapDriver func(dialect.Driver) dialect.Driver
 }
@@ -72,7 +76,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 			return nil, err
 		}
 	}
-	db, err := sql.Open(driver, dsn)
+	db, err := openPool(driver, dsn, opts)
 	if err != nil {
 		return nil, fmt.Errorf("opening database: %w", err)
 	}
@@ -97,6 +101,21 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 	}
 	client := ent.NewClient(ent.Driver(drv))
 	return &DB{Client: client, SQL: db, Dialect: dia, DSN: dsn}, nil
+}
+
+func openPool(driver, dsn string, opts Options) (*sql.DB, error) {
+	if driver != "postgres" || opts.StatementCache < 0 {
+		return sql.Open(driver, dsn)
+	}
+	c, err := pq.NewConnector(dsn)
+	if err != nil {
+		return nil, err
+	}
+	size := opts.StatementCache
+	if size == 0 {
+		size = 256
+	}
+	return sql.OpenDB(stmtCachingConnector{Connector: c, size: size}), nil
 }
 
 // withSQLitePragmas adds the settings wagate relies on to a SQLite DSN that lacks them:
