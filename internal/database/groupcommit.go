@@ -189,7 +189,10 @@ func (l *lane) run(batch []*unit) {
 	if len(units) == 0 {
 		return
 	}
-	var again []*unit // to run in a later batch
+	var (
+		again []*unit // to run in a later batch
+		in    []*unit // units whose work the transaction holds
+	)
 	defer func() {
 		if len(again) > 0 {
 			l.requeue(again)
@@ -218,45 +221,59 @@ func (l *lane) run(batch []*unit) {
 		_, err := c.ExecContext(ctx, q)
 		return err
 	}
-	if err := exec("SAVEPOINT unit"); err != nil {
+	// lost ends a transaction that failed under the units it holds: they did nothing
+	// wrong, so they run again (a few times at most), as do the units not started.
+	lost := func(err error, rest []*unit) {
 		_ = tx.Rollback()
-		for _, u := range units {
-			settle(u, result{err: fmt.Errorf("starting a savepoint: %w", err)})
+		for _, v := range in {
+			if v.tries < retries {
+				v.tries++
+				again = append(again, v)
+			} else {
+				v.done <- result{err: err}
+			}
 		}
-		return
+		again = append(again, rest...)
 	}
-	// Every unit starts with a fresh savepoint "unit" open: after a success it is released
-	// and taken again (one round trip), after a failure rolled back to, which keeps it.
+	// The first unit runs without a savepoint: if it fails, the transaction holds nothing
+	// else and is rolled back whole. Every later unit runs under a savepoint "unit", taken
+	// after the previous unit's success (released and taken again, one round trip) and
+	// kept after a failure (rolled back to). A batch of one — the common case at a low
+	// rate — thus costs no savepoint at all, and no batch a trailing one.
 	hooks := &commitHooks{tx: tx}
-	var in []*unit // units whose work the transaction holds
+	saved, clean := false, false // a savepoint is open; it holds no work yet
 	for i, u := range units {
+		if i > 0 && !clean {
+			q := "SAVEPOINT unit"
+			if saved {
+				q = "RELEASE SAVEPOINT unit; SAVEPOINT unit"
+			}
+			if err := exec(q); err != nil {
+				lost(fmt.Errorf("taking a savepoint: %w", err), units[i:])
+				return
+			}
+			saved = true
+		}
+		clean = false
 		h := &commitHooks{tx: tx}
 		r := call(withHooks(context.WithoutCancel(u.ctx), tx, h), c, u.fn)
 		if r.err == nil && !r.panicked {
-			err := exec("RELEASE SAVEPOINT unit; SAVEPOINT unit")
-			if err == nil {
-				hooks.merge(h)
-				in = append(in, u)
-				continue
-			}
-			r.err = fmt.Errorf("releasing a savepoint: %w", err)
+			hooks.merge(h)
+			in = append(in, u)
+			continue
 		}
-		if err := exec("ROLLBACK TO SAVEPOINT unit"); err != nil {
-			// The transaction is lost, and with it the work of the units before this one:
-			// they did nothing wrong, so they run again (a few times at most).
+		if i == 0 {
 			_ = tx.Rollback()
-			for _, v := range in {
-				if v.tries < retries {
-					v.tries++
-					again = append(again, v)
-				} else {
-					v.done <- result{err: fmt.Errorf("rolling back to a savepoint: %w", err)}
-				}
-			}
 			settle(u, r)
-			again = append(again, units[i+1:]...) // not started
+			again = append(again, units[1:]...) // not started
 			return
 		}
+		if err := exec("ROLLBACK TO SAVEPOINT unit"); err != nil {
+			settle(u, r)
+			lost(fmt.Errorf("rolling back to a savepoint: %w", err), units[i+1:])
+			return
+		}
+		clean = true
 		settle(u, r)
 	}
 	if len(in) == 0 {

@@ -242,31 +242,46 @@ func TestGroupCommitRollsBackAFailingUnitAlone(t *testing.T) {
 				return nil
 			}
 		}
-		release := hold(t, f, g)
-		txs := f.drv.txs.Load()
-		results := make([]error, 3)
-		var wg sync.WaitGroup
-		for i, name := range []string{"A", "failed", "C"} {
-			wg.Go(func() { results[i] = g.Do(f.ctx, "", unit(name, name == "failed")) })
-			waitQueued(t, g, i+1)
-		}
-		release()
-		wg.Wait()
-		if results[0] != nil || !errors.Is(results[1], errFailed) || results[2] != nil {
-			t.Fatalf("results %v: want nil, %v, nil", results, errFailed)
-		}
-		if got := f.seqs(t, org); !slices.Equal(got, []int64{1, 2}) {
-			t.Errorf("seqs %v, want [1 2]", got)
-		}
-		slices.Sort(after)
-		if !slices.Equal(after, []string{"A", "C", "once"}) {
-			t.Errorf("after-commit work %v, want A, C and once", after)
-		}
-		if !slices.Equal(before, []string{"shared"}) {
-			t.Errorf("before-commit work %v, want shared once", before)
-		}
-		if n := f.drv.txs.Load() - txs; n != 1 {
-			t.Errorf("the three units took %d transactions, want 1", n)
+		// The failing unit first (the transaction has no savepoint for it: it is rolled back
+		// whole, and the others run in the next one), in the middle, and last.
+		for failing, wantTxs := range []int64{2, 1, 1} {
+			after, before = nil, nil
+			names := []string{"A", "B", "C"}
+			names[failing] = "failed"
+			release := hold(t, f, g)
+			txs := f.drv.txs.Load()
+			results := make([]error, 3)
+			var wg sync.WaitGroup
+			for i, name := range names {
+				wg.Go(func() { results[i] = g.Do(f.ctx, "", unit(name, name == "failed")) })
+				waitQueued(t, g, i+1)
+			}
+			release()
+			wg.Wait()
+			for i, err := range results {
+				if (i == failing) != errors.Is(err, errFailed) || i != failing && err != nil {
+					t.Fatalf("unit %d failing: results %v", failing, results)
+				}
+			}
+			if got, want := f.seqs(t, org), upTo(2*(failing+1)); !slices.Equal(got, want) {
+				t.Errorf("unit %d failing: seqs %v, want %v", failing, got, want)
+			}
+			slices.Sort(after)
+			var wantAfter []string
+			for _, n := range names {
+				if n != "failed" {
+					wantAfter = append(wantAfter, n)
+				}
+			}
+			if wantAfter = append(wantAfter, "once"); !slices.Equal(after, wantAfter) {
+				t.Errorf("unit %d failing: after-commit work %v, want %v", failing, after, wantAfter)
+			}
+			if !slices.Equal(before, []string{"shared"}) {
+				t.Errorf("unit %d failing: before-commit work %v, want shared once", failing, before)
+			}
+			if n := f.drv.txs.Load() - txs; n != wantTxs {
+				t.Errorf("unit %d failing: the three units took %d transactions, want %d", failing, n, wantTxs)
+			}
 		}
 	})
 }
