@@ -6,7 +6,9 @@ package events
 
 import (
 	"context"
+	"crypto/rand"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -34,6 +36,8 @@ type Log struct {
 	access waiters // subscribers to wake when someone may have lost access
 	// bus carries wake-ups between replicas; nil when this process is alone.
 	bus *cluster.Bus
+	// replica tells this process's notifications from the other replicas'.
+	replica string
 	// Resync is how often a subscriber re-reads the table without a notification; it
 	// bounds how late an event can be when a notification is lost.
 	Resync time.Duration
@@ -52,10 +56,10 @@ func New(client *ent.Client, log *slog.Logger) *Log {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Log{client: client, log: log, Resync: 30 * time.Second, Recheck: 30 * time.Second}
+	return &Log{client: client, log: log, replica: rand.Text(), Resync: 30 * time.Second, Recheck: 30 * time.Second}
 }
 
-// channel carries "org:seq" after each append, to wake the subscribers of other replicas.
+// channel carries "org:seq:replica" after each append, to wake the subscribers of other replicas.
 const channel = "wagate_events"
 
 // Distribute makes the log wake subscribers on every replica sharing the database: each
@@ -69,10 +73,16 @@ func (l *Log) Distribute(b *cluster.Bus) error {
 		return err
 	}
 	return b.Handle(channel, func(payload string) {
-		if org, seq, ok := strings.Cut(payload, ":"); ok {
-			n, _ := strconv.ParseInt(seq, 10, 64) // 0, "not known", if malformed
-			l.feeds.notify(gid.ID(org), n)
+		org, rest, ok := strings.Cut(payload, ":")
+		if !ok {
+			return
 		}
+		seq, from, _ := strings.Cut(rest, ":")
+		if from == l.replica {
+			return // this replica handed the events to its feeds at commit, before this came
+		}
+		n, _ := strconv.ParseInt(seq, 10, 64) // 0, "not known", if malformed
+		l.feeds.notify(gid.ID(org), n)
 	})
 }
 
@@ -95,11 +105,14 @@ func (l *Log) Append(ctx context.Context, c *ent.Client, e Entry) (*ent.Event, e
 	if err != nil {
 		return nil, fmt.Errorf("numbering an event: %w", err)
 	}
-	if e.Payload == nil {
-		e.Payload = map[string]any{}
+	payload, err := canonical(e.Payload)
+	if err != nil {
+		return nil, fmt.Errorf("writing an event: %w", err)
 	}
+	// Times as the database keeps them (UTC, microseconds), so the event handed to this
+	// replica's subscribers below renders exactly as one read from the table.
 	create := c.Event.Create().SetOrganizationID(e.Org).SetSeq(seq).SetType(e.Type).
-		SetPayload(e.Payload).SetOccurredAt(e.OccurredAt)
+		SetPayload(payload).SetOccurredAt(dbTime(e.OccurredAt)).SetCreatedAt(dbTime(time.Now()))
 	if e.Session != "" {
 		create.SetSessionID(e.Session)
 	}
@@ -122,7 +135,7 @@ func (l *Log) Append(ctx context.Context, c *ent.Client, e Entry) (*ent.Event, e
 	if l.bus != nil {
 		// Delivered at commit to every replica, this one included; the latest call's payload
 		// (the highest seq) replaces the earlier ones'.
-		payload := fmt.Sprintf("%s:%d", e.Org, ev.Seq)
+		payload := fmt.Sprintf("%s:%d:%s", e.Org, ev.Seq, l.replica)
 		err := database.BeforeCommit(ctx, key, func(ctx context.Context) error {
 			return cluster.Notify(ctx, c, channel, payload)
 		})
@@ -130,11 +143,35 @@ func (l *Log) Append(ctx context.Context, c *ent.Client, e Entry) (*ent.Event, e
 			return nil, err
 		}
 	}
-	// This replica's subscribers need not wait for the notification's round trip through
-	// PostgreSQL; when it arrives, the feed has read that far and skips it.
-	database.AfterCommitOnce(ctx, key, func() { l.feeds.notify(e.Org, ev.Seq) })
+	// This replica's subscribers get the event itself at commit, without reading it back
+	// (when it does not follow what their feed has, the feed reads the table); when the
+	// notification arrives, the feed is past it and skips it.
+	if tx := ent.TxFromContext(ctx); tx != nil && tx.Client() == c {
+		database.AfterCommit(ctx, func() { l.feeds.offer(e.Org, ev.Unwrap()) })
+	} else {
+		database.AfterCommitOnce(ctx, key, func() { l.feeds.notify(e.Org, ev.Seq) })
+	}
 	return ev, nil
 }
+
+// canonical returns the payload as it reads back from its JSON column.
+func canonical(p map[string]any) (map[string]any, error) {
+	if p == nil {
+		return map[string]any{}, nil
+	}
+	b, err := json.Marshal(p)
+	if err != nil {
+		return nil, fmt.Errorf("encoding the payload: %w", err)
+	}
+	var out map[string]any
+	if err := json.Unmarshal(b, &out); err != nil {
+		return nil, fmt.Errorf("decoding the payload: %w", err)
+	}
+	return out, nil
+}
+
+// dbTime is t as the database stores it.
+func dbTime(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
 
 // wakeKey names an organization's wake-up in a transaction.
 type wakeKey struct {

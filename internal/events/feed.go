@@ -41,6 +41,26 @@ func (fs *feeds) notify(org gid.ID, seq int64) {
 	}
 }
 
+// offer hands the organization's feed, if it has one here, an event just committed on this
+// replica. The feed takes it when it is the next one it lacks; one it has read already is
+// dropped; one after a gap (an event committed elsewhere, or a concurrent commit's event
+// not handed over yet) makes it read the table, which has both.
+func (fs *feeds) offer(org gid.ID, e *ent.Event) {
+	fs.mu.Lock()
+	f := fs.m[org]
+	fs.mu.Unlock()
+	if f == nil {
+		return
+	}
+	f.mu.Lock()
+	took := f.add([]*ent.Event{e}) == 1
+	gap := !took && e.Seq > f.head
+	f.mu.Unlock()
+	if gap {
+		f.kick()
+	}
+}
+
 // notifyAll wakes every feed: hints may have been lost.
 func (fs *feeds) notifyAll() {
 	fs.mu.Lock()
@@ -180,21 +200,39 @@ func (f *feed) read(ctx context.Context) error {
 			return err
 		}
 		f.mu.Lock()
-		for _, e := range evs {
-			f.ring = append(f.ring, Delivery{Event: e, memo: &memo{}})
-		}
-		if n := len(f.ring) - ringSize; n > 0 {
-			clear(f.ring[:n])
-			f.ring = append(f.ring[:0], f.ring[n:]...)
-		}
-		f.head = evs[len(evs)-1].Seq
-		close(f.advanced)
-		f.advanced = make(chan struct{})
+		f.add(evs) // events handed over meanwhile (offer) are skipped
 		f.mu.Unlock()
 		if len(evs) < batch {
 			return nil
 		}
 	}
+}
+
+// add appends the events that continue the ring, in order, stopping at a gap, and wakes
+// the subscribers if any was added; it returns how many. f.mu must be held.
+func (f *feed) add(evs []*ent.Event) int {
+	n := 0
+	for _, e := range evs {
+		if e.Seq <= f.head {
+			continue
+		}
+		if e.Seq != f.head+1 {
+			break
+		}
+		f.ring = append(f.ring, Delivery{Event: e, memo: &memo{}})
+		f.head = e.Seq
+		n++
+	}
+	if n == 0 {
+		return 0
+	}
+	if over := len(f.ring) - ringSize; over > 0 {
+		clear(f.ring[:over])
+		f.ring = append(f.ring[:0], f.ring[over:]...)
+	}
+	close(f.advanced)
+	f.advanced = make(chan struct{})
+	return n
 }
 
 // since returns the events after seq the ring holds. ok is false when the ring no longer

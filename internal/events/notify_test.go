@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -68,6 +69,17 @@ func TestAppendNotifiesOncePerTransactionAndOrganization(t *testing.T) {
 		mu.Lock()
 		defer mu.Unlock()
 		have := slices.DeleteFunc(got, func(s string) bool { return s == "end" })
+		// "org:seq:replica": every notification names the one sending replica.
+		senders := map[string]bool{}
+		for i, p := range have {
+			org, rest, _ := strings.Cut(p, ":")
+			seq, from, _ := strings.Cut(rest, ":")
+			senders[from] = true
+			have[i] = org + ":" + seq
+		}
+		if len(senders) > 1 || senders[""] {
+			t.Errorf("notifications %q name %d senders, want one", got, len(senders))
+		}
 		slices.Sort(have)
 		slices.Sort(want)
 		if !slices.Equal(have, want) {
