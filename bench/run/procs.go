@@ -171,11 +171,20 @@ func (c cpuSet) mark(ctx context.Context) cpuMark {
 
 // since is the CPU seconds the set used after m (backends that appeared count from zero).
 func (c cpuSet) since(ctx context.Context, m cpuMark) float64 {
-	var d int64
+	total, _ := c.split(ctx, m)
+	return total
+}
+
+// split is since, and the part of it the server process used (the rest is PostgreSQL's).
+func (c cpuSet) split(ctx context.Context, m cpuMark) (total, server float64) {
+	var d, s int64
 	for p, t := range c.mark(ctx) {
 		d += t - m[p]
+		if p == c.pid {
+			s = t - m[p]
+		}
 	}
-	return float64(d) / ticksPerSecond
+	return float64(d) / ticksPerSecond, float64(s) / ticksPerSecond
 }
 
 // runtimeStats reads a Go target's /stats (goroutines, heap) or Node's process.memoryUsage().

@@ -187,6 +187,13 @@ func (r *results) tabulate() {
 		return 0 // idle CPU exceeded the window's: the estimate is meaningless
 	})
 	r.add("A-F3m", "deliveries per CPU-s with idle CPU subtracted, wagate ÷ bare", marginal, bareCPU, "", pairwise(marginal, bareCPU, div), "—", nil)
+	serverShare := r.byRound(sut, func(w window) float64 {
+		if w.CPUSeconds > 0 {
+			return w.ServerCPUSeconds / w.CPUSeconds
+		}
+		return 0
+	})
+	r.add("A-cpu", "wagate process's share of its CPU (the rest: its PostgreSQL backends)", serverShare, nil, "", serverShare, "—", nil)
 	r.add("A-F2/F4", "wagate in-memory mode ÷ Node / bare", nil, nil, "", nil, "≥ 2.0 / ≥ 0.8", nil)
 	r.add("A-L1", "latency p50 (ms), wagate", r.byRound(sut, p50), nil, "", r.byRound(sut, p50), "≤ 5", atMost(5))
 	r.add("A-L1", "latency p99 (ms), wagate", r.byRound(sut, p99), nil, "", r.byRound(sut, p99), "≤ 25", atMost(25))
