@@ -17,7 +17,7 @@
 //	BENCH_DATABASE_URL      the PostgreSQL server (postgres://postgres@127.0.0.1:5432/postgres)
 //	BENCH_PIN=0             do not pin CPUs with taskset
 //	BENCH_BUDGET            hard wall-clock limit of the whole run (10m)
-//	BENCH_PROFILE=1         save CPU profiles of wagate's first fan-out, trivial-query and ingest windows
+//	BENCH_PROFILE=1         save CPU profiles of wagate's first fan-out, trivial-query, tenant-list and ingest windows
 //	                        (bench/out/profile-*.pprof; `go tool pprof` reads them)
 package main
 

@@ -253,8 +253,8 @@ func (e *targets) queries(ctx context.Context) error {
 		for k := range cases {
 			c := cases[(k+r)%len(cases)]
 			profiled := func() {}
-			if r == 0 && c.name == "wagate trivial" {
-				profiled = e.profile(ctx, e.sut, "query-trivial", cfg.query)
+			if r == 0 && (c.name == "wagate trivial" || c.name == "wagate tenant list") {
+				profiled = e.profile(ctx, e.sut, "query-"+strings.ReplaceAll(strings.TrimPrefix(c.name, "wagate "), " ", "-"), cfg.query)
 			}
 			m := c.cpu.mark(ctx)
 			res := loadgen.Load(ctx, conc, cfg.query, c.do)
