@@ -3,11 +3,13 @@
 package wsgorilla
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -42,6 +44,9 @@ func New(allowOrigin func(r *http.Request) bool, writeTimeout time.Duration) Imp
 			Subprotocols:    []string{"graphql-transport-ws", "graphql-ws"},
 			CheckOrigin:     allowOrigin,
 			WriteBufferPool: &sync.Pool{}, // idle subscribers hold no write buffer
+			// A buffer of its own, not net/http's 4 KB one, which Accept releases: an idle
+			// subscriber only waits for a frame header. Larger messages are read past it.
+			ReadBufferSize: 512,
 		},
 		WriteTimeout: writeTimeout,
 	}
@@ -71,10 +76,12 @@ func (i Implementation) Accept(w http.ResponseWriter, r *http.Request, o transpo
 			header[k] = v
 		}
 	}
-	c, err := up.Upgrade(w, r, header)
+	hw := &hijackWriter{ResponseWriter: w}
+	c, err := up.Upgrade(hw, r, header)
 	if err != nil {
 		return nil, err
 	}
+	hw.release(up.ReadBufferSize > 0)
 	cn := &conn{c: c, writeTimeout: i.WriteTimeout}
 	if i.Open != nil {
 		i.Open.Inc()
@@ -84,6 +91,32 @@ func (i Implementation) Accept(w http.ResponseWriter, r *http.Request, o transpo
 		a.add(cn)
 	}
 	return cn, nil
+}
+
+// hijackWriter keeps the buffers net/http hands over with the connection, so that Accept
+// can release them once gorilla has upgraded it.
+type hijackWriter struct {
+	http.ResponseWriter
+	brw *bufio.ReadWriter
+}
+
+func (w *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	w.brw = brw
+	return c, brw, err
+}
+
+// release empties the hijacked reader (unless gorilla reads through it) and writer. net/http
+// keeps pointers to them for as long as the handler runs, that is, the connection's whole
+// life: each would pin a 4 KB buffer that nothing uses (gorilla/websocket#761).
+func (w *hijackWriter) release(reader bool) {
+	if w.brw == nil {
+		return
+	}
+	if reader {
+		*w.brw.Reader = bufio.Reader{} // empty: gorilla refuses data sent before the upgrade
+	}
+	*w.brw.Writer = bufio.Writer{}
 }
 
 type acceptedKey struct{}
