@@ -3,11 +3,16 @@ package wsgorilla_test
 import (
 	"bufio"
 	"bytes"
+	"context"
+	"errors"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -88,3 +93,105 @@ func TestAcceptReleasesNetHTTPBuffers(t *testing.T) {
 		}
 	}
 }
+
+// Under a server whose base context is marked with Lifetime, the handler returns once the
+// connection is upgraded; the connection's context outlives the request's and ends with
+// the marked context.
+func TestReapServesUpgradesOffTheHandlersGoroutine(t *testing.T) {
+	lifetime, end := context.WithCancel(context.Background())
+	defer end()
+	conns := make(chan context.Context, 1)
+	next := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c := accept(t, w, r)
+		if c == nil {
+			return
+		}
+		context.AfterFunc(r.Context(), func() { _ = c.Close() }) // as gqlgen does
+		conns <- r.Context()
+		for {
+			if _, _, err := c.NextReader(); err != nil {
+				return
+			}
+		}
+	})
+	requests := make(chan context.Context, 1)
+	returned := make(chan struct{})
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests <- r.Context()
+		wsgorilla.Reap(next).ServeHTTP(w, r)
+		close(returned)
+	}))
+	srv.Config.BaseContext = func(net.Listener) context.Context { return wsgorilla.Lifetime(lifetime) }
+	srv.Start()
+	defer srv.Close()
+
+	c := dial(t, srv.URL)
+	conn, request := <-conns, <-requests
+	select {
+	case <-returned:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the handler did not return after the upgrade")
+	}
+	<-request.Done() // net/http ends the request's context when the handler returns
+	if conn.Err() != nil {
+		t.Fatal("the connection's context ended with the request's")
+	}
+	if err := c.WriteMessage(websocket.TextMessage, []byte("{}")); err != nil {
+		t.Fatal(err)
+	}
+	end()
+	select {
+	case <-conn.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the connection's context outlived the server's")
+	}
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, _, err := c.ReadMessage(); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("want the connection closed, got %v", err)
+	}
+}
+
+// A panic before the upgrade reaches net/http, as if Reap had not moved the request to
+// another goroutine; one after it is logged as net/http logs those of hijacked connections.
+func TestReapPanics(t *testing.T) {
+	var mu sync.Mutex
+	var logged bytes.Buffer
+	next := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Has("before") {
+			panic("before the upgrade")
+		}
+		if c := accept(t, w, r); c != nil {
+			panic("after the upgrade")
+		}
+	})
+	srv := httptest.NewUnstartedServer(wsgorilla.Reap(next))
+	srv.Config.BaseContext = func(net.Listener) context.Context { return wsgorilla.Lifetime(context.Background()) }
+	srv.Config.ErrorLog = log.New(writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return logged.Write(p)
+	}), "", 0)
+	srv.Start()
+	defer srv.Close()
+
+	if _, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http")+"?before", nil); err == nil {
+		t.Fatal("the upgrade succeeded")
+	}
+	c := dial(t, srv.URL)
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, _, err := c.ReadMessage(); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("want the connection closed after the panic, got %v", err)
+	}
+	for _, want := range []string{"http: panic serving", "before the upgrade", "after the upgrade"} {
+		mu.Lock()
+		got := logged.String()
+		mu.Unlock()
+		if !strings.Contains(got, want) {
+			t.Errorf("the server's log lacks %q:\n%s", want, got)
+		}
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
