@@ -1,6 +1,7 @@
 package graph
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -63,7 +64,13 @@ func (s *subscription) render(ctx context.Context, d events.Delivery) *graphql.R
 	resp, _ := d.Render(s.key, func() (any, bool) {
 		s.tap.Hand(ctx, d)
 		resp := s.responses(ctx)
-		return resp, resp != nil && len(resp.Errors) == 0 && len(resp.Extensions) == 0
+		share := resp != nil && len(resp.Errors) == 0 && len(resp.Extensions) == 0
+		if share {
+			// The generated executor renders each of a subscription's responses into the same
+			// buffer: the next event would overwrite this one under the cohort still sending it.
+			resp.Data = bytes.Clone(resp.Data)
+		}
+		return resp, share
 	}).(*graphql.Response)
 	if resp == nil {
 		return nil
