@@ -42,6 +42,7 @@ import (
 	"github.com/wagate/wagate/internal/whatsapp"
 	"github.com/wagate/wagate/internal/whatsapp/sandbox"
 	"github.com/wagate/wagate/internal/whatsapp/whatsmeow"
+	"github.com/wagate/wagate/internal/wsgorilla"
 )
 
 // config is every setting; each flag has a WAGATE_* (or DATABASE_URL) variable twin, and
@@ -462,7 +463,8 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	}
 
 	// Long-lived connections (subscriptions) derive from baseCtx, so cancelling it after
-	// Shutdown ends them: http.Server.Shutdown does not close hijacked connections.
+	// Shutdown ends them: http.Server.Shutdown does not close hijacked connections. Marked as
+	// their lifetime, it lets them leave net/http's goroutines (see wsgorilla.Reap).
 	baseCtx, cancelBase := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelBase()
 	srv := &http.Server{
@@ -471,7 +473,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
 		IdleTimeout:       120 * time.Second,
-		BaseContext:       func(net.Listener) context.Context { return baseCtx },
+		BaseContext:       func(net.Listener) context.Context { return wsgorilla.Lifetime(baseCtx) },
 	}
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {

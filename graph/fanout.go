@@ -1,6 +1,7 @@
 package graph
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -37,24 +38,46 @@ func (eventFanout) InterceptOperation(ctx context.Context, next graphql.Operatio
 	if !tap.Attached() {
 		return responses
 	}
-	key := cohort(oc, viewer.FromContext(ctx))
-	return func(ctx context.Context) *graphql.Response {
-		d, ok := tap.Next(ctx)
-		if !ok {
-			return responses(ctx) // the resolver's channel is closed: this ends the stream
-		}
-		resp, _ := d.Render(key, func() (any, bool) {
-			tap.Hand(ctx, d)
-			resp := responses(ctx)
-			return resp, resp != nil && len(resp.Errors) == 0 && len(resp.Extensions) == 0
-		}).(*graphql.Response)
-		if resp == nil {
-			return nil
-		}
-		// Each subscriber gets its own copy of the envelope; the rendered data is shared.
-		own := *resp
-		return &own
+	s := &subscription{tap: tap, key: cohort(oc, viewer.FromContext(ctx)), responses: responses}
+	return s.next
+}
+
+// subscription is an event subscription eventFanout runs.
+type subscription struct {
+	tap       *events.Tap
+	key       string // its cohort
+	responses graphql.ResponseHandler
+}
+
+// next is the subscription's response handler. Kept small: an idle subscription's
+// goroutine waits in it for the next event, and keeps a stack as deep as that wait.
+func (s *subscription) next(ctx context.Context) *graphql.Response {
+	d, ok := s.tap.Next(ctx)
+	if !ok {
+		return s.responses(ctx) // the resolver's channel is closed: this ends the stream
 	}
+	return s.render(ctx, d)
+}
+
+// render returns the response to d: the one its cohort rendered, or one executed here.
+func (s *subscription) render(ctx context.Context, d events.Delivery) *graphql.Response {
+	resp, _ := d.Render(s.key, func() (any, bool) {
+		s.tap.Hand(ctx, d)
+		resp := s.responses(ctx)
+		share := resp != nil && len(resp.Errors) == 0 && len(resp.Extensions) == 0
+		if share {
+			// The generated executor renders each of a subscription's responses into the same
+			// buffer: the next event would overwrite this one under the cohort still sending it.
+			resp.Data = bytes.Clone(resp.Data)
+		}
+		return resp, share
+	}).(*graphql.Response)
+	if resp == nil {
+		return nil
+	}
+	// Each subscriber gets its own copy of the envelope; the rendered data is shared.
+	own := *resp
+	return &own
 }
 
 // cohort names what a subscription's response to an event depends on besides the event:

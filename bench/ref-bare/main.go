@@ -1,7 +1,8 @@
 // Command ref-bare is the benchmark's "limit" reference: gqlgen with the same WebSocket
-// transport as wagate (gorilla, graphql-transport-ws, the same ping interval), the same event
-// shape, and nothing else — no authentication, no database, an in-memory broker per
-// organization. The organization comes from connection_init ({"org": "..."}).
+// transport as wagate (gorilla, graphql-transport-ws, the same ping interval, connections
+// served off net/http's goroutines by wsgorilla.Reap), the same event shape, and nothing
+// else — no authentication, no database, an in-memory broker per organization. The
+// organization comes from connection_init ({"org": "..."}).
 //
 //	POST /inject {"org": "o1", "text": "..."}   publishes an event to the org's subscribers
 //	POST /query                                 GraphQL ({hello})
@@ -13,6 +14,7 @@ import (
 	"encoding/json"
 	"flag"
 	"log"
+	"net"
 	"net/http"
 	"strconv"
 	"sync"
@@ -39,10 +41,13 @@ func main() {
 	})
 	srv.AddTransport(transport.POST{})
 	mux := http.NewServeMux()
-	mux.Handle("/query", srv)
+	mux.Handle("/query", wsgorilla.Reap(srv))
 	mux.HandleFunc("POST /inject", b.inject)
 	mux.HandleFunc("GET /stats", rtstats.Handler)
-	log.Fatal(http.ListenAndServe(*addr, mux))
+	hs := &http.Server{Addr: *addr, Handler: mux, BaseContext: func(net.Listener) context.Context {
+		return wsgorilla.Lifetime(context.Background())
+	}}
+	log.Fatal(hs.ListenAndServe())
 }
 
 type orgKey struct{}

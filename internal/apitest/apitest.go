@@ -36,6 +36,7 @@ import (
 	"github.com/wagate/wagate/internal/webhook"
 	"github.com/wagate/wagate/internal/whatsapp"
 	"github.com/wagate/wagate/internal/whatsapp/sandbox"
+	"github.com/wagate/wagate/internal/wsgorilla"
 )
 
 // Server is a running API.
@@ -206,6 +207,7 @@ func New(t testing.TB, db *database.DB, options ...func(*Options)) *Server {
 	h := httpapi.New(httpCfg, httpapi.Deps{Client: db.Client, SQL: db.SQL, Auth: authn, Log: log, Manager: manager, Sandbox: net, Events: eventLog, Cluster: node,
 		Webhooks: hooks, Metrics: m})
 	ts := httptest.NewUnstartedServer(h)
+	ts.Config.BaseContext = baseContext
 	if o.SendBuffer > 0 {
 		ts.Listener = smallSendBuffers{ts.Listener, o.SendBuffer}
 	}
@@ -222,6 +224,10 @@ func New(t testing.TB, db *database.DB, options ...func(*Options)) *Server {
 	return &Server{URL: ts.URL, DB: db, Auth: authn, Clock: clock, Mail: box, Manager: manager, Sandbox: net,
 		Webhooks: hooks, Metrics: m, stop: stop}
 }
+
+// baseContext lets WebSockets leave net/http's goroutines, as in production (see
+// wsgorilla.Reap); they live until they close.
+func baseContext(net.Listener) context.Context { return wsgorilla.Lifetime(context.Background()) }
 
 type smallSendBuffers struct {
 	net.Listener

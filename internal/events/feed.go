@@ -2,6 +2,7 @@ package events
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -250,6 +251,34 @@ func (f *feed) since(seq int64, max int) (ds []Delivery, head int64, advanced <-
 	from := int(seq + 1 - f.ring[0].Event.Seq)
 	to := min(len(f.ring), from+max)
 	return append([]Delivery(nil), f.ring[from:to]...), f.head, f.advanced, true
+}
+
+// backfill returns evs, the events after some sequence number that a subscriber behind the
+// ring read from the table, as deliveries. While the ring has room, those just before its
+// first event join it, shared like the ones the feed reads: the subscribers that replay the
+// log next (a dashboard's tabs, everyone reconnecting after a deploy) find them in the ring,
+// rather than each reading the table and rendering every event on its own.
+func (f *feed) backfill(evs []*ent.Event) []Delivery {
+	ds := make([]Delivery, len(evs))
+	for i, e := range evs {
+		ds[i] = Delivery{Event: e}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	end := f.head // the ring ends at the head
+	if len(f.ring) > 0 {
+		end = f.ring[0].Event.Seq - 1
+	}
+	last := slices.IndexFunc(evs, func(e *ent.Event) bool { return e.Seq == end })
+	first := max(last+1-(ringSize-len(f.ring)), 0)
+	if last < 0 || first > last || evs[last].Seq-evs[first].Seq != int64(last-first) {
+		return ds
+	}
+	for i := first; i <= last; i++ {
+		ds[i].memo = &memo{}
+	}
+	f.ring = slices.Concat(ds[first:last+1], f.ring) // its own array: subscribers clear theirs
+	return ds
 }
 
 // Delivery is an event handed to a subscriber. Subscribers that get the same event from

@@ -108,3 +108,39 @@ func TestFeedStragglersCatchUpWithoutGapsAndLiveSubscribersShare(t *testing.T) {
 		}
 	})
 }
+
+// Subscribers replaying a log their organization's feed has not read yet share the first
+// one's read of it: the events it read from the table join the ring, and the later ones get
+// the same deliveries from there (so a cohort renders each event once).
+func TestReplaysShareTheFirstReadOfTheLog(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, db *database.DB) {
+		sys := viewer.System(context.Background(), "test")
+		org := db.Client.Organization.Create().SetName("Acme").SetSlug("acme").SaveX(sys)
+		ctx, cancel := context.WithCancel(viewer.NewContext(context.Background(), &viewer.Viewer{
+			Kind: viewer.KindUser, UserID: "usr_test", OrgID: org.ID, Role: viewer.RoleOwner,
+			Orgs: map[gid.ID]viewer.Role{org.ID: viewer.RoleOwner}}))
+		defer cancel()
+		log := events.New(db.Client, nil)
+		appendN(t, sys, db, log, org.ID, 5, event.TypeMESSAGE_RECEIVED)
+
+		first := subscribe(t, ctx, log, nil, events.Filter{})
+		read := make([]*ent.Event, 5)
+		for i := range read {
+			read[i] = first.next(t, ctx)
+		}
+		second := subscribe(t, ctx, log, nil, events.Filter{})
+		for i, want := range read {
+			if e := second.next(t, ctx); e != want {
+				t.Fatalf("event %d: the second replay read seq %d (%p) again, want the first's (%p)", i+1, e.Seq, e, want)
+			}
+		}
+		calls := subscribe(t, ctx, log, nil, events.Filter{Types: []event.Type{event.TypeCALL}})
+		appendN(t, sys, db, log, org.ID, 1, event.TypeCALL)
+		if e := calls.next(t, ctx); e.Seq != 6 {
+			t.Fatalf("a filtered replay got seq %d, want 6", e.Seq)
+		}
+		if e1, e2 := first.next(t, ctx), second.next(t, ctx); e1.Seq != 6 || e1 != e2 {
+			t.Fatalf("after the replays: seq %d and %d, want 6 from one delivery", e1.Seq, e2.Seq)
+		}
+	})
+}

@@ -163,9 +163,15 @@ func (s *stream) readTable(ctx context.Context, head int64) error {
 		}
 		return err
 	}
-	for _, e := range evs {
-		s.pending = append(s.pending, Delivery{Event: e})
-		s.last = e.Seq
+	if len(s.filter.Sessions) == 0 && len(s.filter.Types) == 0 {
+		s.pending = s.feed.backfill(evs) // all of them: what the feed itself would read
+	} else {
+		for _, e := range evs {
+			s.pending = append(s.pending, Delivery{Event: e})
+		}
+	}
+	if len(evs) > 0 {
+		s.last = evs[len(evs)-1].Seq
 	}
 	if len(evs) < batch && head > s.last {
 		s.last = head // the events between were filtered out

@@ -154,3 +154,31 @@ func TestLiveEventsRenderAsTheStoredOnes(t *testing.T) {
 		}
 	})
 }
+
+// Subscribers of one cohort replaying the log together each get every event intact: the
+// one rendering an event for the others may go on to render the next while they still
+// send it.
+func TestCohortReplayingTheLogGetsEveryEventIntact(t *testing.T) {
+	db := testdb.Open(t, "sqlite", database.Options{})
+	s := apitest.New(t, db)
+	ann := s.SignUp(t, "Ann")
+	a := connectedSandbox(t, s, ann, ann.OrgID, "A")
+	const n = 30
+	for i := range n {
+		simulate(t, s, ann, a.ID, fmt.Sprint("m", i))
+	}
+	conns := make([]*websocket.Conn, 6)
+	for i := range conns {
+		conns[i] = subscribeEvents(t, s, ann, nil) // no filter: the replays share the feed's ring
+	}
+	for _, c := range conns {
+		for i := 0; i < n; {
+			if e := nextEvent(t, c); e.Type == "MESSAGE_RECEIVED" {
+				if want := fmt.Sprint("m", i); e.Payload["text"] != want {
+					t.Fatalf("message %d: %v, want %q", i, e.Payload, want)
+				}
+				i++
+			}
+		}
+	}
+}

@@ -35,34 +35,47 @@ type observedKey struct{}
 func (e gqlExtension) InterceptOperation(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
 	m := e.m
 	oc := graphql.GetOperationContext(ctx)
-	typ, name := string(oc.Operation.Operation), m.operationNames.label(oc.Operation.Name)
-	m.gqlOperations.WithLabelValues(typ, name).Inc()
-	start := time.Now()
-	var ended func()
+	op := &operation{m: m, typ: string(oc.Operation.Operation), name: m.operationNames.label(oc.Operation.Name),
+		start: time.Now(), first: true}
+	m.gqlOperations.WithLabelValues(op.typ, op.name).Inc()
 	if oc.Operation.Operation == ast.Subscription {
 		g := m.subscriptions.WithLabelValues(rootField(oc.Operation))
 		g.Inc()
-		ended = sync.OnceFunc(g.Dec)
+		op.ended = sync.OnceFunc(g.Dec)
 		// The transport cancels a subscription's context when it ends, however it ends.
-		context.AfterFunc(ctx, ended)
+		context.AfterFunc(ctx, op.ended)
 	}
 	responses := next(ctx)
-	first := true
+	// Kept small: an idle subscription's goroutine waits below it for the next event, and
+	// keeps a stack as deep as that wait.
 	return func(ctx context.Context) *graphql.Response {
-		resp := responses(context.WithValue(ctx, observedKey{}, true))
-		if resp == nil {
-			if ended != nil {
-				ended()
-			}
-			return nil
-		}
-		if first && ended == nil {
-			m.gqlDuration.WithLabelValues(typ, name).Observe(time.Since(start).Seconds())
-		}
-		first = false
-		m.countErrors(typ, name, resp)
-		return resp
+		return op.observe(responses(context.WithValue(ctx, observedKey{}, true)))
 	}
+}
+
+// operation is one operation InterceptOperation records.
+type operation struct {
+	m         *Metrics
+	typ, name string
+	start     time.Time
+	ended     func() // a subscription's: decrements the gauge once
+	first     bool
+}
+
+// observe records resp, the operation's next response (nil: the operation is over).
+func (op *operation) observe(resp *graphql.Response) *graphql.Response {
+	if resp == nil {
+		if op.ended != nil {
+			op.ended()
+		}
+		return nil
+	}
+	if op.first && op.ended == nil {
+		op.m.gqlDuration.WithLabelValues(op.typ, op.name).Observe(time.Since(op.start).Seconds())
+	}
+	op.first = false
+	op.m.countErrors(op.typ, op.name, resp)
+	return resp
 }
 
 // InterceptResponse counts requests refused before their operation ran.

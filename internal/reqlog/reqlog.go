@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"regexp"
+	"sync"
 	"time"
 )
 
@@ -85,21 +86,28 @@ func Middleware(log *slog.Logger, observe Observer) func(http.Handler) http.Hand
 			r = r.WithContext(ctx)
 			rec := &recorder{ResponseWriter: w}
 			next.ServeHTTP(rec, r)
-			d := time.Since(start)
-			status := rec.status
-			if status == 0 {
-				status = http.StatusOK // nothing written at all
+			done := func() {
+				d := time.Since(start)
+				status := rec.status
+				if status == 0 {
+					status = http.StatusOK // nothing written at all
+				}
+				level := slog.LevelInfo
+				if quiet[r.URL.Path] {
+					level = slog.LevelDebug
+				}
+				log.LogAttrs(ctx, level, "http request", slog.String("method", r.Method),
+					slog.String("path", r.URL.Path), slog.Int("status", status),
+					slog.Duration("duration", d), slog.Int64("bytes", rec.bytes))
+				if observe != nil {
+					observe(r, status, d)
+				}
 			}
-			level := slog.LevelInfo
-			if quiet[r.URL.Path] {
-				level = slog.LevelDebug
+			if rec.conn != nil {
+				rec.conn.afterClose(done)
+				return
 			}
-			log.LogAttrs(ctx, level, "http request", slog.String("method", r.Method),
-				slog.String("path", r.URL.Path), slog.Int("status", status),
-				slog.Duration("duration", d), slog.Int64("bytes", rec.bytes))
-			if observe != nil {
-				observe(r, status, d)
-			}
+			done()
 		})
 	}
 }
@@ -110,6 +118,7 @@ type recorder struct {
 	http.ResponseWriter
 	status int
 	bytes  int64
+	conn   *hijacked // set by Hijack
 }
 
 func (w *recorder) WriteHeader(code int) {
@@ -124,7 +133,9 @@ func (w *recorder) Write(b []byte) (int, error) {
 		w.status = http.StatusOK
 	}
 	n, err := w.ResponseWriter.Write(b)
-	w.bytes += int64(n)
+	if n > 0 { // 0 after a hijack, when the line may be logged on the connection's goroutine
+		w.bytes += int64(n)
+	}
 	return n, err
 }
 
@@ -140,10 +151,48 @@ func (w *recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return nil, nil, errors.New("reqlog: the response writer cannot be hijacked")
 	}
 	c, rw, err := h.Hijack()
-	if err == nil && w.status == 0 {
+	if err != nil {
+		return c, rw, err
+	}
+	if w.status == 0 {
 		w.status = http.StatusSwitchingProtocols // the upgrade answers on the raw connection
 	}
-	return c, rw, err
+	w.conn = &hijacked{Conn: c}
+	return w.conn, rw, nil
+}
+
+// hijacked is a connection taken over from net/http (a WebSocket). Its request lasts until it
+// closes, which can be after the handler returns: wsgorilla.Reap serves a WebSocket on a
+// goroutine of its own and lets the handler return once it is upgraded.
+type hijacked struct {
+	net.Conn
+	mu     sync.Mutex
+	closed bool
+	then   func() // runs at the close
+}
+
+func (c *hijacked) Close() error {
+	err := c.Conn.Close()
+	c.mu.Lock()
+	then := c.then
+	c.closed, c.then = true, nil
+	c.mu.Unlock()
+	if then != nil {
+		then()
+	}
+	return err
+}
+
+// afterClose runs f once the connection is closed: at once if it is.
+func (c *hijacked) afterClose(f func()) {
+	c.mu.Lock()
+	if !c.closed {
+		c.then = f
+		c.mu.Unlock()
+		return
+	}
+	c.mu.Unlock()
+	f()
 }
 
 func (w *recorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }

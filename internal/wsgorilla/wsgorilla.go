@@ -3,13 +3,17 @@
 package wsgorilla
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"io"
+	"log"
+	"net"
 	"net/http"
 	"net/url"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -42,6 +46,9 @@ func New(allowOrigin func(r *http.Request) bool, writeTimeout time.Duration) Imp
 			Subprotocols:    []string{"graphql-transport-ws", "graphql-ws"},
 			CheckOrigin:     allowOrigin,
 			WriteBufferPool: &sync.Pool{}, // idle subscribers hold no write buffer
+			// A buffer of its own, not net/http's 4 KB one, which Accept releases: an idle
+			// subscriber only waits for a frame header. Larger messages are read past it.
+			ReadBufferSize: 512,
 		},
 		WriteTimeout: writeTimeout,
 	}
@@ -71,10 +78,12 @@ func (i Implementation) Accept(w http.ResponseWriter, r *http.Request, o transpo
 			header[k] = v
 		}
 	}
-	c, err := up.Upgrade(w, r, header)
+	hw := &hijackWriter{ResponseWriter: w}
+	c, err := up.Upgrade(hw, r, header)
 	if err != nil {
 		return nil, err
 	}
+	hw.release(up.ReadBufferSize > 0)
 	cn := &conn{c: c, writeTimeout: i.WriteTimeout}
 	if i.Open != nil {
 		i.Open.Inc()
@@ -86,37 +95,150 @@ func (i Implementation) Accept(w http.ResponseWriter, r *http.Request, o transpo
 	return cn, nil
 }
 
+// hijackWriter keeps the buffers net/http hands over with the connection, so that Accept
+// can release them once gorilla has upgraded it.
+type hijackWriter struct {
+	http.ResponseWriter
+	brw *bufio.ReadWriter
+}
+
+func (w *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	w.brw = brw
+	return c, brw, err
+}
+
+// release empties the hijacked reader (unless gorilla reads through it) and writer. net/http
+// keeps pointers to them for as long as the handler runs, that is, the connection's whole
+// life: each would pin a 4 KB buffer that nothing uses (gorilla/websocket#761).
+func (w *hijackWriter) release(reader bool) {
+	if w.brw == nil {
+		return
+	}
+	if reader {
+		*w.brw.Reader = bufio.Reader{} // empty: gorilla refuses data sent before the upgrade
+	}
+	*w.brw.Writer = bufio.Writer{}
+}
+
 type acceptedKey struct{}
 
 // accepted are the connections accepted while serving one request.
 type accepted struct {
-	mu    sync.Mutex
-	conns []*conn
+	mu       sync.Mutex
+	conns    []*conn
+	upgraded chan struct{} // closed at the first connection
 }
 
 func (a *accepted) add(c *conn) {
 	a.mu.Lock()
+	defer a.mu.Unlock()
 	a.conns = append(a.conns, c)
-	a.mu.Unlock()
+	if len(a.conns) == 1 {
+		close(a.upgraded)
+	}
+}
+
+func (a *accepted) closeAll() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, c := range a.conns {
+		_ = c.Close()
+	}
+}
+
+type lifetimeKey struct{}
+
+// Lifetime marks ctx, a server's base context (http.Server.BaseContext), as what ends the
+// WebSocket connections it serves, so that Reap may serve each on a goroutine of its own.
+func Lifetime(ctx context.Context) context.Context {
+	return context.WithValue(ctx, lifetimeKey{}, ctx)
 }
 
 // Reap closes the connections next accepted once it returns. gqlgen's transport returns
 // without closing the socket on some failed connection_init (a payload that is not a JSON
 // object, a read error), which would leak it, and with it the peer's resources.
+//
+// Under a server whose base context is marked with Lifetime, Reap also serves each upgrade
+// request on a new goroutine and lets net/http's return once the connection is upgraded.
+// gqlgen reads a connection for its whole life on the goroutine that serves its request: on
+// net/http's, below the server's frames and the middleware, the idle read loop is deep
+// enough to keep a 16 KB stack; on its own it keeps 8 KB. The connection then lives until
+// the marked context ends, as it would under net/http, which cancels a hijacked request's
+// context only when the server's does, or when the handler returns.
 func Reap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Upgrade") == "" {
 			next.ServeHTTP(w, r)
 			return
 		}
-		a := &accepted{}
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), acceptedKey{}, a)))
-		a.mu.Lock()
-		defer a.mu.Unlock()
-		for _, c := range a.conns {
-			_ = c.Close()
+		a := &accepted{upgraded: make(chan struct{})}
+		lifetime, ok := r.Context().Value(lifetimeKey{}).(context.Context)
+		if !ok {
+			defer a.closeAll()
+			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), acceptedKey{}, a)))
+			return
+		}
+		ctx, cancel := context.WithCancel(context.WithValue(context.WithoutCancel(r.Context()), acceptedKey{}, a))
+		// Until the upgrade the request's context still ends the connection (the client went
+		// away, the server is shutting down); afterwards, net/http cancels it when this returns.
+		untilUpgrade := context.AfterFunc(r.Context(), cancel)
+		s := &detached{a: a, next: next, w: w, r: r.WithContext(ctx), cancel: cancel,
+			stopLifetime: context.AfterFunc(lifetime, cancel), done: make(chan struct{})}
+		go s.serve()
+		select {
+		case <-a.upgraded:
+			untilUpgrade()
+		case <-s.done:
+			if s.panicked != nil {
+				panic(s.panicked) // net/http's recovery handles it, as if it had happened here
+			}
 		}
 	})
+}
+
+// detached is an upgrade request Reap serves on its own goroutine.
+type detached struct {
+	a            *accepted
+	next         http.Handler
+	w            http.ResponseWriter
+	r            *http.Request
+	cancel       context.CancelFunc
+	stopLifetime func() bool
+	done         chan struct{}
+	panicked     any // set before done is closed, only while net/http's goroutine waits
+}
+
+func (s *detached) serve() {
+	defer close(s.done)
+	defer s.cancel()
+	defer s.stopLifetime()
+	defer s.a.closeAll()
+	defer s.recover()
+	s.next.ServeHTTP(s.w, s.r)
+}
+
+// recover hands a panic to net/http's goroutine while it waits for the upgrade, and logs one
+// that happens after it as net/http would have: on a hijacked connection it only logs.
+func (s *detached) recover() {
+	p := recover()
+	if p == nil {
+		return
+	}
+	select {
+	case <-s.a.upgraded:
+	default:
+		s.panicked = p
+		return
+	}
+	if p == http.ErrAbortHandler {
+		return
+	}
+	logf := log.Printf
+	if srv, ok := s.r.Context().Value(http.ServerContextKey).(*http.Server); ok && srv.ErrorLog != nil {
+		logf = srv.ErrorLog.Printf
+	}
+	logf("http: panic serving %v: %v\n%s", s.r.RemoteAddr, p, debug.Stack())
 }
 
 type conn struct {
