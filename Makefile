@@ -18,9 +18,11 @@ build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) .
 
 ## test: vet, format check, and every test with the race detector (SQLite always;
-## PostgreSQL when reachable at TEST_DATABASE_URL or 127.0.0.1:5432, required when CI=true)
+## PostgreSQL when reachable at TEST_DATABASE_URL or 127.0.0.1:5432, required when CI=true);
+## then the memory bounds of idle subscribers, which hold only without the race detector
 test: lint test-deps
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+	$(GO) test -count=1 -run '^TestIdleSubscribersMemory$$' ./internal/httpapi
 
 ## test-deps: the pinned npm packages of the graphql-ws conformance test, when npm is present
 ## (without Node the test skips, or fails when CI=true)
