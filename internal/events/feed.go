@@ -24,13 +24,18 @@ type feeds struct {
 	m  map[gid.ID]*feed
 }
 
+// get returns the organization's feed, nil when it has no subscribers here.
+func (fs *feeds) get(org gid.ID) *feed {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	return fs.m[org]
+}
+
 // notify wakes the organization's feed, if it has one here, for the events up to seq (0:
 // not known). Events commit in sequence order and a read sees every committed one, so a
 // feed that has read seq already has nothing to read for it.
 func (fs *feeds) notify(org gid.ID, seq int64) {
-	fs.mu.Lock()
-	f := fs.m[org]
-	fs.mu.Unlock()
+	f := fs.get(org)
 	if f == nil {
 		return
 	}
@@ -47,9 +52,7 @@ func (fs *feeds) notify(org gid.ID, seq int64) {
 // dropped; one after a gap (an event committed elsewhere, or a concurrent commit's event
 // not handed over yet) makes it read the table, which has both.
 func (fs *feeds) offer(org gid.ID, e *ent.Event) {
-	fs.mu.Lock()
-	f := fs.m[org]
-	fs.mu.Unlock()
+	f := fs.get(org)
 	if f == nil {
 		return
 	}
