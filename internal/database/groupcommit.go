@@ -26,12 +26,13 @@ const retries = 5
 
 // GroupCommitter commits the work of concurrent callers together: while one transaction
 // commits, the units submitted meanwhile queue up, and the next transaction runs all of them
-// (up to a cap), each in its own savepoint, then commits once. A commit costs a disk flush
+// (up to a cap), each after the first in its own savepoint, then commits once. A commit costs a disk flush
 // and releases the row locks that order writers (an organization's event counter), so one
 // commit for many units multiplies what those writers can commit per second. Nothing waits
 // for a batch to fill: a unit submitted while nothing commits starts at once.
 //
-// A unit that fails is rolled back to its savepoint alone and gets its error; the others
+// A unit that fails is rolled back alone (to its savepoint; the first, which has none, with
+// the transaction, the others then running in the next one) and gets its error; the others
 // commit. A failed commit fails every unit of its batch. A unit that loses a deadlock or a
 // serialization conflict (units of unrelated callers share a transaction, so they take row
 // locks in no particular order) is run again in a later transaction.

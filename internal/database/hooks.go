@@ -9,8 +9,8 @@ import (
 
 // commitHooks is the work waiting for a transaction's commit: before it, in the transaction
 // (BeforeCommit), and after it (AfterCommit). A group commit gives each unit its own, merged
-// into the transaction's when the unit's savepoint is released and dropped when it is rolled
-// back, so a unit that did not commit leaves nothing behind.
+// into the transaction's when the unit succeeds and dropped when its work is rolled back, so
+// a unit that did not commit leaves nothing behind.
 type commitHooks struct {
 	tx     *ent.Tx
 	mu     sync.Mutex
@@ -122,14 +122,15 @@ func (h *commitHooks) merge(u *commitHooks) {
 // AfterCommit runs fn once the transaction in ctx has committed (never if it rolls back), or
 // at once outside a transaction. Side effects that must not outlive a rolled-back change —
 // e-mails, waking a session's sender — go through it. In a group commit, fn runs after the
-// shared commit, and never if the caller's unit was rolled back to its savepoint.
+// shared commit, and never if the caller's unit was rolled back.
 func AfterCommit(ctx context.Context, fn func()) {
 	afterCommit(ctx, nil, fn)
 }
 
 // AfterCommitOnce is AfterCommit once per transaction for each key (comparable, and of a type
 // of the caller's own): a later call with the same key replaces fn. Waking the subscribers of
-// an organization once per transaction that appends to its log goes through it.
+// an organization once per transaction, when its events cannot be handed to them, goes
+// through it.
 func AfterCommitOnce(ctx context.Context, key any, fn func()) {
 	afterCommit(ctx, key, fn)
 }

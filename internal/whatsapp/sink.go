@@ -23,8 +23,8 @@ import (
 // stored, so an engine that can makes WhatsApp deliver it again.
 //
 // Events delivered at the same time — by different sessions, or concurrent requests to
-// simulate a message — share a transaction (a group commit, each event in its own
-// savepoint): an organization's event counter row, locked from the append to the commit,
+// simulate a message — share a transaction (a group commit, each event rolled back alone if
+// it fails): an organization's event counter row, locked from the append to the commit,
 // is then held once for many events instead of once per event. A session's events, each
 // delivered after the previous one returned, stay in order.
 func (m *Manager) Deliver(ctx context.Context, sessionID string, ev Event) error {
