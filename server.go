@@ -417,9 +417,12 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		if err := authn.Distribute(node.Bus); err != nil {
 			return err
 		}
+		if err := webhooks.Distribute(node.Bus); err != nil {
+			return err
+		}
 		replicas = &whatsapp.Cluster{Bus: node.Bus, Locks: node.Locks}
 	}
-	eventLog.OnAppend = webhooks.Enqueue
+	eventLog.Webhooks = webhooks
 	var worker *webhook.Worker
 	if cfg.webhookWorkers > 0 {
 		worker = webhooks.NewWorker(webhook.WorkerOptions{Dialect: db.Dialect, Concurrency: cfg.webhookWorkers, Timeout: cfg.webhookTimeout})
@@ -432,7 +435,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		ingestLanes = 1 // SQLite: one writer at a time
 	}
 	manager := whatsapp.NewManager(db.Client, engines, whatsapp.ManagerOptions{Log: log, StartJitter: 2 * time.Second,
-		Events: eventLog, Cluster: replicas, IngestLanes: ingestLanes})
+		Events: eventLog, Cluster: replicas, IngestLanes: ingestLanes, BulkInbound: db.Dialect == entdialect.Postgres})
 	defer manager.Stop()
 	if err := manager.Start(ctx); err != nil {
 		return err

@@ -34,6 +34,7 @@ func main() {
 		},
 		Templates: []*gen.Template{
 			gen.MustParse(gen.NewTemplate("gid").ParseFiles("./template/gid.tmpl")),
+			gen.MustParse(gen.NewTemplate("bind").ParseFiles("./template/bind.tmpl")),
 		},
 	}, entc.Extensions(ex))
 	if err != nil {

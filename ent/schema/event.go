@@ -62,8 +62,10 @@ func (Event) Indexes() []ent.Index {
 	}
 }
 
+// Bind: inbound messages' events are written in bulk by a statement of wagate's own, and
+// handed to subscribers without being read back (see whatsapp's bulk ingest).
 func (Event) Annotations() []schema.Annotation {
-	return []schema.Annotation{entgql.RelayConnection()}
+	return []schema.Annotation{entgql.RelayConnection(), bindAnnotation{Enabled: true}}
 }
 
 // Events are written by the event log (a system task) only, and never changed.

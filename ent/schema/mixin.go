@@ -21,6 +21,14 @@ type gidAnnotation struct {
 
 func (gidAnnotation) Name() string { return "GID" }
 
+// bindAnnotation marks a type whose entities wagate builds from rows it wrote with statements
+// of its own; the bind template gives its client a Bind method for them.
+type bindAnnotation struct {
+	Enabled bool // an annotation without fields would read as absent in templates
+}
+
+func (bindAnnotation) Name() string { return "Bind" }
+
 // idMixin gives a type a prefixed global ID (see internal/gid).
 type idMixin struct {
 	mixin.Schema

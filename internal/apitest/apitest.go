@@ -174,7 +174,7 @@ func New(t testing.TB, db *database.DB, options ...func(*Options)) *Server {
 		eventLog.Recheck = o.Recheck
 	}
 	eventLog.WatchAccess(db.Client)
-	eventLog.OnAppend = hooks.Enqueue
+	eventLog.Webhooks = hooks
 	eventLog.Metrics = m
 	var node *cluster.Node
 	var replicas *whatsapp.Cluster
@@ -188,10 +188,13 @@ func New(t testing.TB, db *database.DB, options ...func(*Options)) *Server {
 		if err := authn.Distribute(node.Bus); err != nil {
 			t.Fatal(err)
 		}
+		if err := hooks.Distribute(node.Bus); err != nil {
+			t.Fatal(err)
+		}
 		replicas = &whatsapp.Cluster{Bus: node.Bus, Locks: node.Locks, ClaimEvery: o.ClaimEvery}
 	}
 	manager := whatsapp.NewManager(db.Client, []whatsapp.Engine{net}, whatsapp.ManagerOptions{Log: log, Now: clock.Now,
-		Events: eventLog, Cluster: replicas, IngestLanes: lanes})
+		Events: eventLog, Cluster: replicas, IngestLanes: lanes, BulkInbound: db.Dialect == dialect.Postgres})
 	if err := manager.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"log/slog"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -38,6 +39,7 @@ const retries = 5
 // locks in no particular order) is run again in a later transaction.
 type GroupCommitter struct {
 	client *ent.Client
+	log    *slog.Logger
 	max    int
 	seed   maphash.Seed
 	lanes  []*lane
@@ -52,6 +54,8 @@ type GroupCommitOptions struct {
 	// that takes the same row locks should share a key: lanes then never wait for each
 	// other, and cannot deadlock each other.
 	Lanes int
+	// Log reports bulk writes that failed (see DoBulk); nil means slog.Default().
+	Log *slog.Logger
 }
 
 // lane is a queue of units and the batches run from it, one at a time.
@@ -67,7 +71,10 @@ func NewGroupCommitter(client *ent.Client, opts GroupCommitOptions) *GroupCommit
 	if opts.MaxBatch <= 0 {
 		opts.MaxBatch = DefaultMaxBatch
 	}
-	g := &GroupCommitter{client: client, max: opts.MaxBatch, seed: maphash.MakeSeed()}
+	if opts.Log == nil {
+		opts.Log = slog.Default()
+	}
+	g := &GroupCommitter{client: client, log: opts.Log, max: opts.MaxBatch, seed: maphash.MakeSeed()}
 	for range max(1, opts.Lanes) {
 		g.lanes = append(g.lanes, &lane{g: g})
 	}
@@ -81,11 +88,23 @@ const (
 )
 
 type unit struct {
-	ctx   context.Context
-	fn    func(context.Context, *ent.Client) error
+	ctx context.Context
+	fn  func(context.Context, *ent.Client) error
+	// bulk, when set, writes the unit's item together with the other items of its batch
+	// (see DoBulk); fn is then the way to write it alone.
+	bulk  BulkWriter
+	item  any
 	state atomic.Int32
 	tries int
 	done  chan result
+}
+
+// BulkWriter writes the items of many units at once, in fewer statements than one by one.
+type BulkWriter interface {
+	// WriteBulk stores items, all or none, and commits them before it returns: it runs
+	// outside any transaction, with client. Its work after the commit (notifications to
+	// this process) is its own. An error means that nothing was stored.
+	WriteBulk(ctx context.Context, client *ent.Client, items []any) error
 }
 
 type result struct {
@@ -105,10 +124,27 @@ func (g *GroupCommitter) Do(ctx context.Context, key string, fn func(ctx context
 	if ent.TxFromContext(ctx) != nil {
 		return InTx(ctx, g.client, fn)
 	}
+	return g.submit(ctx, key, &unit{ctx: ctx, fn: fn})
+}
+
+// DoBulk is Do for work that w can do for many callers at once: the items of one batch's
+// callers that share w are written by one call of w, before the batch's transaction and
+// outside it (a statement that commits on its own holds its row locks for less time, and
+// costs no BEGIN and COMMIT round trips). When that call fails, each of those callers' fn
+// runs in the transaction instead, so that only the item at fault fails (fn must store
+// item exactly as w would). With a transaction in ctx already, fn runs in it.
+func (g *GroupCommitter) DoBulk(ctx context.Context, key string, w BulkWriter, item any, fn func(ctx context.Context, tx *ent.Client) error) error {
+	if ent.TxFromContext(ctx) != nil {
+		return InTx(ctx, g.client, fn)
+	}
+	return g.submit(ctx, key, &unit{ctx: ctx, fn: fn, bulk: w, item: item})
+}
+
+func (g *GroupCommitter) submit(ctx context.Context, key string, u *unit) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	u := &unit{ctx: ctx, fn: fn, done: make(chan result, 1)}
+	u.done = make(chan result, 1)
 	g.lanes[maphash.String(g.seed, key)%uint64(len(g.lanes))].push(u)
 	var r result
 	select {
@@ -187,9 +223,6 @@ func (l *lane) run(batch []*unit) {
 		}
 		units = append(units, u)
 	}
-	if len(units) == 0 {
-		return
-	}
 	var (
 		again []*unit // to run in a later batch
 		in    []*unit // units whose work the transaction holds
@@ -199,6 +232,10 @@ func (l *lane) run(batch []*unit) {
 			l.requeue(again)
 		}
 	}()
+	units, again = l.writeBulk(units)
+	if len(units) == 0 {
+		return
+	}
 	// settle ends a unit whose work was rolled back, or queues it again when its error is
 	// worth a retry.
 	settle := func(u *unit, r result) {
@@ -299,6 +336,69 @@ func (l *lane) run(batch []*unit) {
 	for _, u := range in {
 		u.done <- result{}
 	}
+}
+
+// writeBulk writes the bulk units among units, each writer's in one call, and returns the
+// units left for the transaction (those of writers that failed among them) and those to
+// retry later (those of writers that lost a deadlock).
+func (l *lane) writeBulk(units []*unit) (rest, again []*unit) {
+	var groups map[BulkWriter][]*unit
+	var order []BulkWriter
+	for _, u := range units {
+		if u.bulk == nil {
+			rest = append(rest, u)
+			continue
+		}
+		if groups == nil {
+			groups = map[BulkWriter][]*unit{}
+		}
+		if _, ok := groups[u.bulk]; !ok {
+			order = append(order, u.bulk)
+		}
+		groups[u.bulk] = append(groups[u.bulk], u)
+	}
+	for _, w := range order {
+		us := groups[w]
+		items := make([]any, len(us))
+		for i, u := range us {
+			items[i] = u.item
+		}
+		err := writeBulk(w, l.g.client, items)
+		switch {
+		case err == nil:
+			for _, u := range us {
+				u.done <- result{}
+			}
+		case Retryable(err):
+			for _, u := range us {
+				if u.tries < retries {
+					u.tries++
+					again = append(again, u)
+				} else {
+					u.done <- result{err: err}
+				}
+			}
+		default:
+			// Each runs alone in the transaction, where the one at fault fails by itself.
+			l.g.log.Warn("bulk write failed; writing its items one by one", "items", len(items), "err", err)
+			for _, u := range us {
+				u.bulk, u.item = nil, nil
+			}
+			rest = append(rest, us...)
+		}
+	}
+	return rest, again
+}
+
+// writeBulk calls w, turning a panic into an error: each item then runs alone, and the
+// one at fault panics in its own caller.
+func writeBulk(w BulkWriter, c *ent.Client, items []any) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("bulk write panicked: %v", v)
+		}
+	}()
+	return w.WriteBulk(context.Background(), c, items)
 }
 
 // call runs a unit's function, turning a panic into a result its caller re-panics with.

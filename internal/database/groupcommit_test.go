@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -631,6 +632,105 @@ func TestInTxCommitHooks(t *testing.T) {
 		}
 		if got := f.seqs(t, org); !slices.Equal(got, upTo(3)) {
 			t.Errorf("seqs %v, want 1..3", got)
+		}
+	})
+}
+
+// fakeBulk is a BulkWriter that records its calls and fails as told.
+type fakeBulk struct {
+	mu    sync.Mutex
+	calls [][]any
+	fail  []error // what the next calls return (then nil)
+	panic bool    // the next call panics
+}
+
+func (w *fakeBulk) WriteBulk(_ context.Context, _ *ent.Client, items []any) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.calls = append(w.calls, items)
+	if w.panic {
+		w.panic = false
+		panic("bulk bug")
+	}
+	if len(w.fail) > 0 {
+		err := w.fail[0]
+		w.fail = w.fail[1:]
+		return err
+	}
+	return nil
+}
+
+// Bulk units queued together are written by one call of their writer, outside any
+// transaction. When the call fails, each unit runs its own function in the batch's
+// transaction, so that only the one at fault fails; when it panics, likewise; when it lost a
+// deadlock, the units are written in bulk again.
+func TestGroupCommitBulk(t *testing.T) {
+	eachDialect(t, func(t *testing.T, f *fixture) {
+		org := f.org(t)
+		g := database.NewGroupCommitter(f.db.Client, database.GroupCommitOptions{Log: slog.New(slog.DiscardHandler)})
+		errBad := errors.New("a bad item")
+		deadlock := &pq.Error{Code: "40P01", Message: "deadlock detected"}
+		for _, c := range []struct {
+			name       string
+			w          *fakeBulk
+			calls      int   // of the writer
+			txs        int64 // transactions the units took
+			seqs       int   // events their functions appended
+			failedUnit bool  // the item "bad" fails
+		}{
+			{name: "written together", w: &fakeBulk{}, calls: 1},
+			{name: "failed", w: &fakeBulk{fail: []error{errors.New("a constraint")}}, calls: 1, txs: 1, seqs: 2, failedUnit: true},
+			{name: "panicked", w: &fakeBulk{panic: true}, calls: 1, txs: 1, seqs: 2, failedUnit: true},
+			{name: "deadlocked", w: &fakeBulk{fail: []error{deadlock}}, calls: 2},
+		} {
+			t.Run(c.name, func(t *testing.T) {
+				before := len(f.seqs(t, org))
+				release := hold(t, f, g)
+				txs := f.drv.txs.Load()
+				items := []string{"a", "bad", "c"}
+				results := make([]error, len(items))
+				var wg sync.WaitGroup
+				for i, item := range items {
+					wg.Go(func() {
+						results[i] = g.DoBulk(f.ctx, "", c.w, item, func(ctx context.Context, tx *ent.Client) error {
+							if item == "bad" {
+								return errBad
+							}
+							return f.appendTo(org)(ctx, tx)
+						})
+					})
+					waitQueued(t, g, i+1)
+				}
+				release()
+				wg.Wait()
+				for i, err := range results {
+					if wantErr := c.failedUnit && items[i] == "bad"; wantErr != errors.Is(err, errBad) || !wantErr && err != nil {
+						t.Errorf("item %s: %v", items[i], err)
+					}
+				}
+				if len(c.w.calls) != c.calls {
+					t.Fatalf("%d calls of the writer, want %d", len(c.w.calls), c.calls)
+				}
+				for _, call := range c.w.calls {
+					if !slices.Equal(call, []any{"a", "bad", "c"}) {
+						t.Errorf("the writer got %v, want the three items in order", call)
+					}
+				}
+				if n := f.drv.txs.Load() - txs; n != c.txs {
+					t.Errorf("%d transactions, want %d", n, c.txs)
+				}
+				if n := len(f.seqs(t, org)) - before; n != c.seqs {
+					t.Errorf("%d events appended by the units' functions, want %d", n, c.seqs)
+				}
+			})
+		}
+		// In a transaction, a unit's function runs in it; the writer has nothing to do.
+		w := &fakeBulk{}
+		err := database.InTx(f.ctx, f.db.Client, func(ctx context.Context, c *ent.Client) error {
+			return g.DoBulk(ctx, "", w, "x", f.appendTo(org))
+		})
+		if err != nil || len(w.calls) != 0 {
+			t.Fatalf("in a transaction: %v, %d calls of the writer", err, len(w.calls))
 		}
 	})
 }

@@ -44,9 +44,8 @@ type Log struct {
 	// Recheck is how often a subscriber's access is checked again without a hint (see
 	// WatchAccess): it bounds how late an expired credential, or a lost hint, ends a stream.
 	Recheck time.Duration
-	// OnAppend, when set, runs in the transaction of every appended event; its error rolls
-	// the change back. The server sets it to enqueue webhook deliveries.
-	OnAppend func(ctx context.Context, c *ent.Client, ev *ent.Event) error
+	// Webhooks, when set, enqueues the webhook deliveries of appended events.
+	Webhooks Enqueuer
 	// Metrics counts events committed and delivered to subscribers; nil counts nothing.
 	Metrics *metrics.Metrics
 }
@@ -105,14 +104,14 @@ func (l *Log) Append(ctx context.Context, c *ent.Client, e Entry) (*ent.Event, e
 	if err != nil {
 		return nil, fmt.Errorf("numbering an event: %w", err)
 	}
-	payload, err := canonical(e.Payload)
+	payload, err := Canonical(e.Payload)
 	if err != nil {
 		return nil, fmt.Errorf("writing an event: %w", err)
 	}
 	// Times as the database keeps them (UTC, microseconds), so the event handed to this
 	// replica's subscribers below renders exactly as one read from the table.
 	create := c.Event.Create().SetOrganizationID(e.Org).SetSeq(seq).SetType(e.Type).
-		SetPayload(payload).SetOccurredAt(dbTime(e.OccurredAt)).SetCreatedAt(dbTime(time.Now()))
+		SetPayload(payload).SetOccurredAt(DBTime(e.OccurredAt)).SetCreatedAt(DBTime(time.Now()))
 	if e.Session != "" {
 		create.SetSessionID(e.Session)
 	}
@@ -123,8 +122,8 @@ func (l *Log) Append(ctx context.Context, c *ent.Client, e Entry) (*ent.Event, e
 	if err != nil {
 		return nil, fmt.Errorf("writing an event: %w", err)
 	}
-	if l.OnAppend != nil {
-		if err := l.OnAppend(ctx, c, ev); err != nil {
+	if l.Webhooks != nil {
+		if err := l.Webhooks.Enqueue(ctx, c, ev); err != nil {
 			return nil, err
 		}
 	}
@@ -154,8 +153,57 @@ func (l *Log) Append(ctx context.Context, c *ent.Client, e Entry) (*ent.Event, e
 	return ev, nil
 }
 
-// canonical returns the payload as it reads back from its JSON column.
-func canonical(p map[string]any) (map[string]any, error) {
+// Enqueuer writes the webhook deliveries of events (the webhook service).
+type Enqueuer interface {
+	// Enqueue writes ev's deliveries with c, the client of ev's transaction, so that they
+	// commit with the event or not at all. Append calls it for every event.
+	Enqueue(ctx context.Context, c *ent.Client, ev *ent.Event) error
+	// Targets returns the webhooks that may want org's events of type typ, for a writer that
+	// appends events and their deliveries in one statement (whatsapp's bulk ingest). The
+	// list may be a little stale, so that statement checks each webhook again: a webhook
+	// created on another replica a moment ago can be missing.
+	Targets(ctx context.Context, org gid.ID) ([]Target, error)
+	// Enqueued wakes the deliverers after such a writer committed deliveries.
+	Enqueued()
+}
+
+// Target is an enabled webhook and the event types it wants.
+type Target struct {
+	Webhook gid.ID
+	Types   []string
+}
+
+// Bulk is what a writer that appends events itself, in statements of its own, follows to
+// write the log as Append does (see whatsapp's bulk ingest): events numbered by the
+// organization's counter row, which the statement locks until it commits; payloads in
+// Canonical form and times in DBTime form; after the commit, Committed.
+type Bulk struct {
+	// Channel and Sender make the notification that wakes other replicas: "org:seq:sender"
+	// on Channel, with the highest seq the statement appended; no notification when Channel
+	// is "" (one process).
+	Channel, Sender string
+}
+
+// Bulk returns the conventions of this log for writers that append events themselves.
+func (l *Log) Bulk() Bulk {
+	if l.bus == nil {
+		return Bulk{}
+	}
+	return Bulk{Channel: channel, Sender: l.replica}
+}
+
+// Committed does for events that a writer appended itself what Append does at commit:
+// counts them, and hands them to this replica's subscribers. They must be in the order of
+// their sequence numbers within each organization.
+func (l *Log) Committed(evs []*ent.Event) {
+	for _, ev := range evs {
+		l.Metrics.EventIngested(string(ev.Type))
+		l.feeds.offer(ev.OrganizationID, ev)
+	}
+}
+
+// Canonical returns the payload as it reads back from its JSON column.
+func Canonical(p map[string]any) (map[string]any, error) {
 	if p == nil {
 		return map[string]any{}, nil
 	}
@@ -170,8 +218,8 @@ func canonical(p map[string]any) (map[string]any, error) {
 	return out, nil
 }
 
-// dbTime is t as the database stores it.
-func dbTime(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
+// DBTime is t as the database stores it.
+func DBTime(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
 
 // wakeKey names an organization's wake-up in a transaction.
 type wakeKey struct {

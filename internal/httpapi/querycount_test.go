@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"context"
+	"database/sql"
 	"strings"
 	"sync"
 	"testing"
@@ -14,7 +15,7 @@ import (
 	"github.com/wagate/wagate/internal/testdb"
 )
 
-// recorder is an ent driver that remembers the statements it runs.
+// recorder is an ent driver that remembers the statements it runs, in transactions too.
 type recorder struct {
 	dialect.Driver
 	// requests, when set, leaves out the statements no HTTP request runs (after-commit
@@ -24,15 +25,77 @@ type recorder struct {
 	stmts    []string
 }
 
-func (r *recorder) Query(ctx context.Context, query string, args, v any) error {
-	r.record(ctx, query)
-	return r.Driver.Query(ctx, query, args, v)
+// recording records what one connection of the driver runs: the driver itself, or a
+// transaction.
+type recording struct {
+	eq connection
+	r  *recorder
 }
 
-func (r *recorder) Exec(ctx context.Context, query string, args, v any) error {
-	r.record(ctx, query)
-	return r.Driver.Exec(ctx, query, args, v)
+// connection is what ent's SQL driver and its transactions offer.
+type connection interface {
+	dialect.ExecQuerier
+	ExecContext(context.Context, string, ...any) (sql.Result, error)
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
 }
+
+func (c recording) Query(ctx context.Context, query string, args, v any) error {
+	c.r.record(ctx, query)
+	return c.eq.Query(ctx, query, args, v)
+}
+
+func (c recording) Exec(ctx context.Context, query string, args, v any) error {
+	c.r.record(ctx, query)
+	return c.eq.Exec(ctx, query, args, v)
+}
+
+func (c recording) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	c.r.record(ctx, q)
+	return c.eq.ExecContext(ctx, q, args...)
+}
+
+func (c recording) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	c.r.record(ctx, q)
+	return c.eq.QueryContext(ctx, q, args...)
+}
+
+// recordingDriver is the driver recording: ent.Client's ExecContext and QueryContext need
+// the methods on the driver itself.
+type recordingDriver struct {
+	recording
+	*recorder
+}
+
+func (d recordingDriver) Query(ctx context.Context, query string, args, v any) error {
+	return d.recording.Query(ctx, query, args, v)
+}
+
+func (d recordingDriver) Exec(ctx context.Context, query string, args, v any) error {
+	return d.recording.Exec(ctx, query, args, v)
+}
+
+// Tx records the statements of transactions, their BEGIN and COMMIT included.
+func (d recordingDriver) Tx(ctx context.Context) (dialect.Tx, error) {
+	tx, err := d.Driver.Tx(ctx)
+	if err != nil {
+		return nil, err
+	}
+	d.record(ctx, "BEGIN")
+	return &recordingTx{recording: recording{eq: tx.(connection), r: d.recorder}, tx: tx, ctx: ctx}, nil
+}
+
+type recordingTx struct {
+	recording
+	tx  dialect.Tx
+	ctx context.Context
+}
+
+func (t *recordingTx) Commit() error {
+	t.r.record(t.ctx, "COMMIT")
+	return t.tx.Commit()
+}
+
+func (t *recordingTx) Rollback() error { return t.tx.Rollback() }
 
 func (r *recorder) record(ctx context.Context, q string) {
 	if r.requests && reqlog.ID(ctx) == "" {
@@ -48,7 +111,7 @@ func recordingDB(t *testing.T, dialectName string) (*database.DB, *recorder) {
 	rec := &recorder{}
 	db := testdb.Open(t, dialectName, database.Options{WrapDriver: func(drv dialect.Driver) dialect.Driver {
 		rec.Driver = drv
-		return rec
+		return recordingDriver{recording: recording{eq: drv.(connection), r: rec}, recorder: rec}
 	}})
 	return db, rec
 }
@@ -186,5 +249,39 @@ func TestListsReadAPageWithoutDistinct(t *testing.T) {
 		if !found {
 			t.Errorf("%s: no statement read the table", table)
 		}
+	}
+}
+
+// On PostgreSQL a received message is stored by one statement, which commits on its own (no
+// BEGIN, no COMMIT): a simulated message costs the session's look-up, that statement and the
+// mutation's read of the message. An organization's webhooks are looked up once after they
+// change, not per message, and their deliveries are written by the same statement.
+func TestInboundMessageStatements(t *testing.T) {
+	db, rec := recordingDB(t, "postgres")
+	s := apitest.New(t, db)
+	ann := s.SignUp(t, "Ann")
+	a := connectedSandbox(t, s, ann, ann.OrgID, "A")
+	simulate(t, s, ann, a.ID, "warm") // the organization's webhooks are looked up: none
+	expect := func(what string, n int) {
+		t.Helper()
+		rec.reset()
+		simulate(t, s, ann, a.ID, what)
+		stmts := rec.reset()
+		if len(stmts) != n || !strings.Contains(stmts[len(stmts)-2], "INSERT INTO events") {
+			t.Fatalf("%s: %d statements, want %d, the last but one storing the message and its event:\n%s",
+				what, len(stmts), n, strings.Join(stmts, "\n"))
+		}
+		for _, stmt := range stmts {
+			if stmt == "BEGIN" {
+				t.Fatalf("%s: a transaction:\n%s", what, strings.Join(stmts, "\n"))
+			}
+		}
+	}
+	expect("no webhooks", 3)
+	hook, _ := createWebhook(t, s, ann, "https://example.com/hook", "MESSAGE_RECEIVED")
+	expect("the first after a webhook was created", 4) // + the webhooks' look-up
+	expect("the second", 3)
+	if w := getWebhook(t, s, ann, hook); w.Deliveries.TotalCount != 2 {
+		t.Fatalf("%d deliveries, want 2", w.Deliveries.TotalCount)
 	}
 }

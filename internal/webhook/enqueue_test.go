@@ -33,7 +33,7 @@ func TestEnqueueIsPartOfTheEventsTransaction(t *testing.T) {
 		mk([]string{"SESSION_STATUS"}, true)    // another type
 		mk([]string{"MESSAGE_RECEIVED"}, false) // disabled
 		log := events.New(db.Client, nil)
-		log.OnAppend = svc.Enqueue
+		log.Webhooks = svc
 		appendEvent := func(fail bool) error {
 			return database.InTx(ctx, db.Client, func(ctx context.Context, c *ent.Client) error {
 				_, err := log.Append(ctx, c, events.Entry{Org: org.ID, Type: event.TypeMESSAGE_RECEIVED, OccurredAt: time.Now()})

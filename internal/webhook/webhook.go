@@ -52,10 +52,12 @@ type Service struct {
 	client *ent.Client
 	opts   Options
 	// wake tells this process's workers that deliveries were enqueued.
-	wake chan struct{}
+	wake     chan struct{}
+	interest *interest
 }
 
-// New returns the service.
+// New returns the service, and installs on client the hooks that keep its cache of
+// organizations' webhooks current (see watchChanges).
 func New(client *ent.Client, opts Options) *Service {
 	if opts.Keys == nil {
 		panic("webhook: Options.Keys is required")
@@ -72,7 +74,11 @@ func New(client *ent.Client, opts Options) *Service {
 	if opts.Log == nil {
 		opts.Log = slog.Default()
 	}
-	return &Service{client: client, opts: opts, wake: make(chan struct{}, 1)}
+	s := &Service{client: client, opts: opts, wake: make(chan struct{}, 1), interest: newInterest(opts.Now)}
+	if client != nil { // nil in tests of the address guard
+		s.watchChanges(client)
+	}
+	return s
 }
 
 func (s *Service) now() time.Time { return s.opts.Now() }

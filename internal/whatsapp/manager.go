@@ -39,6 +39,9 @@ type ManagerOptions struct {
 	// sends came to (the outbox) may run at once, each for its share of the organizations;
 	// 0 means 1.
 	IngestLanes int
+	// BulkInbound stores received messages many at a time, in one statement per batch
+	// (see bulkInbound). PostgreSQL only.
+	BulkInbound bool
 }
 
 // Manager owns the live runtimes of this process: it connects sessions, persists what their
@@ -46,6 +49,7 @@ type ManagerOptions struct {
 type Manager struct {
 	client  *ent.Client
 	ingest  *database.GroupCommitter // stores what engines report, and send outcomes, with their events
+	bulk    *bulkInbound             // nil: received messages are stored one by one
 	engines map[string]Engine
 	opts    ManagerOptions
 	log     *slog.Logger
@@ -114,10 +118,13 @@ func NewManager(client *ent.Client, engines []Engine, opts ManagerOptions) *Mana
 		opts.Events = events.New(client, opts.Log)
 	}
 	ctx, cancel := context.WithCancel(viewer.System(context.Background(), "session-runtime"))
-	m := &Manager{client: client, ingest: database.NewGroupCommitter(client, database.GroupCommitOptions{Lanes: opts.IngestLanes}),
+	m := &Manager{client: client, ingest: database.NewGroupCommitter(client, database.GroupCommitOptions{Lanes: opts.IngestLanes, Log: opts.Log}),
 		engines: map[string]Engine{}, opts: opts, log: opts.Log,
 		ctx: ctx, cancel: cancel, live: map[gid.ID]*live{}, waiters: map[gid.ID]chan struct{}{},
 		pokes: make(chan gid.ID, 256)}
+	if opts.BulkInbound {
+		m.bulk = &bulkInbound{log: opts.Events}
+	}
 	for _, e := range engines {
 		m.engines[e.Name()] = e
 	}

@@ -52,18 +52,33 @@ func (m *Manager) Deliver(ctx context.Context, sessionID string, ev Event) error
 		}
 		return nil // PAIRED is logged with the pairing itself
 	}
-	err = m.ingest.Do(ctx, string(org), func(ctx context.Context, c *ent.Client) error {
-		entry, err := m.store(ctx, c, org, id, ev)
-		if err != nil || entry == nil {
-			return err
-		}
-		entry.Org, entry.Session = org, id
-		_, err = m.opts.Events.Append(ctx, c, *entry)
-		return err
-	})
+	if in, ok := ev.(Inbound); ok && m.bulk != nil && !in.Edit && !in.Revoke {
+		r := newReceived(org, id, in)
+		err = m.ingest.DoBulk(ctx, string(org), m.bulk, r, func(ctx context.Context, c *ent.Client) error {
+			return m.appendTo(ctx, c, org, id, r.store)
+		})
+	} else {
+		err = m.ingest.Do(ctx, string(org), func(ctx context.Context, c *ent.Client) error {
+			return m.appendTo(ctx, c, org, id, func(ctx context.Context, c *ent.Client) (*events.Entry, error) {
+				return m.store(ctx, c, org, id, ev)
+			})
+		})
+	}
 	if err != nil {
 		m.log.Error("storing session event", "session", id, "type", fmt.Sprintf("%T", ev), "err", err)
 	}
+	return err
+}
+
+// appendTo runs store, and appends the event-log entry it returns (nil: none) to the log of
+// session id of org.
+func (m *Manager) appendTo(ctx context.Context, c *ent.Client, org, id gid.ID, store func(context.Context, *ent.Client) (*events.Entry, error)) error {
+	entry, err := store(ctx, c)
+	if err != nil || entry == nil {
+		return err
+	}
+	entry.Org, entry.Session = org, id
+	_, err = m.opts.Events.Append(ctx, c, *entry)
 	return err
 }
 
@@ -160,40 +175,82 @@ func (m *Manager) inbound(ctx context.Context, c *ent.Client, org, id gid.ID, in
 	if in.Edit || in.Revoke {
 		return m.amend(ctx, c, id, in)
 	}
-	name := ""
-	if !in.IsGroup && !in.FromMe {
-		name = in.PushName
-	}
-	direction, status, typ := message.DirectionINBOUND, message.StatusDELIVERED, event.TypeMESSAGE_RECEIVED
+	return newReceived(org, id, in).store(ctx, c)
+}
+
+// received is what storing a received message writes — the message, its chat, its event —
+// worked out once for both ways of writing it: store, one message in a transaction, and
+// bulkInbound, many messages in one statement.
+type received struct {
+	msg, event, chat gid.ID // the IDs of the rows to insert
+	org, session     gid.ID
+	in               Inbound
+	direction        message.Direction
+	status           message.Status
+	typ              event.Type
+	chatName         string // "" leaves the chat's name as it is
+	senderPhone      *string
+	extra            map[string]any
+	at               time.Time // when it was stored (created_at)
+}
+
+func newReceived(org, session gid.ID, in Inbound) received {
+	r := received{msg: message.DefaultID(), event: event.DefaultID(), chat: chat.DefaultID(), org: org, session: session, in: in,
+		direction: message.DirectionINBOUND, status: message.StatusDELIVERED, typ: event.TypeMESSAGE_RECEIVED,
+		senderPhone: nonEmpty(PhoneOf(firstPhone(in.Sender, in.SenderAlt))), extra: extra(in),
+		at: events.DBTime(time.Now())}
 	if in.FromMe { // sent from the phone itself
-		direction, status, typ = message.DirectionOUTBOUND, message.StatusSENT, event.TypeMESSAGE_SENT
+		r.direction, r.status, r.typ = message.DirectionOUTBOUND, message.StatusSENT, event.TypeMESSAGE_SENT
 	}
-	create := c.Message.Create().SetOrganizationID(org).SetSessionID(id).SetChatJid(in.Chat).
-		SetSenderJid(in.Sender).SetNillableSenderPhone(nonEmpty(PhoneOf(firstPhone(in.Sender, in.SenderAlt)))).
-		SetPushName(in.PushName).SetFromMe(in.FromMe).SetDirection(direction).SetKind(message.Kind(in.Kind)).
-		SetNillableText(nonEmpty(in.Text)).SetStatus(status).SetWaMessageID(in.ID).SetTimestamp(in.Timestamp).
+	if !in.IsGroup && !in.FromMe {
+		r.chatName = in.PushName
+	}
+	r.in.Timestamp = events.DBTime(in.Timestamp)
+	return r
+}
+
+// entry is the message's event-log entry.
+func (r received) entry() *events.Entry {
+	in := r.in
+	return &events.Entry{Org: r.org, Session: r.session, Type: r.typ, Message: r.msg, OccurredAt: in.Timestamp,
+		Payload: map[string]any{
+			"messageId": r.msg, "waMessageId": in.ID, "chatJID": in.Chat, "senderJID": in.Sender,
+			"kind": in.Kind, "text": in.Text, "fromMe": in.FromMe,
+		}}
+}
+
+// store writes the message and its chat with c, and returns the event-log entry to append
+// (nil when the message was stored before).
+func (r received) store(ctx context.Context, c *ent.Client) (*events.Entry, error) {
+	in := r.in
+	create := c.Message.Create().SetID(r.msg).SetCreatedAt(r.at).SetUpdatedAt(r.at).
+		SetOrganizationID(r.org).SetSessionID(r.session).SetChatJid(in.Chat).
+		SetSenderJid(in.Sender).SetNillableSenderPhone(r.senderPhone).
+		SetPushName(in.PushName).SetFromMe(in.FromMe).SetDirection(r.direction).SetKind(message.Kind(in.Kind)).
+		SetNillableText(nonEmpty(in.Text)).SetStatus(r.status).SetWaMessageID(in.ID).SetTimestamp(in.Timestamp).
 		SetNillableReplyTo(nonEmpty(in.ReplyTo)).SetNillableTargetWaID(nonEmpty(in.TargetID)).
-		SetExtra(extra(in))
+		SetExtra(r.extra)
 	if in.Media != nil {
 		create.SetMediaDescriptor(in.Media.Descriptor).SetNillableMediaMime(nonEmpty(in.Media.MimeType)).
 			SetNillableMediaName(nonEmpty(in.Media.FileName)).SetMediaSize(in.Media.Size)
 	}
 	// A message seen before inserts nothing, and returns no row (one statement instead of a
 	// look-up first: this runs for every message received).
-	msgID, err := create.OnConflictColumns(message.FieldSessionID, message.FieldWaMessageID).DoNothing().ID(ctx)
+	_, err := create.OnConflictColumns(message.FieldSessionID, message.FieldWaMessageID).DoNothing().ID(ctx)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("storing message: %w", err)
 	}
-	err = c.Chat.Create().SetOrganizationID(org).SetSessionID(id).SetJid(in.Chat).SetName(name).
+	err = c.Chat.Create().SetID(r.chat).SetCreatedAt(r.at).SetUpdatedAt(r.at).
+		SetOrganizationID(r.org).SetSessionID(r.session).SetJid(in.Chat).SetName(r.chatName).
 		SetIsGroup(in.IsGroup).SetLastMessageAt(in.Timestamp).SetUnreadCount(unread(in)).
 		OnConflictColumns(chat.FieldSessionID, chat.FieldJid).
 		Update(func(u *ent.ChatUpsert) {
-			u.SetLastMessageAt(in.Timestamp).SetUpdatedAt(time.Now())
-			if name != "" {
-				u.SetName(name)
+			u.SetLastMessageAt(in.Timestamp).SetUpdatedAt(r.at)
+			if r.chatName != "" {
+				u.SetName(r.chatName)
 			}
 			if !in.FromMe {
 				u.AddUnreadCount(1)
@@ -202,10 +259,7 @@ func (m *Manager) inbound(ctx context.Context, c *ent.Client, org, id gid.ID, in
 	if err != nil {
 		return nil, fmt.Errorf("storing chat: %w", err)
 	}
-	return &events.Entry{Type: typ, Message: msgID, OccurredAt: in.Timestamp, Payload: map[string]any{
-		"messageId": msgID, "waMessageId": in.ID, "chatJID": in.Chat, "senderJID": in.Sender,
-		"kind": in.Kind, "text": in.Text, "fromMe": in.FromMe,
-	}}, nil
+	return r.entry(), nil
 }
 
 func unread(in Inbound) int {
