@@ -297,6 +297,12 @@ func invalidInitPayload(msg []byte) bool {
 	return json.Unmarshal(m.Payload, &p) != nil
 }
 
+// frames are buffers for the messages appendData writes; one larger than maxPooledFrame (an
+// unusually large result) is left to the garbage collector rather than kept.
+var frames = sync.Pool{New: func() any { return new([]byte) }}
+
+const maxPooledFrame = 64 << 10
+
 // CloseSlowConsumer is the close code of a connection whose peer stopped reading.
 const CloseSlowConsumer = websocket.ClosePolicyViolation
 
@@ -308,12 +314,26 @@ func (c *conn) WriteJSON(v any) error {
 	if c.writeTimeout > 0 {
 		_ = c.c.SetWriteDeadline(time.Now().Add(c.writeTimeout))
 	}
-	err := c.c.WriteJSON(v) // gqlgen serializes its writers
+	err := c.write(v) // gqlgen serializes its writers
 	if err != nil {
 		_ = c.WriteClose(CloseSlowConsumer, "slow consumer: the client stopped reading")
 		_ = c.Close()
 	}
 	return err
+}
+
+func (c *conn) write(v any) error {
+	b := frames.Get().(*[]byte)
+	defer func() {
+		if cap(*b) <= maxPooledFrame {
+			frames.Put(b)
+		}
+	}()
+	var ok bool
+	if *b, ok = appendData((*b)[:0], v); ok {
+		return c.c.WriteMessage(websocket.TextMessage, *b)
+	}
+	return c.c.WriteJSON(v)
 }
 
 // WriteClose sends a close frame; WriteControl may run beside a data write.
