@@ -8,3 +8,10 @@ func (c *EventClient) Bind(v *Event) *Event {
 	v.config = c.config
 	return v
 }
+
+// Bind makes v, built from a row that a hand-written statement wrote, load its edges (the
+// Query methods, and GraphQL's lazily loaded edges) through c, as an entity read with c does.
+func (c *MessageClient) Bind(v *Message) *Message {
+	v.config = c.config
+	return v
+}

@@ -105,8 +105,10 @@ func (Message) Indexes() []ent.Index {
 	}
 }
 
+// Bind: a simulated message is answered with the row the bulk statement wrote (see
+// whatsapp.Manager.Simulate).
 func (Message) Annotations() []schema.Annotation {
-	return []schema.Annotation{entgql.RelayConnection()}
+	return []schema.Annotation{entgql.RelayConnection(), bindAnnotation{Enabled: true}}
 }
 
 // Members read and send; everything else is the session runtime's (a system task).

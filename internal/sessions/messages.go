@@ -284,9 +284,12 @@ func (s *Service) SimulateIncomingMessage(ctx context.Context, in SimulateIncomi
 	if _, err := whatsapp.ChatJID(in.From); err != nil {
 		return nil, apperr.Invalid("from", "%v", err)
 	}
-	id, err := s.manager.Simulate(ctx, ses, in.From, in.Text)
+	id, stored, err := s.manager.Simulate(ctx, ses, in.From, in.Text)
 	if err != nil {
 		return nil, engineError(err, "from")
+	}
+	if stored != nil {
+		return stored, nil
 	}
 	return c.Message.Query().Where(message.SessionID(ses.ID), message.WaMessageID(id)).Only(ctx)
 }

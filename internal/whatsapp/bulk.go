@@ -169,10 +169,13 @@ func (b *bulkInbound) WriteBulk(ctx context.Context, client *ent.Client, items [
 	}
 	// Committed: hand the events to this replica's subscribers, in sequence order.
 	evs := make([]*ent.Event, 0, len(seqs))
-	for _, row := range rows {
+	for i, row := range rows {
 		seq, ok := seqs[row.Event]
 		if !ok {
 			continue // stored before
+		}
+		if r := items[i].(received); r.stored != nil {
+			r.stored.msg = client.Message.Bind(row.message())
 		}
 		session, msg := row.Session, row.Msg
 		evs = append(evs, client.Event.Bind(&ent.Event{ID: row.Event, OrganizationID: row.Org, Seq: seq, Type: row.Type,
@@ -184,6 +187,19 @@ func (b *bulkInbound) WriteBulk(ctx context.Context, client *ent.Client, items [
 		b.log.Webhooks.Enqueued()
 	}
 	return nil
+}
+
+// message is the message row as the statement writes it, and as it reads back.
+func (row bulkRow) message() *ent.Message {
+	m := &ent.Message{ID: row.Msg, CreatedAt: row.At, UpdatedAt: row.At, OrganizationID: row.Org,
+		SessionID: row.Session, ChatJid: row.Chat, SenderJid: row.Sender, SenderPhone: row.Phone,
+		PushName: row.Push, FromMe: row.FromMe, Direction: row.Dir, Kind: message.Kind(row.Kind), Text: row.Text,
+		Status: row.Status, WaMessageID: row.WA, Timestamp: row.TS, ReplyTo: row.Reply, TargetWaID: row.Target,
+		MediaMime: row.Mime, MediaName: row.MName, MediaSize: row.MSize}
+	m.Extra, _ = events.Canonical(row.Extra) // JSON of strings, numbers and lists: it encodes
+	// ent reads a NULL bytes column as a pointer to a nil slice.
+	m.MediaDescriptor, m.MediaData = &row.MDesc, new([]byte)
+	return m
 }
 
 // row is r as the statement reads it, with the deliveries to write for the webhooks of its

@@ -1,6 +1,7 @@
 package whatsapp
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -105,12 +106,46 @@ func TestBulkInboundWritesWhatStoreWrites(t *testing.T) {
 	storeOne(one, stored)
 	storeOne(bulk, stored)
 	var items []any
+	slots := map[string]*storedSlot{}
 	for _, in := range batch {
 		storeOne(one, in)
-		items = append(items, newReceived(bulk.org, bulk.session, in))
+		r := newReceived(bulk.org, bulk.session, in)
+		r.stored = &storedSlot{}
+		if slots[in.ID] == nil {
+			slots[in.ID] = r.stored
+		} else {
+			defer func() { // received twice: the second is not stored
+				if r.stored.msg != nil {
+					t.Errorf("%s, received twice, was handed back twice", in.ID)
+				}
+			}()
+		}
+		items = append(items, r)
 	}
 	if err := (&bulkInbound{log: log}).WriteBulk(context.Background(), db.Client, items); err != nil {
 		t.Fatal(err)
+	}
+	// Each message the statement stored is handed back as it reads back.
+	for _, m := range db.Client.Message.Query().Where(message.SessionID(bulk.session)).AllX(ctx) {
+		got := slots[m.WaMessageID].msg
+		if m.WaMessageID == stored.ID {
+			if got != nil {
+				t.Errorf("%s, stored before, was handed back", m.WaMessageID)
+			}
+			continue
+		}
+		if got == nil {
+			t.Errorf("%s was not handed back", m.WaMessageID)
+			continue
+		}
+		a, _ := json.Marshal(got)
+		b, _ := json.Marshal(m)
+		if !bytes.Equal(a, b) || fmt.Sprint(got.MediaDescriptor, got.MediaData) != fmt.Sprint(m.MediaDescriptor, m.MediaData) {
+			t.Errorf("%s handed back as\n%s\nreads back as\n%s", m.WaMessageID, a, b)
+		}
+		if _, err := got.QuerySession().Only(ctx); err != nil { // bound to the client
+			t.Errorf("%s: its session: %v", m.WaMessageID, err)
+		}
 	}
 
 	// Rows as comparable values: IDs of the line's own rows replaced by what they stand for.

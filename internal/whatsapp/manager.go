@@ -326,14 +326,28 @@ func (m *Manager) Download(ctx context.Context, s *ent.Session, ref MediaRef) ([
 }
 
 // Simulate makes a connected session of an Injector engine receive a text message, and
-// returns its WhatsApp message ID.
-func (m *Manager) Simulate(ctx context.Context, s *ent.Session, from, text string) (string, error) {
+// returns its WhatsApp message ID and, when this replica stored it in bulk, the message as
+// stored (nil otherwise: the caller reads it).
+func (m *Manager) Simulate(ctx context.Context, s *ent.Session, from, text string) (string, *ent.Message, error) {
 	if s.Status != session.StatusCONNECTED {
-		return "", ErrNotConnected
+		return "", nil, ErrNotConnected
 	}
+	// The sandbox delivers in the caller's goroutine, with its ctx: Deliver leaves the row it
+	// wrote in the slot, so that the mutation need not read it back.
+	slot := &storedSlot{}
 	var id string
-	return id, m.call(ctx, s, cmdSimulate, simulateArgs{From: from, Text: text}, &id)
+	err := m.call(context.WithValue(ctx, storedKey{}, slot), s, cmdSimulate, simulateArgs{From: from, Text: text}, &id)
+	if slot.msg != nil && slot.msg.WaMessageID != id {
+		slot.msg = nil // not this command's message (cannot happen with the sandbox)
+	}
+	return id, slot.msg, err
 }
+
+// storedKey carries a storedSlot in a context.
+type storedKey struct{}
+
+// storedSlot receives the message a delivery stored in bulk.
+type storedSlot struct{ msg *ent.Message }
 
 // call asks for a command and decodes its result into out (nil: none expected).
 func (m *Manager) call(ctx context.Context, s *ent.Session, kind string, args, out any) error {

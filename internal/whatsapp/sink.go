@@ -54,6 +54,7 @@ func (m *Manager) Deliver(ctx context.Context, sessionID string, ev Event) error
 	}
 	if in, ok := ev.(Inbound); ok && m.bulk != nil && !in.Edit && !in.Revoke {
 		r := newReceived(org, id, in)
+		r.stored, _ = ctx.Value(storedKey{}).(*storedSlot)
 		err = m.ingest.DoBulk(ctx, string(org), m.bulk, r, func(ctx context.Context, c *ent.Client) error {
 			return m.appendTo(ctx, c, org, id, r.store)
 		})
@@ -192,6 +193,9 @@ type received struct {
 	senderPhone      *string
 	extra            map[string]any
 	at               time.Time // when it was stored (created_at)
+	// stored, when set, receives the message as bulkInbound wrote it (not when the message
+	// was stored before).
+	stored *storedSlot
 }
 
 func newReceived(org, session gid.ID, in Inbound) received {
