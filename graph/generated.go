@@ -267,6 +267,7 @@ type ComplexityRoot struct {
 		SendMessage              func(childComplexity int, input sessions.SendMessageInput) int
 		SignUp                   func(childComplexity int, input tenancy.SignUpInput) int
 		SimulateIncomingMessage  func(childComplexity int, input sessions.SimulateIncomingMessageInput) int
+		SimulateIncomingMessages func(childComplexity int, input sessions.SimulateIncomingMessagesInput) int
 		SwitchOrganization       func(childComplexity int, id gid.ID) int
 		TransferOwnership        func(childComplexity int, membershipID gid.ID) int
 		UpdateMemberRole         func(childComplexity int, id gid.ID, role viewer.Role) int
@@ -491,6 +492,7 @@ type MutationResolver interface {
 	MarkRead(ctx context.Context, input sessions.MarkReadInput) (bool, error)
 	React(ctx context.Context, input sessions.ReactInput) (*ent.Message, error)
 	SimulateIncomingMessage(ctx context.Context, input sessions.SimulateIncomingMessageInput) (*ent.Message, error)
+	SimulateIncomingMessages(ctx context.Context, input sessions.SimulateIncomingMessagesInput) ([]*ent.Message, error)
 	CreateWebhook(ctx context.Context, input webhook.CreateInput) (*webhook.Created, error)
 	UpdateWebhook(ctx context.Context, input webhook.UpdateInput) (*ent.Webhook, error)
 	RotateWebhookSecret(ctx context.Context, id gid.ID) (*webhook.Created, error)
@@ -1570,6 +1572,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.SimulateIncomingMessage(childComplexity, args["input"].(sessions.SimulateIncomingMessageInput)), true
+	case "Mutation.simulateIncomingMessages":
+		if e.ComplexityRoot.Mutation.SimulateIncomingMessages == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_simulateIncomingMessages_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.SimulateIncomingMessages(childComplexity, args["input"].(sessions.SimulateIncomingMessagesInput)), true
 	case "Mutation.switchOrganization":
 		if e.ComplexityRoot.Mutation.SwitchOrganization == nil {
 			break
@@ -2371,6 +2384,8 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("SessionWhereInput", ec.unmarshalInputSessionWhereInput),
 			graphql.NewInputUnmarshaler("SignUpInput", ec.unmarshalInputSignUpInput),
 			graphql.NewInputUnmarshaler("SimulateIncomingMessageInput", ec.unmarshalInputSimulateIncomingMessageInput),
+			graphql.NewInputUnmarshaler("SimulateIncomingMessagesInput", ec.unmarshalInputSimulateIncomingMessagesInput),
+			graphql.NewInputUnmarshaler("SimulatedMessageInput", ec.unmarshalInputSimulatedMessageInput),
 			graphql.NewInputUnmarshaler("UpdateOrganizationInput", ec.unmarshalInputUpdateOrganizationInput),
 			graphql.NewInputUnmarshaler("UpdateWebhookInput", ec.unmarshalInputUpdateWebhookInput),
 			graphql.NewInputUnmarshaler("UserOrder", ec.unmarshalInputUserOrder),
@@ -4567,6 +4582,18 @@ input SimulateIncomingMessageInput {
   text: String!
 }
 
+input SimulateIncomingMessagesInput {
+  sessionID: ID!
+  "1 to 100 messages, received in this order."
+  messages: [SimulatedMessageInput!]!
+}
+
+input SimulatedMessageInput {
+  "The sender's number."
+  from: String!
+  text: String!
+}
+
 enum PairingUpdateType {
   QR_CODE
   PAIRED
@@ -4603,6 +4630,11 @@ extend type Mutation {
   react(input: ReactInput!): Message!
   "SANDBOX sessions only (ADMIN+): receive a text message from a number."
   simulateIncomingMessage(input: SimulateIncomingMessageInput!): Message!
+  """
+  SANDBOX sessions only (ADMIN+): receive text messages together, as a phone that was offline
+  receives its backlog: stored all or none, in order, and returned in that order.
+  """
+  simulateIncomingMessages(input: SimulateIncomingMessagesInput!): [Message!]!
 }
 
 type Subscription {
@@ -5848,6 +5880,20 @@ func (ec *executionContext) field_Mutation_simulateIncomingMessage_args(ctx cont
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
 		func(ctx context.Context, v any) (sessions.SimulateIncomingMessageInput, error) {
 			return ec.unmarshalNSimulateIncomingMessageInput2githubᚗcomᚋwagateᚋwagateᚋinternalᚋsessionsᚐSimulateIncomingMessageInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_simulateIncomingMessages_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (sessions.SimulateIncomingMessagesInput, error) {
+			return ec.unmarshalNSimulateIncomingMessagesInput2githubᚗcomᚋwagateᚋwagateᚋinternalᚋsessionsᚐSimulateIncomingMessagesInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -10784,6 +10830,50 @@ func (ec *executionContext) fieldContext_Mutation_simulateIncomingMessage(ctx co
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Mutation_simulateIncomingMessage_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_simulateIncomingMessages(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_simulateIncomingMessages(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().SimulateIncomingMessages(ctx, fc.Args["input"].(sessions.SimulateIncomingMessagesInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*ent.Message) graphql.Marshaler {
+			return ec.marshalNMessage2ᚕᚖgithubᚗcomᚋwagateᚋwagateᚋentᚐMessageᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_simulateIncomingMessages(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Message(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_simulateIncomingMessages_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -20694,6 +20784,104 @@ func UnmarshalSimulateIncomingMessageInput(ctx context.Context, raw any) (sessio
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputSimulateIncomingMessagesInput(ctx context.Context, obj any) (sessions.SimulateIncomingMessagesInput, error) {
+	var it sessions.SimulateIncomingMessagesInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"sessionID", "messages"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "sessionID":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("sessionID"))
+			data, err := ec.unmarshalNID2githubᚗcomᚋwagateᚋwagateᚋinternalᚋgidᚐID(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.SessionID = data
+		case "messages":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("messages"))
+			data, err := ec.unmarshalNSimulatedMessageInput2ᚕgithubᚗcomᚋwagateᚋwagateᚋinternalᚋsessionsᚐSimulatedMessageInputᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Messages = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalSimulateIncomingMessagesInput unmarshals raw into the SimulateIncomingMessagesInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalSimulateIncomingMessagesInput(ctx context.Context, raw any) (sessions.SimulateIncomingMessagesInput, error) {
+	var out sessions.SimulateIncomingMessagesInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "SimulateIncomingMessagesInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputSimulatedMessageInput(ctx context.Context, obj any) (sessions.SimulatedMessageInput, error) {
+	var it sessions.SimulatedMessageInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"from", "text"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "from":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("from"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.From = data
+		case "text":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("text"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Text = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalSimulatedMessageInput unmarshals raw into the SimulatedMessageInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalSimulatedMessageInput(ctx context.Context, raw any) (sessions.SimulatedMessageInput, error) {
+	var out sessions.SimulatedMessageInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "SimulatedMessageInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputUpdateOrganizationInput(ctx context.Context, obj any) (tenancy.UpdateOrganizationInput, error) {
 	var it tenancy.UpdateOrganizationInput
 	if obj == nil {
@@ -22913,6 +23101,13 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "simulateIncomingMessages":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_simulateIncomingMessages(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		case "createWebhook":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_createWebhook(ctx, field)
@@ -24875,6 +25070,22 @@ func (ec *executionContext) unmarshalNMembershipWhereInput2ᚖgithubᚗcomᚋwag
 	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
+func (ec *executionContext) marshalNMessage2ᚕᚖgithubᚗcomᚋwagateᚋwagateᚋentᚐMessageᚄ(ctx context.Context, sel ast.SelectionSet, v []*ent.Message) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNMessage2ᚖgithubᚗcomᚋwagateᚋwagateᚋentᚐMessage(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
 func (ec *executionContext) marshalNMessage2ᚖgithubᚗcomᚋwagateᚋwagateᚋentᚐMessage(ctx context.Context, sel ast.SelectionSet, v *ent.Message) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "Message!")
@@ -25088,6 +25299,30 @@ func (ec *executionContext) unmarshalNSignUpInput2githubᚗcomᚋwagateᚋwagate
 func (ec *executionContext) unmarshalNSimulateIncomingMessageInput2githubᚗcomᚋwagateᚋwagateᚋinternalᚋsessionsᚐSimulateIncomingMessageInput(ctx context.Context, v any) (sessions.SimulateIncomingMessageInput, error) {
 	res, err := ec.unmarshalInputSimulateIncomingMessageInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNSimulateIncomingMessagesInput2githubᚗcomᚋwagateᚋwagateᚋinternalᚋsessionsᚐSimulateIncomingMessagesInput(ctx context.Context, v any) (sessions.SimulateIncomingMessagesInput, error) {
+	res, err := ec.unmarshalInputSimulateIncomingMessagesInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNSimulatedMessageInput2githubᚗcomᚋwagateᚋwagateᚋinternalᚋsessionsᚐSimulatedMessageInput(ctx context.Context, v any) (sessions.SimulatedMessageInput, error) {
+	res, err := ec.unmarshalInputSimulatedMessageInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNSimulatedMessageInput2ᚕgithubᚗcomᚋwagateᚋwagateᚋinternalᚋsessionsᚐSimulatedMessageInputᚄ(ctx context.Context, v any) ([]sessions.SimulatedMessageInput, error) {
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]sessions.SimulatedMessageInput, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNSimulatedMessageInput2githubᚗcomᚋwagateᚋwagateᚋinternalᚋsessionsᚐSimulatedMessageInput(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
 }
 
 func (ec *executionContext) unmarshalNString2string(ctx context.Context, v any) (string, error) {

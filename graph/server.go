@@ -106,7 +106,7 @@ func NewServer(r *Resolver, cfg ServerConfig) *handler.Server {
 // ownTransactions are the mutations that manage their own transactions: hashing a password,
 // resolving a webhook's host, or waiting for the replica that runs a session must not hold
 // a transaction (and with it a pooled connection, or SQLite's only writer) meanwhile.
-var ownTransactions = []string{"signUp", "logIn", "markRead", "simulateIncomingMessage", "requestPairingCode",
+var ownTransactions = []string{"signUp", "logIn", "markRead", "simulateIncomingMessage", "simulateIncomingMessages", "requestPairingCode",
 	"createWebhook", "updateWebhook"}
 
 // checkCursors refuses forged cursors here, before ent edges load them with their parent.

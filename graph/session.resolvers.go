@@ -92,6 +92,11 @@ func (r *mutationResolver) SimulateIncomingMessage(ctx context.Context, input se
 	return r.sessions.SimulateIncomingMessage(ctx, input)
 }
 
+// SimulateIncomingMessages is the resolver for the simulateIncomingMessages field.
+func (r *mutationResolver) SimulateIncomingMessages(ctx context.Context, input sessions.SimulateIncomingMessagesInput) ([]*ent.Message, error) {
+	return r.sessions.SimulateIncomingMessages(ctx, input)
+}
+
 // PhoneNumber is the resolver for the phoneNumber field.
 func (r *sessionResolver) PhoneNumber(ctx context.Context, obj *ent.Session) (*string, error) {
 	return r.tenancy.PhoneNumber(ctx, obj), nil

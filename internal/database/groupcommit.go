@@ -37,6 +37,10 @@ const retries = 5
 // commit. A failed commit fails every unit of its batch. A unit that loses a deadlock or a
 // serialization conflict (units of unrelated callers share a transaction, so they take row
 // locks in no particular order) is run again in a later transaction.
+//
+// Units submitted with DoBulk are written by their BulkWriter, all of a batch's at once, in
+// a statement of its own before the batch's transaction; only if that fails do they run in
+// the transaction, one by one.
 type GroupCommitter struct {
 	client *ent.Client
 	log    *slog.Logger

@@ -295,6 +295,10 @@ var operations = []operation{
 		vars: func(_ *testing.T, _ *apitest.Server, f *fixture) map[string]any {
 			return map[string]any{"s": f.session}
 		}, want: sessionAdminsOnA},
+	{name: "simulateIncomingMessages", query: `mutation($s: ID!) { simulateIncomingMessages(input: {sessionID: $s, messages: [{from: "+4915112345678", text: "hey"}]}) { id } }`,
+		vars: func(_ *testing.T, _ *apitest.Server, f *fixture) map[string]any {
+			return map[string]any{"s": f.session}
+		}, want: sessionAdminsOnA},
 
 	// Webhooks: ADMIN+ (ADMIN keys included); other organizations find nothing.
 	{name: "createWebhook", query: `mutation { createWebhook(input: {url: "http://127.0.0.1:9/new", eventTypes: [MESSAGE_RECEIVED]}) { secret webhook { id } } }`,

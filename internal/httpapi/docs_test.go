@@ -216,8 +216,12 @@ func TestDocs(t *testing.T) {
 			"SimulateIncomingMessage": {vars: func(st map[string]any) map[string]any {
 				return map[string]any{"input": map[string]any{"sessionID": st["sessionID"], "from": "+4915112345678", "text": "Hi there"}}
 			}},
+			"SimulateIncomingMessages": {vars: func(st map[string]any) map[string]any {
+				return map[string]any{"input": map[string]any{"sessionID": st["sessionID"], "messages": []map[string]any{
+					{"from": "+4915112345678", "text": "Are you open?"}, {"from": "+4915112345679", "text": "Is my order on its way?"}}}}
+			}},
 			"Messages": {after: func(r *guideRun, data map[string]any) {
-				if edges, _ := at(data, "node", "messages", "edges").([]any); len(edges) != 2 {
+				if edges, _ := at(data, "node", "messages", "edges").([]any); len(edges) != 4 {
 					t.Fatalf("messages: %v", data)
 				}
 			}},

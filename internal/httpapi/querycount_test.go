@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -254,7 +255,8 @@ func TestListsReadAPageWithoutDistinct(t *testing.T) {
 
 // On PostgreSQL a received message is stored by one statement, which commits on its own (no
 // BEGIN, no COMMIT): a simulated message costs the session's look-up and that statement (the
-// mutation answers with the row the statement wrote). An organization's webhooks are looked
+// mutation answers with the row the statement wrote), and so does a backlog of 50 messages.
+// An organization's webhooks are looked
 // up once after they change, not per message, and their deliveries are written by the same
 // statement.
 func TestInboundMessageStatements(t *testing.T) {
@@ -279,6 +281,17 @@ func TestInboundMessageStatements(t *testing.T) {
 		}
 	}
 	expect("no webhooks", 2)
+	// A backlog of 50 costs the same two.
+	var backlog []map[string]any
+	for i := range 50 {
+		backlog = append(backlog, map[string]any{"from": "+4915112345678", "text": fmt.Sprint("backlog ", i)})
+	}
+	rec.reset()
+	s.OK(t, q(ann, "", `mutation($in: SimulateIncomingMessagesInput!) { simulateIncomingMessages(input: $in) { id } }`,
+		map[string]any{"in": map[string]any{"sessionID": a.ID, "messages": backlog}}), nil)
+	if stmts := rec.reset(); len(stmts) != 2 {
+		t.Fatalf("a backlog of 50: %d statements, want 2:\n%s", len(stmts), strings.Join(stmts, "\n"))
+	}
 	hook, _ := createWebhook(t, s, ann, "https://example.com/hook", "MESSAGE_RECEIVED")
 	expect("the first after a webhook was created", 3) // + the webhooks' look-up
 	expect("the second", 2)

@@ -40,6 +40,21 @@ func TestReplicasShareSessionsAndEvents(t *testing.T) {
 		t.Fatalf("B's subscriber: %+v, want the message %s", e, id)
 	}
 
+	// So do the events of a backlog simulated through B, in order, and B answers with the
+	// messages A stored.
+	var backlog struct{ SimulateIncomingMessages []struct{ ID, Text string } }
+	b.OK(t, q(ann, ann.OrgID, `mutation($s: ID!) { simulateIncomingMessages(input: {sessionID: $s, messages: [
+		{from: "+4915112345678", text: "one"}, {from: "+4915112345679", text: "two"}]}) { id text } }`,
+		map[string]any{"s": ses.ID}), &backlog)
+	if m := backlog.SimulateIncomingMessages; len(m) != 2 || m[0].Text != "one" || m[1].Text != "two" {
+		t.Fatalf("backlog through B: %+v", m)
+	}
+	for _, m := range backlog.SimulateIncomingMessages {
+		if e := nextEvent(t, sub); e.Type != "MESSAGE_RECEIVED" || e.Message == nil || e.Message.ID != m.ID {
+			t.Fatalf("B's subscriber: %+v, want the message %s", e, m.ID)
+		}
+	}
+
 	// A message accepted by B is sent by A.
 	sendVia := func(s *apitest.Server, text string) string {
 		var out struct{ SendMessage struct{ ID string } }

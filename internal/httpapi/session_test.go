@@ -2,6 +2,8 @@ package httpapi_test
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -202,6 +204,85 @@ func TestInboundAlternatesAndDetails(t *testing.T) {
 		if m.Kind != "LOCATION" || m.ChatJIDAlt != "4915112345678@s.whatsapp.net" || m.SenderJIDAlt != "4915112345678@s.whatsapp.net" ||
 			m.SenderPhone == nil || *m.SenderPhone != "+4915112345678" || m.Details["name"] != "Berlin" || m.Details["latitude"] != 52.52 {
 			t.Fatalf("message: %+v", m)
+		}
+	})
+}
+
+// simulateIncomingMessages stores a backlog whole, in order: the messages come back in the
+// order given, and their events are numbered in that order. Bad input anywhere stores
+// nothing and names the field at fault.
+func TestSimulateIncomingMessages(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, db *database.DB) {
+		s := apitest.New(t, db)
+		ann := s.SignUp(t, "Ann")
+		a := connectedSandbox(t, s, ann, ann.OrgID, "A")
+		const mutation = `mutation($in: SimulateIncomingMessagesInput!) { simulateIncomingMessages(input: $in) { ` + messageFields + ` } }`
+		input := func(msgs ...map[string]any) map[string]any {
+			return map[string]any{"in": map[string]any{"sessionID": a.ID, "messages": msgs}}
+		}
+		msg := func(from, text string) map[string]any { return map[string]any{"from": from, "text": text} }
+		var texts []string
+		var msgs []map[string]any
+		for i := range 30 {
+			texts = append(texts, fmt.Sprintf("backlog %02d", i))
+			msgs = append(msgs, msg([]string{"+4915112345678", "+4915112345679"}[i%2], texts[i]))
+		}
+		var out struct{ SimulateIncomingMessages []messageView }
+		s.OK(t, q(ann, ann.OrgID, mutation, input(msgs...)), &out)
+		var got []string
+		for _, m := range out.SimulateIncomingMessages {
+			got = append(got, *m.Text)
+			if m.Direction != "INBOUND" || m.ID == "" {
+				t.Fatalf("message %+v", m)
+			}
+		}
+		if !slices.Equal(got, texts) {
+			t.Fatalf("messages %v, want %v", got, texts)
+		}
+		var evs struct {
+			Organization struct {
+				Events struct {
+					Edges []struct {
+						Node struct {
+							Cursor  string
+							Message struct{ ID string }
+						}
+					}
+				}
+			}
+		}
+		s.OK(t, q(ann, "", `{ organization { events(first: 100, types: [MESSAGE_RECEIVED]) { edges { node { cursor message { id } } } } } }`, nil), &evs)
+		if e := evs.Organization.Events.Edges; len(e) != len(texts) {
+			t.Fatalf("%d events, want %d", len(e), len(texts))
+		}
+		for i, e := range evs.Organization.Events.Edges {
+			if e.Node.Message.ID != out.SimulateIncomingMessages[i].ID {
+				t.Fatalf("event %d (cursor %s) is of message %s, want %s", i, e.Node.Cursor, e.Node.Message.ID,
+					out.SimulateIncomingMessages[i].ID)
+			}
+		}
+
+		tooMany := make([]map[string]any, 101)
+		for i := range tooMany {
+			tooMany[i] = msg("+4915112345678", "x")
+		}
+		for _, c := range []struct {
+			msgs  []map[string]any
+			field string
+		}{
+			{[]map[string]any{}, "messages"},
+			{tooMany, "messages"},
+			{[]map[string]any{msg("+4915112345678", "ok"), msg("not a number", "hi")}, "messages[1].from"},
+			{[]map[string]any{msg("+4915112345678", "ok"), msg("+4915112345678", "ok"), msg("+4915112345678", " ")}, "messages[2].text"},
+		} {
+			r := s.Do(t, q(ann, ann.OrgID, mutation, input(c.msgs...)))
+			wantCode(t, r, "BAD_USER_INPUT")
+			if f := r.Errors[0].Extensions["field"]; f != c.field {
+				t.Errorf("field %v, want %s: %+v", f, c.field, r.Errors)
+			}
+		}
+		if n := len(messagesOf(t, s, ann, ann.OrgID, a.ID)); n != len(texts) {
+			t.Fatalf("%d messages stored, want %d: refused input stored something", n, len(texts))
 		}
 	})
 }

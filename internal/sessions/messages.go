@@ -1,6 +1,7 @@
 package sessions
 
 import (
+	"cmp"
 	"context"
 	"entgo.io/contrib/entgql"
 	"errors"
@@ -268,30 +269,89 @@ type SimulateIncomingMessageInput struct {
 	Text      string
 }
 
+// SimulateIncomingMessagesInput is messages a sandbox session receives together, in order
+// (a backlog, as a phone that was offline receives it).
+type SimulateIncomingMessagesInput struct {
+	SessionID gid.ID
+	Messages  []SimulatedMessageInput
+}
+
+// SimulatedMessageInput is one of them.
+type SimulatedMessageInput struct {
+	From string
+	Text string
+}
+
+// MaxSimulatedMessages bounds the messages of one simulation.
+const MaxSimulatedMessages = 100
+
 // SimulateIncomingMessage makes a connected sandbox session receive a text message.
 func (s *Service) SimulateIncomingMessage(ctx context.Context, in SimulateIncomingMessageInput) (*ent.Message, error) {
+	msgs, err := s.simulate(ctx, in.SessionID, []SimulatedMessageInput{{From: in.From, Text: in.Text}}, "")
+	if err != nil {
+		return nil, err
+	}
+	return msgs[0], nil
+}
+
+// SimulateIncomingMessages makes a connected sandbox session receive text messages, stored
+// together (all or none), in order.
+func (s *Service) SimulateIncomingMessages(ctx context.Context, in SimulateIncomingMessagesInput) ([]*ent.Message, error) {
+	if n := len(in.Messages); n == 0 || n > MaxSimulatedMessages {
+		return nil, apperr.Invalid("messages", "give 1 to %d messages, not %d", MaxSimulatedMessages, n)
+	}
+	return s.simulate(ctx, in.SessionID, in.Messages, "messages")
+}
+
+// simulate validates and injects msgs; errors about one of them name its field under list
+// ("messages[2].text"), or the field itself when list is "".
+func (s *Service) simulate(ctx context.Context, sessionID gid.ID, msgs []SimulatedMessageInput, list string) ([]*ent.Message, error) {
 	c := database.Client(ctx, s.client)
-	ses, err := s.manage(ctx, c, in.SessionID)
+	ses, err := s.manage(ctx, c, sessionID)
 	if err != nil {
 		return nil, err
 	}
 	if ses.Engine != session.EngineSANDBOX || s.sandbox == nil {
 		return nil, apperr.Invalid("sessionID", "only SANDBOX sessions receive simulated messages")
 	}
-	if strings.TrimSpace(in.Text) == "" || len(in.Text) > maxTextLen || !utf8.ValidString(in.Text) {
-		return nil, apperr.Invalid("text", "the text must be 1 to %d bytes of UTF-8", maxTextLen)
+	field := func(i int, name string) string {
+		if list == "" {
+			return name
+		}
+		return fmt.Sprintf("%s[%d].%s", list, i, name)
 	}
-	if _, err := whatsapp.ChatJID(in.From); err != nil {
-		return nil, apperr.Invalid("from", "%v", err)
+	sim := make([]whatsapp.Simulated, len(msgs))
+	for i, m := range msgs {
+		if strings.TrimSpace(m.Text) == "" || len(m.Text) > maxTextLen || !utf8.ValidString(m.Text) {
+			return nil, apperr.Invalid(field(i, "text"), "the text must be 1 to %d bytes of UTF-8", maxTextLen)
+		}
+		if _, err := whatsapp.ChatJID(m.From); err != nil {
+			return nil, apperr.Invalid(field(i, "from"), "%v", err)
+		}
+		sim[i] = whatsapp.Simulated{From: m.From, Text: m.Text}
 	}
-	id, stored, err := s.manager.Simulate(ctx, ses, in.From, in.Text)
+	ids, stored, err := s.manager.Simulate(ctx, ses, sim)
 	if err != nil {
-		return nil, engineError(err, "from")
+		return nil, engineError(err, cmp.Or(list, "from"))
 	}
 	if stored != nil {
 		return stored, nil
 	}
-	return c.Message.Query().Where(message.SessionID(ses.ID), message.WaMessageID(id)).Only(ctx)
+	found, err := c.Message.Query().Where(message.SessionID(ses.ID), message.WaMessageIDIn(ids...)).All(ctx)
+	if err != nil {
+		return nil, err
+	}
+	byID := make(map[string]*ent.Message, len(found))
+	for _, m := range found {
+		byID[m.WaMessageID] = m
+	}
+	out := make([]*ent.Message, len(ids))
+	for i, id := range ids {
+		if out[i] = byID[id]; out[i] == nil {
+			return nil, fmt.Errorf("simulated message %s was not stored", id)
+		}
+	}
+	return out, nil
 }
 
 // Messages pages a session's messages, newest first, optionally of one chat.

@@ -128,12 +128,16 @@ const bulkStatement = `WITH input AS (
 )
 SELECT id, seq, (SELECT count(*) FROM d), (SELECT count(*) FROM woken) FROM e`
 
-// WriteBulk implements database.BulkWriter: items are received values.
+// WriteBulk implements database.BulkWriter: items are []received, each the messages a
+// session received together, in order.
 func (b *bulkInbound) WriteBulk(ctx context.Context, client *ent.Client, items []any) error {
-	rows := make([]bulkRow, len(items))
+	var all []received
+	for _, item := range items {
+		all = append(all, item.([]received)...)
+	}
+	rows := make([]bulkRow, len(all))
 	targets := map[gid.ID][]events.Target{}
-	for i, item := range items {
-		r := item.(received)
+	for i, r := range all {
 		row, err := b.row(ctx, r, targets)
 		if err != nil {
 			return err
@@ -174,8 +178,8 @@ func (b *bulkInbound) WriteBulk(ctx context.Context, client *ent.Client, items [
 		if !ok {
 			continue // stored before
 		}
-		if r := items[i].(received); r.stored != nil {
-			r.stored.msg = client.Message.Bind(row.message())
+		if r := all[i]; r.stored != nil {
+			r.stored.add(client.Message.Bind(row.message()))
 		}
 		session, msg := row.Session, row.Msg
 		evs = append(evs, client.Event.Bind(&ent.Event{ID: row.Event, OrganizationID: row.Org, Seq: seq, Type: row.Type,

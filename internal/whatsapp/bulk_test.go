@@ -105,29 +105,28 @@ func TestBulkInboundWritesWhatStoreWrites(t *testing.T) {
 	stored, batch := receivedMessages()
 	storeOne(one, stored)
 	storeOne(bulk, stored)
+	// The first messages as one burst (a session's backlog), the others one by one.
+	slot := &storedSlot{}
+	var burst []received
 	var items []any
-	slots := map[string]*storedSlot{}
-	for _, in := range batch {
+	for i, in := range batch {
 		storeOne(one, in)
 		r := newReceived(bulk.org, bulk.session, in)
-		r.stored = &storedSlot{}
-		if slots[in.ID] == nil {
-			slots[in.ID] = r.stored
+		r.stored = slot
+		if i < 5 {
+			burst = append(burst, r)
 		} else {
-			defer func() { // received twice: the second is not stored
-				if r.stored.msg != nil {
-					t.Errorf("%s, received twice, was handed back twice", in.ID)
-				}
-			}()
+			items = append(items, []received{r})
 		}
-		items = append(items, r)
 	}
+	items = append([]any{burst}, items...)
 	if err := (&bulkInbound{log: log}).WriteBulk(context.Background(), db.Client, items); err != nil {
 		t.Fatal(err)
 	}
-	// Each message the statement stored is handed back as it reads back.
+	// Each message the statement stored is handed back as it reads back; one received
+	// twice, once.
 	for _, m := range db.Client.Message.Query().Where(message.SessionID(bulk.session)).AllX(ctx) {
-		got := slots[m.WaMessageID].msg
+		got := slot.msgs[m.WaMessageID]
 		if m.WaMessageID == stored.ID {
 			if got != nil {
 				t.Errorf("%s, stored before, was handed back", m.WaMessageID)
@@ -146,6 +145,9 @@ func TestBulkInboundWritesWhatStoreWrites(t *testing.T) {
 		if _, err := got.QuerySession().Only(ctx); err != nil { // bound to the client
 			t.Errorf("%s: its session: %v", m.WaMessageID, err)
 		}
+	}
+	if len(slot.msgs) != 9 { // M1..M9
+		t.Errorf("%d messages handed back, want 9", len(slot.msgs))
 	}
 
 	// Rows as comparable values: IDs of the line's own rows replaced by what they stand for.
@@ -236,7 +238,7 @@ func TestBulkInboundChecksTheWebhooksItIsGiven(t *testing.T) {
 	log := events.New(db.Client, nil)
 	log.Webhooks = stale
 	_, batch := receivedMessages()
-	err := (&bulkInbound{log: log}).WriteBulk(context.Background(), db.Client, []any{newReceived(l.org, l.session, batch[1])})
+	err := (&bulkInbound{log: log}).WriteBulk(context.Background(), db.Client, []any{[]received{newReceived(l.org, l.session, batch[1])}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -74,6 +74,9 @@ const (
 	cmdMarkRead    = "mark_read"
 	cmdDownload    = "download"
 	cmdSimulate    = "simulate"
+	// cmdSimulateMany injects several messages at once; replicas older than it know only
+	// cmdSimulate, which Simulate uses for one message.
+	cmdSimulateMany = "simulate-many"
 )
 
 type (
@@ -82,7 +85,7 @@ type (
 		IDs          []string
 		At           time.Time
 	}
-	simulateArgs struct{ From, Text string }
+	simulateArgs Simulated
 )
 
 // startCluster subscribes to the other replicas and starts claiming sessions.
@@ -483,13 +486,32 @@ func (m *Manager) execute(ctx context.Context, l *live, kind string, args json.R
 		if err != nil {
 			return nil, err
 		}
-		inj, ok := m.engines[l.engine].(Injector)
-		if !ok {
-			return nil, fmt.Errorf("engine %s does not simulate messages", l.engine)
+		ids, err := m.inject(ctx, l, []Simulated{Simulated(a)})
+		if err != nil {
+			return nil, err
 		}
-		return result(inj.Inject(ctx, l.rt, a.From, Inbound{Kind: KindText, Text: a.Text, PushName: "Simulated"}))
+		return result(ids[0], nil)
+	case cmdSimulateMany:
+		msgs, err := decode[[]Simulated](kind, args)
+		if err != nil {
+			return nil, err
+		}
+		return result(m.inject(ctx, l, msgs))
 	}
 	return nil, fmt.Errorf("unknown session command %q", kind)
+}
+
+// inject makes a session of this replica receive simulated text messages.
+func (m *Manager) inject(ctx context.Context, l *live, msgs []Simulated) ([]string, error) {
+	inj, ok := m.engines[l.engine].(Injector)
+	if !ok {
+		return nil, fmt.Errorf("engine %s does not simulate messages", l.engine)
+	}
+	in := make([]Injected, len(msgs))
+	for i, s := range msgs {
+		in[i] = Injected{From: s.From, In: Inbound{Kind: KindText, Text: s.Text, PushName: "Simulated"}}
+	}
+	return inj.Inject(ctx, l.rt, in)
 }
 
 func decode[T any](kind string, args json.RawMessage) (T, error) {

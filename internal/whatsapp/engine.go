@@ -96,3 +96,11 @@ type Runtime interface {
 type Sink interface {
 	Deliver(ctx context.Context, sessionID string, ev Event) error
 }
+
+// BatchSink is a Sink that stores the messages a session received together (a backlog) in
+// one go, in order, all or none: much faster than one by one. Engines use it when their
+// sink has it.
+type BatchSink interface {
+	Sink
+	DeliverAll(ctx context.Context, sessionID string, msgs []Inbound) error
+}

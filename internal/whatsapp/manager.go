@@ -92,9 +92,18 @@ func (l *live) close() {
 	l.rt.Close()
 }
 
-// Injector is an engine that can make a session receive a message (the sandbox).
+// Injector is an engine that can make a session receive messages (the sandbox).
 type Injector interface {
-	Inject(ctx context.Context, rt Runtime, from string, in Inbound) (string, error)
+	// Inject makes the session receive msgs, in order and together (as a backlog arrives),
+	// and returns their WhatsApp message IDs.
+	Inject(ctx context.Context, rt Runtime, msgs []Injected) ([]string, error)
+}
+
+// Injected is a message to inject: its sender's number, and the message (the engine gives
+// it its ID, addresses and time).
+type Injected struct {
+	From string
+	In   Inbound
 }
 
 // NewManager returns a manager for the given engines.
@@ -325,29 +334,54 @@ func (m *Manager) Download(ctx context.Context, s *ent.Session, ref MediaRef) ([
 	return data, m.call(ctx, s, cmdDownload, ref, &data)
 }
 
-// Simulate makes a connected session of an Injector engine receive a text message, and
-// returns its WhatsApp message ID and, when this replica stored it in bulk, the message as
-// stored (nil otherwise: the caller reads it).
-func (m *Manager) Simulate(ctx context.Context, s *ent.Session, from, text string) (string, *ent.Message, error) {
+// Simulated is a text message a simulation makes a session receive.
+type Simulated struct{ From, Text string }
+
+// Simulate makes a connected session of an Injector engine receive text messages, in order
+// and together, and returns their WhatsApp message IDs and the messages as stored when this
+// replica stored them in bulk (nil otherwise: the caller reads them).
+func (m *Manager) Simulate(ctx context.Context, s *ent.Session, msgs []Simulated) ([]string, []*ent.Message, error) {
 	if s.Status != session.StatusCONNECTED {
-		return "", nil, ErrNotConnected
+		return nil, nil, ErrNotConnected
 	}
-	// The sandbox delivers in the caller's goroutine, with its ctx: Deliver leaves the row it
-	// wrote in the slot, so that the mutation need not read it back.
+	// The sandbox delivers in the caller's goroutine, with its ctx: the bulk writer leaves
+	// the rows it wrote in the slot, so that the mutation need not read them back.
 	slot := &storedSlot{}
-	var id string
-	err := m.call(context.WithValue(ctx, storedKey{}, slot), s, cmdSimulate, simulateArgs{From: from, Text: text}, &id)
-	if slot.msg != nil && slot.msg.WaMessageID != id {
-		slot.msg = nil // not this command's message (cannot happen with the sandbox)
+	ctx = context.WithValue(ctx, storedKey{}, slot)
+	var ids []string
+	var err error
+	if len(msgs) == 1 { // the command older replicas know
+		var id string
+		err = m.call(ctx, s, cmdSimulate, simulateArgs(msgs[0]), &id)
+		ids = []string{id}
+	} else {
+		err = m.call(ctx, s, cmdSimulateMany, msgs, &ids)
 	}
-	return id, slot.msg, err
+	if err != nil {
+		return nil, nil, err
+	}
+	stored := make([]*ent.Message, len(ids))
+	for i, id := range ids {
+		if stored[i] = slot.msgs[id]; stored[i] == nil {
+			return ids, nil, nil
+		}
+	}
+	return ids, stored, nil
 }
 
 // storedKey carries a storedSlot in a context.
 type storedKey struct{}
 
-// storedSlot receives the message a delivery stored in bulk.
-type storedSlot struct{ msg *ent.Message }
+// storedSlot receives the messages a delivery stored in bulk, by WhatsApp message ID. Its
+// writer, the group committer's lane, is done with it when the delivery returns.
+type storedSlot struct{ msgs map[string]*ent.Message }
+
+func (s *storedSlot) add(m *ent.Message) {
+	if s.msgs == nil {
+		s.msgs = map[string]*ent.Message{}
+	}
+	s.msgs[m.WaMessageID] = m
+}
 
 // call asks for a command and decodes its result into out (nil: none expected).
 func (m *Manager) call(ctx context.Context, s *ent.Session, kind string, args, out any) error {

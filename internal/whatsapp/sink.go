@@ -23,10 +23,11 @@ import (
 // stored, so an engine that can makes WhatsApp deliver it again.
 //
 // Events delivered at the same time — by different sessions, or concurrent requests to
-// simulate a message — share a transaction (a group commit, each event rolled back alone if
-// it fails): an organization's event counter row, locked from the append to the commit,
-// is then held once for many events instead of once per event. A session's events, each
-// delivered after the previous one returned, stay in order.
+// simulate a message — are stored together (a group commit, each event rolled back alone if
+// it fails; received messages in one bulk statement on PostgreSQL, see bulkInbound): an
+// organization's event counter row, locked from the append to the commit, is then held once
+// for many events instead of once per event. A session's events, each delivered after the
+// previous one returned, stay in order.
 func (m *Manager) Deliver(ctx context.Context, sessionID string, ev Event) error {
 	ctx = viewer.System(ctx, "session-runtime")
 	id := gid.ID(sessionID)
@@ -52,12 +53,8 @@ func (m *Manager) Deliver(ctx context.Context, sessionID string, ev Event) error
 		}
 		return nil // PAIRED is logged with the pairing itself
 	}
-	if in, ok := ev.(Inbound); ok && m.bulk != nil && !in.Edit && !in.Revoke {
-		r := newReceived(org, id, in)
-		r.stored, _ = ctx.Value(storedKey{}).(*storedSlot)
-		err = m.ingest.DoBulk(ctx, string(org), m.bulk, r, func(ctx context.Context, c *ent.Client) error {
-			return m.appendTo(ctx, c, org, id, r.store)
-		})
+	if in, ok := ev.(Inbound); ok {
+		err = m.receive(ctx, org, id, []Inbound{in})
 	} else {
 		err = m.ingest.Do(ctx, string(org), func(ctx context.Context, c *ent.Client) error {
 			return m.appendTo(ctx, c, org, id, func(ctx context.Context, c *ent.Client) (*events.Entry, error) {
@@ -69,6 +66,59 @@ func (m *Manager) Deliver(ctx context.Context, sessionID string, ev Event) error
 		m.log.Error("storing session event", "session", id, "type", fmt.Sprintf("%T", ev), "err", err)
 	}
 	return err
+}
+
+// DeliverAll implements BatchSink: it stores messages a session received together, in order,
+// all or none.
+func (m *Manager) DeliverAll(ctx context.Context, sessionID string, msgs []Inbound) error {
+	ctx = viewer.System(ctx, "session-runtime")
+	id := gid.ID(sessionID)
+	org, err := m.orgOf(ctx, id)
+	if ent.IsNotFound(err) {
+		return nil // the session was deleted meanwhile
+	}
+	if err == nil {
+		err = m.receive(ctx, org, id, msgs)
+	}
+	if err != nil {
+		m.log.Error("storing received messages", "session", id, "messages", len(msgs), "err", err)
+	}
+	return err
+}
+
+// receive stores messages session id of org received, in order, in one unit of the group
+// committer: in bulk when it can (see bulkInbound), one by one otherwise.
+func (m *Manager) receive(ctx context.Context, org, id gid.ID, msgs []Inbound) error {
+	bulk := m.bulk != nil
+	rs := make([]received, len(msgs))
+	slot, _ := ctx.Value(storedKey{}).(*storedSlot)
+	for i, in := range msgs {
+		bulk = bulk && !in.Edit && !in.Revoke
+		rs[i] = newReceived(org, id, in)
+		rs[i].stored = slot
+	}
+	one := func(ctx context.Context, c *ent.Client) error {
+		for _, in := range msgs {
+			err := m.appendTo(ctx, c, org, id, func(ctx context.Context, c *ent.Client) (*events.Entry, error) {
+				return m.inbound(ctx, c, org, id, in)
+			})
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if !bulk {
+		return m.ingest.Do(ctx, string(org), one)
+	}
+	return m.ingest.DoBulk(ctx, string(org), m.bulk, rs, func(ctx context.Context, c *ent.Client) error {
+		for _, r := range rs {
+			if err := m.appendTo(ctx, c, org, id, r.store); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // appendTo runs store, and appends the event-log entry it returns (nil: none) to the log of

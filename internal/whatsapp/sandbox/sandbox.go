@@ -6,7 +6,7 @@ package sandbox
 
 import (
 	"context"
-	"crypto/sha256"
+	"crypto/rand"
 	"encoding/hex"
 	"fmt"
 	"strings"
@@ -131,32 +131,47 @@ func (n *Network) Open(_ context.Context, cfg whatsapp.SessionConfig, sink whats
 	return r, nil
 }
 
-// Inject delivers a simulated inbound message to a connected session, synchronously, and
-// returns its message ID.
-func (n *Network) Inject(ctx context.Context, rt whatsapp.Runtime, from string, in whatsapp.Inbound) (string, error) {
+// Inject implements whatsapp.Injector: it delivers simulated inbound messages to a connected
+// session, synchronously, in order and together when the session's sink takes messages in
+// batches, and returns their message IDs.
+func (n *Network) Inject(ctx context.Context, rt whatsapp.Runtime, msgs []whatsapp.Injected) ([]string, error) {
 	r, ok := rt.(*runtime)
 	if !ok {
-		return "", fmt.Errorf("not a sandbox runtime")
+		return nil, fmt.Errorf("not a sandbox runtime")
 	}
-	sender, err := whatsapp.ChatJID(from)
-	if err != nil {
-		return "", err
+	ins := make([]whatsapp.Inbound, len(msgs))
+	ids := make([]string, len(msgs))
+	for i, m := range msgs {
+		sender, err := whatsapp.ChatJID(m.From)
+		if err != nil {
+			return nil, err
+		}
+		in := m.In
+		in.ID = newMessageID()
+		in.Chat, in.Sender = sender, sender
+		if in.Timestamp.IsZero() {
+			in.Timestamp = n.opts.Now()
+		}
+		if in.Kind == "" {
+			in.Kind = whatsapp.KindText
+		}
+		ins[i], ids[i] = in, in.ID
 	}
 	r.mu.Lock()
 	online := r.online
 	r.mu.Unlock()
 	if !online {
-		return "", whatsapp.ErrNotConnected
+		return nil, whatsapp.ErrNotConnected
 	}
-	in.ID = newMessageID(n.opts.Now())
-	in.Chat, in.Sender = sender, sender
-	if in.Timestamp.IsZero() {
-		in.Timestamp = n.opts.Now()
+	if b, ok := r.sink.(whatsapp.BatchSink); ok {
+		return ids, b.DeliverAll(ctx, r.id, ins)
 	}
-	if in.Kind == "" {
-		in.Kind = whatsapp.KindText
+	for _, in := range ins {
+		if err := r.sink.Deliver(ctx, r.id, in); err != nil {
+			return nil, err
+		}
 	}
-	return in.ID, r.sink.Deliver(ctx, r.id, in)
+	return ids, nil
 }
 
 // lookup returns the runtime of a number, if paired.
@@ -166,9 +181,12 @@ func (n *Network) lookup(digits string) *runtime {
 	return n.phones[digits]
 }
 
-func newMessageID(now time.Time) string {
-	h := sha256.Sum256(fmt.Appendf(nil, "%d-%p", now.UnixNano(), &now))
-	return "3EB0" + strings.ToUpper(hex.EncodeToString(h[:8]))
+// newMessageID returns an ID shaped like WhatsApp's; random, so that messages injected
+// within the same nanosecond (a burst) never share one, which would store one of them only.
+func newMessageID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // crypto/rand never fails on supported platforms
+	return "3EB0" + strings.ToUpper(hex.EncodeToString(b[:]))
 }
 
 func jidOf(digits string) string { return digits + "@" + whatsapp.UserServer }
