@@ -5,7 +5,8 @@
 //	D  memory and goroutines per idle subscriber
 //	A  fan-out: events injected on a fixed schedule, delivered to N subscribers in M orgs
 //	B  query throughput: trivial query and tenant-scoped list (HTTP), ent privacy on/off
-//	C  ingest: inbound messages persisted per second vs pgbench inserts into the same table
+//	C  ingest: inbound messages persisted per second (one per mutation, and backlogs) vs pgbench
+//	   inserts into the same table
 //
 // It prints a markdown table and writes it, with the raw numbers as JSON, under bench/out/.
 // See BENCHMARKS.md for what each number means. Settings (environment):

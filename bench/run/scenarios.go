@@ -359,7 +359,9 @@ func (e *targets) ingest(ctx context.Context) error {
 	}
 	// "wagate" sends every message to one session (one organization: its event counter row
 	// orders them); "wagate-spread" sends them round-robin to the sessions of all the
-	// subscribed organizations (their subscribers have left by now).
+	// subscribed organizations (their subscribers have left by now), one message per
+	// mutation; "wagate-backlog" as well, backlogs of backlogSize messages per mutation
+	// (simulateIncomingMessages), as engines hand over what sessions receive together.
 	var seq atomic.Int64
 	sendTo := func(ctx context.Context, o org) error {
 		n := seq.Add(1)
@@ -367,16 +369,28 @@ func (e *targets) ingest(ctx context.Context) error {
 	}
 	send := func(ctx context.Context) error { return sendTo(ctx, e.ingestOrg) }
 	spread := func(ctx context.Context) error { return sendTo(ctx, e.orgs[int(seq.Load())%len(e.orgs)]) }
+	backlog := func(ctx context.Context) error {
+		n := seq.Add(1)
+		o := e.orgs[int(n)%len(e.orgs)]
+		msgs := make([]map[string]string, backlogSize)
+		for i := range msgs {
+			msgs[i] = map[string]string{"from": "+4915112345678", "text": fmt.Sprintf("backlog %d/%d", n, i)}
+		}
+		return e.gql(ctx, e.sut.base, o.Token, simulateMany, map[string]any{"s": o.SessionID, "m": msgs}, nil)
+	}
 	secs := int(cfg.ingest.Seconds())
-	cases := []string{"P1", "wagate", "P100", "wagate-spread"}
+	cases := []string{"P1", "wagate", "P100", "wagate-spread", "wagate-backlog"}
 	for r := range cfg.rounds {
 		for k := range cases {
 			c := cases[(k+r)%len(cases)]
 			var run ingestRun
-			if c == "wagate" || c == "wagate-spread" {
-				do := send
-				if c == "wagate-spread" {
+			if strings.HasPrefix(c, "wagate") {
+				do, per := send, 1
+				switch c {
+				case "wagate-spread":
 					do = spread
+				case "wagate-backlog":
+					do, per = backlog, backlogSize
 				}
 				before, err := count()
 				if err != nil {
@@ -394,7 +408,7 @@ func (e *targets) ingest(ctx context.Context) error {
 				if err != nil {
 					return err
 				}
-				run = ingestRun{Case: c, Rows: after - before, Acked: res.OK, Errors: res.Errors, Clients: 16,
+				run = ingestRun{Case: c, Rows: after - before, Acked: res.OK * int64(per), Errors: res.Errors, Clients: 16,
 					CPUSeconds: cpu, ServerCPUSeconds: serverCPU,
 					RowsPerSec: float64(after-before) / res.Elapsed.Seconds(),
 					P50:        float64(res.Hist.ValueAtQuantile(50)) / 1000, P99: float64(res.Hist.ValueAtQuantile(99)) / 1000}

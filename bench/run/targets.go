@@ -166,6 +166,13 @@ func (e *targets) gql(ctx context.Context, base, token, query string, vars map[s
 
 const simulate = `mutation($s: ID!, $t: String!) { simulateIncomingMessage(input: {sessionID: $s, from: "+4915112345678", text: $t}) { id } }`
 
+// simulateMany makes a session receive a backlog; backlogSize is its length in scenario C,
+// the most one call takes.
+const (
+	simulateMany = `mutation($s: ID!, $m: [SimulatedMessageInput!]!) { simulateIncomingMessages(input: {sessionID: $s, messages: $m}) { id } }`
+	backlogSize  = 100
+)
+
 // seed signs up one owner per organization (plus C's), each with a connected sandbox
 // session, through the public API.
 func (e *targets) seed(ctx context.Context) error {

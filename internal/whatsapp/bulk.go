@@ -209,17 +209,12 @@ func (row bulkRow) message() *ent.Message {
 // row is r as the statement reads it, with the deliveries to write for the webhooks of its
 // organization that want its event (targets caches them for the batch).
 func (b *bulkInbound) row(ctx context.Context, r received, targets map[gid.ID][]events.Target) (bulkRow, error) {
-	entry := r.entry()
-	payload, err := events.Canonical(entry.Payload)
-	if err != nil {
-		return bulkRow{}, fmt.Errorf("writing an event: %w", err)
-	}
 	in := r.in
 	row := bulkRow{Msg: r.msg, Org: r.org, Session: r.session, Chat: in.Chat, Sender: in.Sender, Phone: r.senderPhone,
 		Push: in.PushName, FromMe: in.FromMe, Dir: r.direction, Kind: in.Kind, Text: nonEmpty(in.Text),
 		Status: r.status, WA: in.ID, TS: in.Timestamp, Reply: nonEmpty(in.ReplyTo), Target: nonEmpty(in.TargetID),
 		Extra: r.extra, ChatID: r.chat, ChatName: r.chatName, Group: in.IsGroup, Unread: unread(in),
-		Event: r.event, Type: r.typ, Payload: payload, At: r.at}
+		Event: r.event, Type: r.typ, Payload: r.entry().Payload, At: r.at}
 	if in.Media != nil {
 		row.Mime, row.MName, row.MSize, row.MDesc = nonEmpty(in.Media.MimeType), nonEmpty(in.Media.FileName),
 			&in.Media.Size, in.Media.Descriptor
@@ -229,6 +224,7 @@ func (b *bulkInbound) row(ctx context.Context, r received, targets map[gid.ID][]
 	}
 	ts, ok := targets[r.org]
 	if !ok {
+		var err error
 		if ts, err = b.log.Webhooks.Targets(ctx, r.org); err != nil {
 			return bulkRow{}, err
 		}

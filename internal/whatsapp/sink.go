@@ -263,13 +263,14 @@ func newReceived(org, session gid.ID, in Inbound) received {
 	return r
 }
 
-// entry is the message's event-log entry.
+// entry is the message's event-log entry. Its payload holds JSON's own types only (strings,
+// a bool), so it is in events.Canonical form already.
 func (r received) entry() *events.Entry {
 	in := r.in
 	return &events.Entry{Org: r.org, Session: r.session, Type: r.typ, Message: r.msg, OccurredAt: in.Timestamp,
 		Payload: map[string]any{
-			"messageId": r.msg, "waMessageId": in.ID, "chatJID": in.Chat, "senderJID": in.Sender,
-			"kind": in.Kind, "text": in.Text, "fromMe": in.FromMe,
+			"messageId": string(r.msg), "waMessageId": in.ID, "chatJID": in.Chat, "senderJID": in.Sender,
+			"kind": string(in.Kind), "text": in.Text, "fromMe": in.FromMe,
 		}}
 }
 
