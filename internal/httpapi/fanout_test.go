@@ -50,11 +50,11 @@ func TestEventFanoutReadsOnceAndRendersOncePerCohort(t *testing.T) {
 					}
 				}
 				deliver(fmt.Sprint("warm-up for ", len(conns))) // texts differ from the replayed ones
-				rec.reset()
+				rec.Reset()
 				for i := range k {
 					deliver(fmt.Sprint("m", i, " for ", len(conns)))
 				}
-				for _, stmt := range rec.reset() {
+				for _, stmt := range rec.Reset() {
 					if !strings.HasPrefix(stmt, "SELECT") {
 						continue
 					}

@@ -2,13 +2,9 @@ package httpapi_test
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
-
-	"entgo.io/ent/dialect"
 
 	"github.com/wagate/wagate/internal/apitest"
 	"github.com/wagate/wagate/internal/database"
@@ -16,113 +12,19 @@ import (
 	"github.com/wagate/wagate/internal/testdb"
 )
 
-// recorder is an ent driver that remembers the statements it runs, in transactions too.
-type recorder struct {
-	dialect.Driver
-	// requests, when set, leaves out the statements no HTTP request runs (after-commit
-	// work such as e-mail, which may land in the middle of a count).
-	requests bool
-	mu       sync.Mutex
-	stmts    []string
-}
-
-// recording records what one connection of the driver runs: the driver itself, or a
-// transaction.
-type recording struct {
-	eq connection
-	r  *recorder
-}
-
-// connection is what ent's SQL driver and its transactions offer.
-type connection interface {
-	dialect.ExecQuerier
-	ExecContext(context.Context, string, ...any) (sql.Result, error)
-	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
-}
-
-func (c recording) Query(ctx context.Context, query string, args, v any) error {
-	c.r.record(ctx, query)
-	return c.eq.Query(ctx, query, args, v)
-}
-
-func (c recording) Exec(ctx context.Context, query string, args, v any) error {
-	c.r.record(ctx, query)
-	return c.eq.Exec(ctx, query, args, v)
-}
-
-func (c recording) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
-	c.r.record(ctx, q)
-	return c.eq.ExecContext(ctx, q, args...)
-}
-
-func (c recording) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
-	c.r.record(ctx, q)
-	return c.eq.QueryContext(ctx, q, args...)
-}
-
-// recordingDriver is the driver recording: ent.Client's ExecContext and QueryContext need
-// the methods on the driver itself.
-type recordingDriver struct {
-	recording
-	*recorder
-}
-
-func (d recordingDriver) Query(ctx context.Context, query string, args, v any) error {
-	return d.recording.Query(ctx, query, args, v)
-}
-
-func (d recordingDriver) Exec(ctx context.Context, query string, args, v any) error {
-	return d.recording.Exec(ctx, query, args, v)
-}
-
-// Tx records the statements of transactions, their BEGIN and COMMIT included.
-func (d recordingDriver) Tx(ctx context.Context) (dialect.Tx, error) {
-	tx, err := d.Driver.Tx(ctx)
-	if err != nil {
-		return nil, err
-	}
-	d.record(ctx, "BEGIN")
-	return &recordingTx{recording: recording{eq: tx.(connection), r: d.recorder}, tx: tx, ctx: ctx}, nil
-}
-
-type recordingTx struct {
-	recording
-	tx  dialect.Tx
-	ctx context.Context
-}
-
-func (t *recordingTx) Commit() error {
-	t.r.record(t.ctx, "COMMIT")
-	return t.tx.Commit()
-}
-
-func (t *recordingTx) Rollback() error { return t.tx.Rollback() }
-
-func (r *recorder) record(ctx context.Context, q string) {
-	if r.requests && reqlog.ID(ctx) == "" {
-		return
-	}
-	r.mu.Lock()
-	r.stmts = append(r.stmts, q)
-	r.mu.Unlock()
-}
-
 // recordingDB opens a database of the dialect whose statements rec records.
 func recordingDB(t *testing.T, dialectName string) (*database.DB, *recorder) {
 	rec := &recorder{}
-	db := testdb.Open(t, dialectName, database.Options{WrapDriver: func(drv dialect.Driver) dialect.Driver {
-		rec.Driver = drv
-		return recordingDriver{recording: recording{eq: drv.(connection), r: rec}, recorder: rec}
-	}})
-	return db, rec
+	rec.Keep = func(ctx context.Context) bool { return !rec.requests || reqlog.ID(ctx) != "" }
+	return testdb.OpenRecorded(t, dialectName, &rec.Recorder), rec
 }
 
-func (r *recorder) reset() []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	out := r.stmts
-	r.stmts = nil
-	return out
+// recorder records statements, optionally only those an HTTP request runs.
+type recorder struct {
+	testdb.Recorder
+	// requests, when set, leaves out the statements no HTTP request runs (after-commit
+	// work such as e-mail, which may land in the middle of a count).
+	requests bool
 }
 
 // The organization switcher with its members and their users costs the same number of
@@ -136,7 +38,7 @@ func TestOrganizationsMembersUsersIsNotNPlusOne(t *testing.T) {
 			ann := s.SignUp(t, "Ann")
 			query := `{ organizations(first: 50) { edges { node { name members(first: 20) { edges { node { role user { email name } } } } } } } }`
 			count := func() []string {
-				rec.reset()
+				rec.Reset()
 				var out struct {
 					Organizations struct {
 						Edges []struct {
@@ -145,7 +47,7 @@ func TestOrganizationsMembersUsersIsNotNPlusOne(t *testing.T) {
 					}
 				}
 				s.OK(t, q(ann, "", query, nil), &out)
-				return rec.reset()
+				return rec.Reset()
 			}
 			addOrgs := func(n int) {
 				for range n {
@@ -197,14 +99,14 @@ func TestRepeatedCredentialRunsNoQueries(t *testing.T) {
 				{"token", bob, "", 3},           // the token and its user; the user's memberships
 				{"override", bob, bob.OrgID, 0}, // the same token: the override applies to what is cached
 			} {
-				rec.reset()
+				rec.Reset()
 				s.OK(t, q(c.u, c.org, `{ viewer { role } }`, nil), nil)
-				if first := rec.reset(); len(first) != c.first {
+				if first := rec.Reset(); len(first) != c.first {
 					t.Fatalf("%s: the first request ran %d statements, want %d:\n%s", c.name, len(first), c.first,
 						strings.Join(first, "\n"))
 				}
 				s.OK(t, q(c.u, c.org, `{ viewer { role } }`, nil), nil)
-				if again := rec.reset(); len(again) != 0 {
+				if again := rec.Reset(); len(again) != 0 {
 					t.Fatalf("%s: the repeated request ran %d statements:\n%s", c.name, len(again), strings.Join(again, "\n"))
 				}
 			}
@@ -212,9 +114,9 @@ func TestRepeatedCredentialRunsNoQueries(t *testing.T) {
 			if err := s.Auth.FlushKeyUsage(t.Context()); err != nil {
 				t.Fatal(err)
 			}
-			rec.reset()
+			rec.Reset()
 			s.OK(t, q(key, "", `{ viewer { role } }`, nil), nil)
-			if after := rec.reset(); len(after) != 0 {
+			if after := rec.Reset(); len(after) != 0 {
 				t.Fatalf("after writing key usage, the key ran %d statements:\n%s", len(after), strings.Join(after, "\n"))
 			}
 		})
@@ -236,10 +138,10 @@ func TestListsReadAPageWithoutDistinct(t *testing.T) {
 		"messages":      `query($id: ID!) { node(id: $id) { ... on Session { messages(first: 20) { edges { node { id } } } } } }`,
 		"chats":         `query($id: ID!) { node(id: $id) { ... on Session { chats(first: 20) { edges { node { jid } } } } } }`,
 	} {
-		rec.reset()
+		rec.Reset()
 		s.OK(t, q(ann, "", query, map[string]any{"id": a.ID}), nil)
 		found := false
-		for _, stmt := range rec.reset() {
+		for _, stmt := range rec.Reset() {
 			if reads(stmt, table) {
 				found = true
 				if strings.Contains(stmt, "DISTINCT") {
@@ -267,9 +169,9 @@ func TestInboundMessageStatements(t *testing.T) {
 	simulate(t, s, ann, a.ID, "warm") // the organization's webhooks are looked up: none
 	expect := func(what string, n int) {
 		t.Helper()
-		rec.reset()
+		rec.Reset()
 		simulate(t, s, ann, a.ID, what)
-		stmts := rec.reset()
+		stmts := rec.Reset()
 		if len(stmts) != n || !strings.Contains(stmts[len(stmts)-1], "INSERT INTO events") {
 			t.Fatalf("%s: %d statements, want %d, the last storing the message and its event:\n%s",
 				what, len(stmts), n, strings.Join(stmts, "\n"))
@@ -286,10 +188,10 @@ func TestInboundMessageStatements(t *testing.T) {
 	for i := range 50 {
 		backlog = append(backlog, map[string]any{"from": "+4915112345678", "text": fmt.Sprint("backlog ", i)})
 	}
-	rec.reset()
+	rec.Reset()
 	s.OK(t, q(ann, "", `mutation($in: SimulateIncomingMessagesInput!) { simulateIncomingMessages(input: $in) { id } }`,
 		map[string]any{"in": map[string]any{"sessionID": a.ID, "messages": backlog}}), nil)
-	if stmts := rec.reset(); len(stmts) != 2 {
+	if stmts := rec.Reset(); len(stmts) != 2 {
 		t.Fatalf("a backlog of 50: %d statements, want 2:\n%s", len(stmts), strings.Join(stmts, "\n"))
 	}
 	hook, _ := createWebhook(t, s, ann, "https://example.com/hook", "MESSAGE_RECEIVED")

@@ -156,3 +156,34 @@ func TestReplicasForgetCredentialsChangedElsewhere(t *testing.T) {
 		}
 	}
 }
+
+// A webhook created through one replica gets the events another replica stores without
+// waiting for that replica's memory of the organization's webhooks (none) to expire after
+// 10 s: the creation's commit notifies it.
+func TestReplicasLearnOfWebhooksCreatedElsewhere(t *testing.T) {
+	dbA := testdb.Open(t, "postgres", database.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	dbB, err := database.Open(ctx, dbA.DSN, database.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = dbB.Close() })
+	whatsApp := sandbox.New(sandbox.Options{})
+	defer whatsApp.Close()
+	opts := func(o *apitest.Options) { o.ClaimEvery, o.Network = 200*time.Millisecond, whatsApp }
+	a, b := apitest.New(t, dbA, opts), apitest.New(t, dbB, opts)
+	ann := a.SignUp(t, "Ann")
+	ses := connectedSandbox(t, b, ann, ann.OrgID, "B's") // B runs it, and stores what it receives
+	simulate(t, b, ann, ses.ID, "before")               // B now knows the organization has no webhooks
+	hook, _ := createWebhook(t, a, ann, "https://example.com/hook", "MESSAGE_RECEIVED")
+	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		simulate(t, b, ann, ses.ID, "after")
+		if getWebhook(t, a, ann, hook).Deliveries.TotalCount > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("replica B still writes no deliveries 2 s after replica A created a webhook")
+		}
+	}
+}
