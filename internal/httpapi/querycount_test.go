@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/wagate/wagate/internal/apitest"
 	"github.com/wagate/wagate/internal/database"
@@ -199,5 +200,32 @@ func TestInboundMessageStatements(t *testing.T) {
 	expect("the second", 2)
 	if w := getWebhook(t, s, ann, hook); w.Deliveries.TotalCount != 2 {
 		t.Fatalf("%d deliveries, want 2", w.Deliveries.TotalCount)
+	}
+}
+
+// A replica scans for sessions nobody runs every ClaimEvery; the sessions it runs itself are
+// not woken by the scans (their outboxes have a timer of their own, and commands come with
+// a hint), so an idle replica costs a few statements per scan, not two for each session.
+func TestIdleScansWakeNoSession(t *testing.T) {
+	db, rec := recordingDB(t, "postgres")
+	s := apitest.New(t, db, func(o *apitest.Options) { o.ClaimEvery = 40 * time.Millisecond })
+	ann := s.SignUp(t, "Ann")
+	for i := range 5 {
+		connectedSandbox(t, s, ann, ann.OrgID, fmt.Sprint("line ", i))
+	}
+	time.Sleep(100 * time.Millisecond) // what connecting woke is done
+	rec.Reset()
+	time.Sleep(time.Second) // 25 to 50 scans
+	scans, outboxes := 0, 0
+	for _, stmt := range rec.Reset() {
+		switch {
+		case strings.Contains(stmt, `FROM "session_commands"`) && strings.Contains(stmt, "DISTINCT"):
+			scans++
+		case strings.Contains(stmt, `FROM "messages"`):
+			outboxes++
+		}
+	}
+	if scans < 10 || outboxes > 0 {
+		t.Fatalf("%d scans read the outboxes %d times, want at least 10 scans and no outbox read", scans, outboxes)
 	}
 }

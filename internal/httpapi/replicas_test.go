@@ -175,7 +175,7 @@ func TestReplicasLearnOfWebhooksCreatedElsewhere(t *testing.T) {
 	a, b := apitest.New(t, dbA, opts), apitest.New(t, dbB, opts)
 	ann := a.SignUp(t, "Ann")
 	ses := connectedSandbox(t, b, ann, ann.OrgID, "B's") // B runs it, and stores what it receives
-	simulate(t, b, ann, ses.ID, "before")               // B now knows the organization has no webhooks
+	simulate(t, b, ann, ses.ID, "before")                // B now knows the organization has no webhooks
 	hook, _ := createWebhook(t, a, ann, "https://example.com/hook", "MESSAGE_RECEIVED")
 	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(10 * time.Millisecond) {
 		simulate(t, b, ann, ses.ID, "after")

@@ -180,19 +180,35 @@ func wantsConnection(s *ent.Session) bool {
 }
 
 // scan claims every session that should run or has commands waiting and that no replica
-// runs, and hands waiting commands to the sessions this replica runs.
+// runs, and hands waiting commands to the sessions this replica runs. A session running here
+// with no command waiting is left alone (its outbox has a timer of its own): an idle replica
+// costs the database a few queries per scan, not two for each of its sessions.
 func (m *Manager) scan() {
 	ctx, cancel := context.WithTimeout(m.ctx, 10*time.Second)
 	defer cancel()
+	pending := sessioncommand.StatusEQ(sessioncommand.StatusPENDING)
 	want, err := m.client.Session.Query().Where(session.Or(
 		session.And(wantsToRun()...),
-		session.HasCommandsWith(sessioncommand.StatusEQ(sessioncommand.StatusPENDING)),
+		session.HasCommandsWith(pending),
 	)).All(ctx)
 	if err != nil {
 		m.logScanError(err)
 		return
 	}
+	commanded, err := m.client.SessionCommand.Query().Where(pending).Unique(true).
+		Select(sessioncommand.FieldSessionID).Strings(ctx)
+	if err != nil {
+		m.logScanError(err)
+		return
+	}
+	waiting := make(map[gid.ID]bool, len(commanded))
+	for _, id := range commanded {
+		waiting[gid.ID(id)] = true
+	}
 	for _, s := range want {
+		if _, isLive := m.lookup(s.ID); isLive && !waiting[s.ID] && m.stillOwned(s.ID) {
+			continue
+		}
 		m.claim(ctx, s)
 	}
 	// Sessions deleted through another replica stop here.
