@@ -54,13 +54,13 @@ func NewServer(r *Resolver, cfg ServerConfig) *handler.Server {
 	}
 	ws := wsgorilla.New(wsgorilla.OriginPolicy(cfg.AllowedOrigins), cfg.WebSocketWriteTimeout)
 	ws.Open = cfg.Metrics.WebSockets()
+	ws.PingInterval = 20 * time.Second // detects dead peers, whatever the protocol
 	// First: it claims the requests that carry an Upgrade header.
 	srv.AddTransport(transport.Websocket{
 		Implementation:        ws,
 		InitFunc:              cfg.WebsocketInit,
 		InitTimeout:           10 * time.Second,
-		PingPongInterval:      20 * time.Second, // graphql-transport-ws: detects dead peers
-		KeepAlivePingInterval: 20 * time.Second, // legacy graphql-ws keep-alive
+		KeepAlivePingInterval: 20 * time.Second, // legacy graphql-ws: its clients wait for "ka"
 		PayloadReadLimit:      ptr(int64(64 << 10)),
 		ErrorFunc: func(ctx context.Context, err error) {
 			var we transport.WebsocketError

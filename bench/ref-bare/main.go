@@ -32,11 +32,12 @@ func main() {
 	flag.Parse()
 	b := &broker{subs: map[string]map[chan *Event]struct{}{}, seq: map[string]int64{}}
 	srv := handler.New(NewExecutableSchema(Config{Resolvers: &Resolver{broker: b}}))
+	ws := wsgorilla.New(func(*http.Request) bool { return true }, 10*time.Second)
+	ws.PingInterval = 20 * time.Second // as wagate
 	srv.AddTransport(transport.Websocket{
-		Implementation:        wsgorilla.New(func(*http.Request) bool { return true }, 10*time.Second),
+		Implementation:        ws,
 		InitFunc:              initOrg,
 		InitTimeout:           10 * time.Second,
-		PingPongInterval:      20 * time.Second,
 		KeepAlivePingInterval: 20 * time.Second,
 	})
 	srv.AddTransport(transport.POST{})

@@ -34,6 +34,12 @@ type Implementation struct {
 		Inc()
 		Dec()
 	}
+	// PingInterval, when set, makes each connection send a WebSocket ping every interval,
+	// and end when its peer has answered none for two intervals: a dead peer, or a
+	// half-open connection, which no write would reveal while nothing happens. Peers answer
+	// by themselves (browsers without the page's help). The connection keeps a timer for it,
+	// not a goroutine (gqlgen's PingPongInterval parks one per connection).
+	PingInterval time.Duration
 }
 
 // New returns an Implementation that prefers graphql-transport-ws (the protocol with
@@ -85,6 +91,9 @@ func (i Implementation) Accept(w http.ResponseWriter, r *http.Request, o transpo
 	}
 	hw.release(up.ReadBufferSize > 0)
 	cn := &conn{c: c, writeTimeout: i.WriteTimeout}
+	if i.PingInterval > 0 {
+		cn.keepAlive(i.PingInterval)
+	}
 	if i.Open != nil {
 		i.Open.Inc()
 		cn.closed = i.Open.Dec
@@ -246,6 +255,9 @@ type conn struct {
 	writeTimeout time.Duration
 	closed       func() // runs once, at Close
 
+	pingMu sync.Mutex
+	pinger *time.Timer // nil without PingInterval; stopped at Close
+
 	initRead  bool // only gqlgen's reader calls NextReader, one call at a time
 	closeOnce sync.Once
 	closeErr  error
@@ -341,7 +353,32 @@ func (c *conn) WriteClose(code int, msg string) error {
 	return c.c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, msg), time.Now().Add(time.Second))
 }
 
+// keepAlive pings the peer every interval; the read deadline, moved on by each pong, ends
+// the connection (gqlgen's read loop fails) when two intervals pass without one.
+func (c *conn) keepAlive(every time.Duration) {
+	extend := func(string) error { return c.c.SetReadDeadline(time.Now().Add(2 * every)) }
+	_ = extend("")
+	c.c.SetPongHandler(extend) // called by the read loop
+	c.pingMu.Lock()
+	defer c.pingMu.Unlock()
+	c.pinger = time.AfterFunc(every, func() {
+		// WriteControl may run beside gqlgen's writes; a failed ping leaves the deadline to act.
+		err := c.c.WriteControl(websocket.PingMessage, nil, time.Now().Add(every))
+		c.pingMu.Lock()
+		defer c.pingMu.Unlock()
+		if err == nil && c.pinger != nil {
+			c.pinger.Reset(every)
+		}
+	})
+}
+
 func (c *conn) Close() error {
+	c.pingMu.Lock()
+	if c.pinger != nil {
+		c.pinger.Stop()
+		c.pinger = nil
+	}
+	c.pingMu.Unlock()
 	c.closeOnce.Do(func() {
 		c.closeErr = c.c.Close()
 		if c.closed != nil {

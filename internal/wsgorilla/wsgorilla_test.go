@@ -195,3 +195,52 @@ func TestReapPanics(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// With PingInterval, a peer that answers pings stays connected while nothing else happens,
+// and one that stopped answering (here: it no longer reads) is cut off after two intervals,
+// which no write would have revealed.
+func TestPingsEndConnectionsToDeadPeers(t *testing.T) {
+	impl := wsgorilla.New(func(*http.Request) bool { return true }, time.Second)
+	impl.PingInterval = 50 * time.Millisecond
+	ended := map[string]chan error{"/alive": make(chan error, 1), "/dead": make(chan error, 1)}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := impl.Accept(w, r, transport.WebsocketAcceptOptions{Subprotocols: []string{"graphql-transport-ws"}})
+		if err != nil {
+			t.Errorf("accept: %v", err)
+			return
+		}
+		defer c.Close()
+		_, _, err = c.NextReader() // as gqlgen's read loop waits for the next message
+		ended[r.URL.Path] <- err
+	}))
+	defer srv.Close()
+	alive := dial(t, srv.URL+"/alive")
+	go func() { // reading answers the pings
+		for {
+			if _, _, err := alive.NextReader(); err != nil {
+				return
+			}
+		}
+	}()
+	dial(t, srv.URL+"/dead")
+	start := time.Now()
+	select {
+	case err := <-ended["/dead"]:
+		var ne net.Error
+		if !errors.As(err, &ne) || !ne.Timeout() {
+			t.Fatalf("the dead peer's connection ended with %v, want a read timeout", err)
+		}
+		if d := time.Since(start); d < 90*time.Millisecond {
+			t.Fatalf("the dead peer was cut off after %v, before two intervals", d)
+		}
+	case err := <-ended["/alive"]:
+		t.Fatalf("the live peer's connection ended: %v", err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the dead peer was never cut off")
+	}
+	select {
+	case err := <-ended["/alive"]:
+		t.Fatalf("the live peer's connection ended: %v", err)
+	case <-time.After(300 * time.Millisecond): // six intervals
+	}
+}
