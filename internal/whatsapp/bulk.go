@@ -93,7 +93,7 @@ const bulkStatement = `WITH input AS (
 	ON CONFLICT (session_id, wa_message_id) DO NOTHING
 	RETURNING id
 ), kept AS (
-	SELECT input.*, row_number() OVER (PARTITION BY org ORDER BY ord) AS k, count(*) OVER (PARTITION BY org) AS n
+	SELECT input.*, row_number() OVER (PARTITION BY org ORDER BY ord) AS k, count(*) OVER (PARTITION BY org) AS total
 	FROM input JOIN m ON m.id = input.msg
 ), c AS (
 	INSERT INTO chats (id, created_at, updated_at, organization_id, session_id, jid, name, is_group, last_message_at,
@@ -112,7 +112,7 @@ const bulkStatement = `WITH input AS (
 	RETURNING id, last_seq
 ), e AS (
 	INSERT INTO events (id, seq, type, payload, occurred_at, created_at, organization_id, session_id, message_id)
-	SELECT kept.eid, n.last_seq - kept.n + kept.k, kept.etype, kept.payload, kept.ts, kept.at, kept.org, kept.ses,
+	SELECT kept.eid, n.last_seq - kept.total + kept.k, kept.etype, kept.payload, kept.ts, kept.at, kept.org, kept.ses,
 		kept.msg
 	FROM kept JOIN n ON n.id = kept.org
 	RETURNING id, organization_id, seq, type

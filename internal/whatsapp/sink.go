@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/wagate/wagate/ent"
@@ -89,27 +90,24 @@ func (m *Manager) DeliverAll(ctx context.Context, sessionID string, msgs []Inbou
 // receive stores messages session id of org received, in order, in one unit of the group
 // committer: in bulk when it can (see bulkInbound), one by one otherwise.
 func (m *Manager) receive(ctx context.Context, org, id gid.ID, msgs []Inbound) error {
-	bulk := m.bulk != nil
+	if m.bulk == nil || slices.ContainsFunc(msgs, func(in Inbound) bool { return in.Edit || in.Revoke }) {
+		return m.ingest.Do(ctx, string(org), func(ctx context.Context, c *ent.Client) error {
+			for _, in := range msgs {
+				err := m.appendTo(ctx, c, org, id, func(ctx context.Context, c *ent.Client) (*events.Entry, error) {
+					return m.inbound(ctx, c, org, id, in)
+				})
+				if err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
 	rs := make([]received, len(msgs))
 	slot, _ := ctx.Value(storedKey{}).(*storedSlot)
 	for i, in := range msgs {
-		bulk = bulk && !in.Edit && !in.Revoke
 		rs[i] = newReceived(org, id, in)
 		rs[i].stored = slot
-	}
-	one := func(ctx context.Context, c *ent.Client) error {
-		for _, in := range msgs {
-			err := m.appendTo(ctx, c, org, id, func(ctx context.Context, c *ent.Client) (*events.Entry, error) {
-				return m.inbound(ctx, c, org, id, in)
-			})
-			if err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	if !bulk {
-		return m.ingest.Do(ctx, string(org), one)
 	}
 	return m.ingest.DoBulk(ctx, string(org), m.bulk, rs, func(ctx context.Context, c *ent.Client) error {
 		for _, r := range rs {
