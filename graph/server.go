@@ -92,6 +92,7 @@ func NewServer(r *Resolver, cfg ServerConfig) *handler.Server {
 	if lim.MaxDepth > 0 {
 		srv.Use(depthLimit{max: lim.MaxDepth})
 	}
+	srv.Use(refuseNUL{})
 	if cfg.PerOperation != nil {
 		srv.AroundOperations(cfg.PerOperation)
 	}

@@ -401,3 +401,34 @@ func TestAutomaticPersistedQueries(t *testing.T) {
 		wantCode(t, r, "BAD_USER_INPUT") // the hash is not looked at: there is no query
 	})
 }
+
+// Text with a NUL character, which PostgreSQL cannot store, is refused as bad input wherever
+// it is written: in a variable, nested in an input object, or in the document itself.
+func TestInputWithNULIsRefused(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, db *database.DB) {
+		s := apitest.New(t, db)
+		ann := s.SignUp(t, "Ann")
+		a := connectedSandbox(t, s, ann, ann.OrgID, "A")
+		for _, c := range []struct {
+			name, query, field string
+			vars               map[string]any
+		}{
+			{"variable", `mutation($s: ID!, $t: String!) { simulateIncomingMessage(input: {sessionID: $s, from: "+4915112345678", text: $t}) { id } }`,
+				"t", map[string]any{"s": a.ID, "t": "a\x00b"}},
+			{"input object", `mutation($in: SendMessageInput!) { sendMessage(input: $in) { id } }`,
+				"in", map[string]any{"in": map[string]any{"sessionID": a.ID, "to": "+4915112345678", "text": "a\x00b"}}},
+			{"list", `mutation($in: SimulateIncomingMessagesInput!) { simulateIncomingMessages(input: $in) { id } }`,
+				"in", map[string]any{"in": map[string]any{"sessionID": a.ID, "messages": []map[string]any{{"from": "+4915112345678", "text": "a\x00b"}}}}},
+			{"document", `mutation { createOrganization(input: {name: "a\u0000b"}) { id } }`, "input", nil},
+		} {
+			r := s.Do(t, q(ann, ann.OrgID, c.query, c.vars))
+			wantCode(t, r, "BAD_USER_INPUT")
+			if f := r.Errors[0].Extensions["field"]; f != c.field {
+				t.Errorf("%s: field %v, want %s", c.name, f, c.field)
+			}
+		}
+		if n := len(messagesOf(t, s, ann, ann.OrgID, a.ID)); n != 0 {
+			t.Errorf("%d messages stored", n)
+		}
+	})
+}

@@ -31,6 +31,7 @@ import (
 // previous one returned, stay in order.
 func (m *Manager) Deliver(ctx context.Context, sessionID string, ev Event) error {
 	ctx = viewer.System(ctx, "session-runtime")
+	ev = withoutNUL(ev)
 	id := gid.ID(sessionID)
 	org, err := m.orgOf(ctx, id)
 	if ent.IsNotFound(err) {
@@ -73,6 +74,7 @@ func (m *Manager) Deliver(ctx context.Context, sessionID string, ev Event) error
 // all or none.
 func (m *Manager) DeliverAll(ctx context.Context, sessionID string, msgs []Inbound) error {
 	ctx = viewer.System(ctx, "session-runtime")
+	msgs = withoutNUL(msgs)
 	id := gid.ID(sessionID)
 	org, err := m.orgOf(ctx, id)
 	if ent.IsNotFound(err) {

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"entgo.io/ent/dialect"
+
 	"github.com/wagate/wagate/ent"
 	"github.com/wagate/wagate/ent/chat"
 	"github.com/wagate/wagate/ent/event"
@@ -123,6 +125,48 @@ func TestDeliverToDeletedSession(t *testing.T) {
 		ids := db.Client.Message.Query().Select(message.FieldWaMessageID).StringsX(ctx)
 		if !slices.Equal(ids, []string{"B"}) {
 			t.Errorf("messages %v, want [B]", ids)
+		}
+	})
+}
+
+// NUL characters, which PostgreSQL cannot store, reach wagate in anything another WhatsApp
+// user writes: they are stored as U+FFFD, and the message is stored (not failed, to be
+// delivered again and fail again).
+func TestDeliverReplacesNUL(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, db *database.DB) {
+		ctx := viewer.System(context.Background(), "test")
+		modes := []bool{false}
+		if db.Dialect == dialect.Postgres {
+			modes = append(modes, true)
+		}
+		for _, bulk := range modes {
+			m := whatsapp.NewManager(db.Client, nil, whatsapp.ManagerOptions{Log: quiet, BulkInbound: bulk})
+			org := db.Client.Organization.Create().SetName("Org").SetSlug(fmt.Sprint("org-", bulk)).SaveX(ctx)
+			s := db.Client.Session.Create().SetOrganizationID(org.ID).SetName("s").SetEngine(session.EngineSANDBOX).SaveX(ctx)
+			in := inbound("ID\x00", "15550000001")
+			in.Text, in.PushName, in.Kind, in.Options = "a\x00b", "Bob\x00", whatsapp.KindPoll, []string{"x\x00"}
+			if err := m.Deliver(context.Background(), string(s.ID), in); err != nil {
+				t.Fatal(err)
+			}
+			err := m.Deliver(context.Background(), string(s.ID), whatsapp.GroupUpdate{Group: "120363000000000001@g.us",
+				Changes: map[string]any{"subject": "new\x00name"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			m.Stop()
+			msg := db.Client.Message.Query().Where(message.SessionID(s.ID)).OnlyX(ctx)
+			c := db.Client.Chat.Query().Where(chat.SessionID(s.ID)).OnlyX(ctx)
+			if msg.WaMessageID != "ID\uFFFD" || *msg.Text != "a\uFFFDb" || msg.PushName != "Bob\uFFFD" ||
+				fmt.Sprint(msg.Extra["options"]) != "[x\uFFFD]" || c.Name != "Bob\uFFFD" {
+				t.Fatalf("bulk=%v: message %+v, chat %+v", bulk, msg, c)
+			}
+			ev := db.Client.Event.Query().Where(event.OrganizationID(org.ID), event.TypeEQ(event.TypeGROUP_UPDATE)).OnlyX(ctx)
+			if changes, _ := ev.Payload["changes"].(map[string]any); changes["subject"] != "new\uFFFDname" {
+				t.Fatalf("bulk=%v: group update %v", bulk, ev.Payload)
+			}
+		}
+		if in := inbound("ID\x00", "1"); in.ID != "ID\x00" {
+			t.Fatal("the caller's event was changed")
 		}
 	})
 }
