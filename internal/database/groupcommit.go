@@ -367,7 +367,7 @@ func (l *lane) writeBulk(units []*unit) (rest, again []*unit) {
 		for i, u := range us {
 			items[i] = u.item
 		}
-		err := writeBulk(w, l.g.client, items)
+		err := callBulk(w, l.g.client, items)
 		switch {
 		case err == nil:
 			for _, u := range us {
@@ -394,9 +394,9 @@ func (l *lane) writeBulk(units []*unit) (rest, again []*unit) {
 	return rest, again
 }
 
-// writeBulk calls w, turning a panic into an error: each item then runs alone, and the
-// one at fault panics in its own caller.
-func writeBulk(w BulkWriter, c *ent.Client, items []any) (err error) {
+// callBulk calls w, turning a panic into an error: each item then runs alone, and the one
+// at fault panics in its own caller.
+func callBulk(w BulkWriter, c *ent.Client, items []any) (err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			err = fmt.Errorf("bulk write panicked: %v", v)

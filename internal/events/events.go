@@ -158,7 +158,7 @@ type Enqueuer interface {
 	// Enqueue writes ev's deliveries with c, the client of ev's transaction, so that they
 	// commit with the event or not at all. Append calls it for every event.
 	Enqueue(ctx context.Context, c *ent.Client, ev *ent.Event) error
-	// Targets returns the webhooks that may want org's events of type typ, for a writer that
+	// Targets returns the enabled webhooks of org and what they want, for a writer that
 	// appends events and their deliveries in one statement (whatsapp's bulk ingest). The
 	// list may be a little stale, so that statement checks each webhook again: a webhook
 	// created on another replica a moment ago can be missing.
