@@ -13,22 +13,29 @@ import (
 	"github.com/wagate/wagate/internal/whatsapp/sandbox"
 )
 
-// Two replicas on one PostgreSQL database: requests may reach either. Replica A runs the
-// session; everything asked of replica B reaches it, B's subscribers see A's events, and
-// when A loses its database connection B takes the session over with nothing lost.
-func TestReplicasShareSessionsAndEvents(t *testing.T) {
+// replicas starts two servers on one fresh PostgreSQL database, each with a pool of its own
+// (as two processes have), sharing one sandbox network; opts apply to both.
+func replicas(t *testing.T, opts ...func(*apitest.Options)) (a, b *apitest.Server) {
+	t.Helper()
 	dbA := testdb.Open(t, "postgres", database.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	dbB, err := database.Open(ctx, dbA.DSN, database.Options{}) // a pool of its own, as another process has
+	dbB, err := database.Open(ctx, dbA.DSN, database.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = dbB.Close() }) // after the servers stop
 	whatsApp := sandbox.New(sandbox.Options{})
-	defer whatsApp.Close()
-	opts := func(o *apitest.Options) { o.ClaimEvery, o.Network = 200*time.Millisecond, whatsApp }
-	a, b := apitest.New(t, dbA, opts), apitest.New(t, dbB, opts)
+	t.Cleanup(whatsApp.Close)
+	opts = append([]func(*apitest.Options){func(o *apitest.Options) { o.ClaimEvery, o.Network = 200*time.Millisecond, whatsApp }}, opts...)
+	return apitest.New(t, dbA, opts...), apitest.New(t, dbB, opts...)
+}
+
+// Two replicas on one PostgreSQL database: requests may reach either. Replica A runs the
+// session; everything asked of replica B reaches it, B's subscribers see A's events, and
+// when A loses its database connection B takes the session over with nothing lost.
+func TestReplicasShareSessionsAndEvents(t *testing.T) {
+	a, b := replicas(t)
 	ann, bob := a.SignUp(t, "Ann"), a.SignUp(t, "Bob")
 	ses := connectedSandbox(t, a, ann, ann.OrgID, "A")     // connected through A: A runs it
 	peer := connectedSandbox(t, b, bob, bob.OrgID, "Peer") // and B runs Bob's
@@ -76,7 +83,7 @@ func TestReplicasShareSessionsAndEvents(t *testing.T) {
 	// A loses its database connections (as a crashed or partitioned replica does): its
 	// locks go, it stops the session, and B takes it over.
 	var killed int
-	if err := dbB.SQL.QueryRowContext(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_locks
+	if err := b.DB.SQL.QueryRowContext(t.Context(), `SELECT count(pg_terminate_backend(pid)) FROM pg_locks
 		WHERE locktype = 'advisory' AND granted AND (classid::bigint << 32 | objid::bigint) = hashtextextended($1, 0)`,
 		"wagate-session:"+ses.ID).Scan(&killed); err != nil || killed != 1 {
 		t.Fatalf("terminating A's lock connection: %d, %v", killed, err)
@@ -134,16 +141,7 @@ func TestReplicasShareSessionsAndEvents(t *testing.T) {
 // out: the log-out's commit notifies it. The cache's TTL is far longer than the wait here,
 // so nothing else could.
 func TestReplicasForgetCredentialsChangedElsewhere(t *testing.T) {
-	dbA := testdb.Open(t, "postgres", database.Options{})
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	dbB, err := database.Open(ctx, dbA.DSN, database.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = dbB.Close() })
-	longTTL := func(o *apitest.Options) { o.Auth = func(c *auth.Config) { c.CacheTTL = time.Hour } }
-	a, b := apitest.New(t, dbA, longTTL), apitest.New(t, dbB, longTTL)
+	a, b := replicas(t, func(o *apitest.Options) { o.Auth = func(c *auth.Config) { c.CacheTTL = time.Hour } })
 	ann := a.SignUp(t, "Ann")
 	b.OK(t, q(ann, "", whoAmI, nil), nil) // now cached by B
 	a.OK(t, q(ann, "", `mutation { logOut }`, nil), nil)
@@ -161,18 +159,7 @@ func TestReplicasForgetCredentialsChangedElsewhere(t *testing.T) {
 // waiting for that replica's memory of the organization's webhooks (none) to expire after
 // 10 s: the creation's commit notifies it.
 func TestReplicasLearnOfWebhooksCreatedElsewhere(t *testing.T) {
-	dbA := testdb.Open(t, "postgres", database.Options{})
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	dbB, err := database.Open(ctx, dbA.DSN, database.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = dbB.Close() })
-	whatsApp := sandbox.New(sandbox.Options{})
-	defer whatsApp.Close()
-	opts := func(o *apitest.Options) { o.ClaimEvery, o.Network = 200*time.Millisecond, whatsApp }
-	a, b := apitest.New(t, dbA, opts), apitest.New(t, dbB, opts)
+	a, b := replicas(t)
 	ann := a.SignUp(t, "Ann")
 	ses := connectedSandbox(t, b, ann, ann.OrgID, "B's") // B runs it, and stores what it receives
 	simulate(t, b, ann, ses.ID, "before")                // B now knows the organization has no webhooks

@@ -34,10 +34,7 @@ func (m *Manager) Deliver(ctx context.Context, sessionID string, ev Event) error
 	ev = withoutNUL(ev)
 	id := gid.ID(sessionID)
 	org, err := m.orgOf(ctx, id)
-	if ent.IsNotFound(err) {
-		return nil // the session was deleted meanwhile
-	}
-	if err != nil {
+	if org == "" || err != nil {
 		return err
 	}
 	switch ev := ev.(type) {
@@ -77,12 +74,10 @@ func (m *Manager) DeliverAll(ctx context.Context, sessionID string, msgs []Inbou
 	msgs = withoutNUL(msgs)
 	id := gid.ID(sessionID)
 	org, err := m.orgOf(ctx, id)
-	if ent.IsNotFound(err) {
-		return nil // the session was deleted meanwhile
+	if org == "" || err != nil {
+		return err
 	}
-	if err == nil {
-		err = m.receive(ctx, org, id, msgs)
-	}
+	err = m.receive(ctx, org, id, msgs)
 	if err != nil {
 		m.log.Error("storing received messages", "session", id, "messages", len(msgs), "err", err)
 	}
@@ -205,7 +200,8 @@ func (m *Manager) statusChanged(ctx context.Context, c *ent.Client, id gid.ID, e
 		Payload: map[string]any{"status": ev.Status, "reason": ev.Reason}}, nil
 }
 
-// orgOf returns a session's organization.
+// orgOf returns a session's organization; "" and no error when the session was deleted
+// meanwhile, so that what its runtime reported is dropped.
 func (m *Manager) orgOf(ctx context.Context, id gid.ID) (gid.ID, error) {
 	m.mu.Lock()
 	l, ok := m.live[id]
@@ -214,6 +210,9 @@ func (m *Manager) orgOf(ctx context.Context, id gid.ID) (gid.ID, error) {
 		return l.org, nil
 	}
 	s, err := m.client.Session.Get(ctx, id)
+	if ent.IsNotFound(err) {
+		return "", nil
+	}
 	if err != nil {
 		return "", err
 	}
