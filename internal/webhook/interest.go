@@ -121,7 +121,9 @@ func (s *Service) readTargets(ctx context.Context, c *ent.Client, org gid.ID) ([
 	for i, w := range hooks {
 		targets[i] = events.Target{Webhook: w.ID, Types: w.EventTypes}
 	}
-	s.interest.store(org, targets, gen, readAt)
+	// Read in a transaction, the answer may include that transaction's own changes: it is
+	// remembered only once they commit (after the flush they cause, which then refuses it).
+	database.AfterCommit(ctx, func() { s.interest.store(org, targets, gen, readAt) })
 	return targets, nil
 }
 

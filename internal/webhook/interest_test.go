@@ -2,6 +2,7 @@ package webhook_test
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strings"
 	"sync"
@@ -149,4 +150,38 @@ func TestEnqueueAsksOnlyForOrganizationsWithWebhooks(t *testing.T) {
 	if n := db.Client.WebhookDelivery.Query().CountX(ctx); n != 2 {
 		t.Errorf("%d deliveries, want 2", n)
 	}
+}
+
+// What a transaction reads of its organization's webhooks is remembered only if it commits:
+// a transaction that deletes the webhooks, then appends an event (and so finds none), and
+// rolls back leaves no memory of "none".
+func TestTargetsReadInARolledBackTransactionAreForgotten(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, db *database.DB) {
+		ctx := viewer.System(context.Background(), "test")
+		keys, err := webhook.NewKeyring(make([]byte, 32))
+		if err != nil {
+			t.Fatal(err)
+		}
+		svc := webhook.New(db.Client, webhook.Options{Keys: keys})
+		log := events.New(db.Client, nil)
+		log.Webhooks = svc
+		org := db.Client.Organization.Create().SetName("Acme").SetSlug("acme").SaveX(ctx)
+		hook := db.Client.Webhook.Create().SetOrganizationID(org.ID).SetURL("https://example.com/").
+			SetEventTypes([]string{"MESSAGE_RECEIVED"}).SetSecretEncrypted([]byte("x")).SaveX(ctx)
+		errUndo := errors.New("undone")
+		err = database.InTx(ctx, db.Client, func(ctx context.Context, c *ent.Client) error {
+			c.Webhook.DeleteOneID(hook.ID).ExecX(ctx)
+			if _, err := log.Append(ctx, c, events.Entry{Org: org.ID, Type: "MESSAGE_RECEIVED", OccurredAt: time.Now()}); err != nil {
+				return err
+			}
+			return errUndo
+		})
+		if !errors.Is(err, errUndo) {
+			t.Fatal(err)
+		}
+		ts, err := svc.Targets(ctx, org.ID)
+		if err != nil || len(ts) != 1 || ts[0].Webhook != hook.ID {
+			t.Fatalf("targets after the rollback: %v %v, want the webhook", ts, err)
+		}
+	})
 }
