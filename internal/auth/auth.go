@@ -4,7 +4,6 @@ package auth
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -55,12 +54,8 @@ type Service struct {
 	usage     usage
 	logger    *slog.Logger
 	limits    limiters
-	// cache holds resolved credentials; nil when off.
+	// cache holds resolved credentials.
 	cache *cache
-	// notifyReplicas makes changes notify the other replicas' caches (see Distribute).
-	notifyReplicas bool
-	// replica tells this process's notifications from the others'.
-	replica string
 }
 
 // New returns a Service.
@@ -78,7 +73,6 @@ func New(client *ent.Client, cfg Config) (*Service, error) {
 	}
 	s.limits = newLimiters(cfg.LoginLimits, s.now)
 	s.cache = newCache(cfg.CacheTTL, cfg.CacheSize, s.now)
-	s.replica = rand.Text()
 	if s.hash == (HashParams{}) {
 		s.hash = DefaultHashParams
 	}

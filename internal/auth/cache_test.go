@@ -67,7 +67,7 @@ func TestCacheKeepsNoLookupThatBeganBeforeAFlush(t *testing.T) {
 	var loads atomic.Int32
 	load := func(context.Context) (string, error) {
 		if loads.Add(1) == 1 {
-			c.flush() // a change commits while the first lookup reads
+			c.Flush() // a change commits while the first lookup reads
 		}
 		return "ann", nil
 	}
@@ -78,19 +78,6 @@ func TestCacheKeepsNoLookupThatBeganBeforeAFlush(t *testing.T) {
 	}
 	if n := loads.Load(); n != 2 {
 		t.Fatalf("%d loads, want 2: the first result must not be kept, the second must", n)
-	}
-}
-
-func TestCacheIsBounded(t *testing.T) {
-	c := newCache(0, 2, time.Now)
-	for _, k := range []string{"a", "b", "a", "c"} { // "b" is the least recently used
-		c.put(k, 0, k)
-		c.get(k)
-	}
-	for k, want := range map[string]bool{"a": true, "b": false, "c": true} {
-		if _, _, ok := c.get(k); ok != want {
-			t.Errorf("%s cached: %v, want %v", k, ok, want)
-		}
 	}
 }
 
@@ -123,7 +110,7 @@ func TestCacheConcurrency(t *testing.T) {
 					return
 				}
 				if i%20 == 0 {
-					c.flush()
+					c.Flush()
 				}
 			}
 		})
@@ -133,10 +120,10 @@ func TestCacheConcurrency(t *testing.T) {
 
 func TestCacheOff(t *testing.T) {
 	for _, c := range []*cache{newCache(-1, 0, time.Now), newCache(0, -1, time.Now)} {
-		if c != nil {
+		if c.On() {
 			t.Fatal("a negative TTL or size must turn the cache off")
 		}
-		c.flush() // the hooks flush whether or not this replica caches
+		c.Flush() // the hooks flush whether or not this replica caches
 		load, loads := counting("ann", nil)
 		for range 2 {
 			_, _ = cachedLookup(t.Context(), c, []byte("hash"), false, load)

@@ -16,10 +16,11 @@ import (
 // known to have no enabled webhook costs no query (see interest); one with webhooks is
 // looked up in the transaction, so no delivery is written for a webhook gone meanwhile.
 func (s *Service) Enqueue(ctx context.Context, c *ent.Client, ev *ent.Event) error {
-	if targets, known, _ := s.interest.get(ev.OrganizationID); known && len(targets) == 0 {
+	targets, known, ticket := s.interest.Get(ev.OrganizationID)
+	if known && len(targets) == 0 {
 		return nil
 	}
-	targets, err := s.readTargets(ctx, c, ev.OrganizationID)
+	targets, err := s.readTargets(ctx, c, ev.OrganizationID, ticket)
 	if err != nil {
 		return err
 	}
