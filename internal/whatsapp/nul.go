@@ -9,90 +9,93 @@ import (
 // PostgreSQL's text and jsonb cannot hold NUL, and every string of an event can come from
 // another WhatsApp user (a text, a push name, a group's subject, even a message ID): one
 // that held NUL would fail to store, again at every redelivery, and hold up its session.
+// Events without NUL, nearly all, are only read: returned as they are, nothing copied.
 func withoutNUL[T any](ev T) T {
-	v := reflect.ValueOf(&ev).Elem()
-	if clean(v) {
-		return v.Interface().(T)
+	if !nul(reflect.ValueOf(&ev).Elem(), false) {
+		return ev
 	}
-	return ev
+	v := reflect.ValueOf(&ev).Elem()
+	nul(v, true)
+	return v.Interface().(T)
 }
 
-// clean replaces NUL in the strings reachable from v in place, copying what v shares with
-// its caller (pointed-to structs, slices, maps) before changing it, and reports whether it
-// changed anything.
-func clean(v reflect.Value) bool {
+// nul reports whether a string reachable from v holds NUL. With fix set it also replaces
+// them, in place, copying first what v shares with its caller (pointed-to structs, slices,
+// maps) and holds NUL; v must then be settable.
+func nul(v reflect.Value, fix bool) bool {
 	switch v.Kind() {
 	case reflect.String:
 		if strings.IndexByte(v.String(), 0) < 0 {
 			return false
 		}
-		v.SetString(strings.ReplaceAll(v.String(), "\x00", "\uFFFD"))
+		if fix {
+			v.SetString(strings.ReplaceAll(v.String(), "\x00", "\uFFFD"))
+		}
 		return true
-	case reflect.Interface:
-		if v.IsNil() {
+	case reflect.Interface, reflect.Pointer:
+		if v.IsNil() || !nul(v.Elem(), false) {
 			return false
 		}
-		c := reflect.New(v.Elem().Type()).Elem()
-		c.Set(v.Elem())
-		if !clean(c) {
-			return false
-		}
-		v.Set(c)
-		return true
-	case reflect.Pointer:
-		if v.IsNil() {
-			return false
-		}
-		c := reflect.New(v.Elem().Type())
-		c.Elem().Set(v.Elem())
-		if !clean(c.Elem()) {
-			return false
-		}
-		v.Set(c)
-		return true
-	case reflect.Struct:
-		changed := false
-		for i := range v.NumField() {
-			if f := v.Field(i); f.CanSet() && clean(f) {
-				changed = true
+		if fix {
+			c := reflect.New(v.Elem().Type())
+			c.Elem().Set(v.Elem())
+			nul(c.Elem(), true)
+			if v.Kind() == reflect.Interface {
+				v.Set(c.Elem())
+			} else {
+				v.Set(c)
 			}
 		}
-		return changed
+		return true
+	case reflect.Struct:
+		found := false
+		for i := range v.NumField() {
+			if v.Type().Field(i).IsExported() && nul(v.Field(i), fix) {
+				if !fix {
+					return true
+				}
+				found = true
+			}
+		}
+		return found
 	case reflect.Slice:
 		if v.Type().Elem().Kind() == reflect.Uint8 {
 			return false // bytes (media descriptors, raw JSON) are stored as bytes or escaped
 		}
-		c := reflect.MakeSlice(v.Type(), v.Len(), v.Len())
-		reflect.Copy(c, v)
-		changed := false
-		for i := range c.Len() {
-			if clean(c.Index(i)) {
-				changed = true
+		found := false
+		for i := range v.Len() {
+			if found = nul(v.Index(i), false); found {
+				break
 			}
 		}
-		if changed {
+		if found && fix {
+			c := reflect.MakeSlice(v.Type(), v.Len(), v.Len())
+			reflect.Copy(c, v)
+			for i := range c.Len() {
+				nul(c.Index(i), true)
+			}
 			v.Set(c)
 		}
-		return changed
+		return found
 	case reflect.Map:
-		if v.IsNil() {
-			return false
+		found := false
+		for it := v.MapRange(); it.Next() && !found; {
+			found = nul(it.Key(), false) || nul(it.Value(), false)
 		}
-		c := reflect.MakeMapWithSize(v.Type(), v.Len())
-		changed := false
-		for it := v.MapRange(); it.Next(); {
-			k := reflect.New(it.Key().Type()).Elem()
-			k.Set(it.Key())
-			e := reflect.New(it.Value().Type()).Elem()
-			e.Set(it.Value())
-			ck, ce := clean(k), clean(e)
-			changed = changed || ck || ce
-			c.SetMapIndex(k, e)
-		}
-		if changed {
+		if found && fix {
+			c := reflect.MakeMapWithSize(v.Type(), v.Len())
+			for it := v.MapRange(); it.Next(); {
+				k := reflect.New(it.Key().Type()).Elem()
+				k.Set(it.Key())
+				e := reflect.New(it.Value().Type()).Elem()
+				e.Set(it.Value())
+				nul(k, true)
+				nul(e, true)
+				c.SetMapIndex(k, e)
+			}
 			v.Set(c)
 		}
-		return changed
+		return found
 	}
 	return false
 }
