@@ -20,11 +20,6 @@ func TestEnqueueIsPartOfTheEventsTransaction(t *testing.T) {
 	testdb.Each(t, func(t *testing.T, db *database.DB) {
 		ctx := viewer.System(context.Background(), "test")
 		org := db.Client.Organization.Create().SetName("Acme").SetSlug("acme").SaveX(ctx)
-		keys, err := webhook.NewKeyring(make([]byte, 32))
-		if err != nil {
-			t.Fatal(err)
-		}
-		svc := webhook.New(db.Client, webhook.Options{Keys: keys})
 		mk := func(types []string, enabled bool) *ent.Webhook {
 			return db.Client.Webhook.Create().SetOrganizationID(org.ID).SetURL("https://example.com/").
 				SetEventTypes(types).SetEnabled(enabled).SetSecretEncrypted([]byte("x")).SaveX(ctx)
@@ -32,8 +27,7 @@ func TestEnqueueIsPartOfTheEventsTransaction(t *testing.T) {
 		wanted := mk([]string{"MESSAGE_RECEIVED", "CALL"}, true)
 		mk([]string{"SESSION_STATUS"}, true)    // another type
 		mk([]string{"MESSAGE_RECEIVED"}, false) // disabled
-		log := events.New(db.Client, nil)
-		log.Webhooks = svc
+		_, log := service(t, db, webhook.Options{})
 		appendEvent := func(fail bool) error {
 			return database.InTx(ctx, db.Client, func(ctx context.Context, c *ent.Client) error {
 				_, err := log.Append(ctx, c, events.Entry{Org: org.ID, Type: event.TypeMESSAGE_RECEIVED, OccurredAt: time.Now()})

@@ -31,18 +31,29 @@ func (c *clock) Add(d time.Duration) {
 	c.mu.Unlock()
 }
 
+// service returns the webhook service on db, with a test keyring and opts otherwise, and an
+// event log that enqueues deliveries through it.
+func service(t *testing.T, db *database.DB, opts webhook.Options) (*webhook.Service, *events.Log) {
+	t.Helper()
+	keys, err := webhook.NewKeyring(make([]byte, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Keys = keys
+	svc := webhook.New(db.Client, opts)
+	log := events.New(db.Client, nil)
+	log.Webhooks = svc
+	return svc, log
+}
+
 // An organization's webhooks are read once and remembered: a webhook written through the
 // service's client (created, changed, deleted, or gone with its organization) is seen at
 // once; one written behind its back within 10 s.
 func TestTargetsAreRememberedUntilAWebhookChanges(t *testing.T) {
 	testdb.Each(t, func(t *testing.T, db *database.DB) {
 		ctx := viewer.System(context.Background(), "test")
-		keys, err := webhook.NewKeyring(make([]byte, 32))
-		if err != nil {
-			t.Fatal(err)
-		}
 		clk := &clock{t: time.Now()}
-		svc := webhook.New(db.Client, webhook.Options{Keys: keys, Now: clk.Now})
+		svc, _ := service(t, db, webhook.Options{Now: clk.Now})
 		org := db.Client.Organization.Create().SetName("Acme").SetSlug("acme").SaveX(ctx)
 		create := func(c *ent.Client) gid.ID {
 			return c.Webhook.Create().SetOrganizationID(org.ID).SetURL("https://example.com/").
@@ -109,13 +120,7 @@ func TestEnqueueAsksOnlyForOrganizationsWithWebhooks(t *testing.T) {
 	rec := &testdb.Recorder{}
 	db := testdb.OpenRecorded(t, "postgres", rec)
 	ctx := viewer.System(context.Background(), "test")
-	keys, err := webhook.NewKeyring(make([]byte, 32))
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc := webhook.New(db.Client, webhook.Options{Keys: keys})
-	log := events.New(db.Client, nil)
-	log.Webhooks = svc
+	_, log := service(t, db, webhook.Options{})
 	quiet := db.Client.Organization.Create().SetName("Quiet").SetSlug("quiet").SaveX(ctx)
 	busy := db.Client.Organization.Create().SetName("Busy").SetSlug("busy").SaveX(ctx)
 	db.Client.Webhook.Create().SetOrganizationID(busy.ID).SetURL("https://example.com/").
@@ -158,18 +163,12 @@ func TestEnqueueAsksOnlyForOrganizationsWithWebhooks(t *testing.T) {
 func TestTargetsReadInARolledBackTransactionAreForgotten(t *testing.T) {
 	testdb.Each(t, func(t *testing.T, db *database.DB) {
 		ctx := viewer.System(context.Background(), "test")
-		keys, err := webhook.NewKeyring(make([]byte, 32))
-		if err != nil {
-			t.Fatal(err)
-		}
-		svc := webhook.New(db.Client, webhook.Options{Keys: keys})
-		log := events.New(db.Client, nil)
-		log.Webhooks = svc
+		svc, log := service(t, db, webhook.Options{})
 		org := db.Client.Organization.Create().SetName("Acme").SetSlug("acme").SaveX(ctx)
 		hook := db.Client.Webhook.Create().SetOrganizationID(org.ID).SetURL("https://example.com/").
 			SetEventTypes([]string{"MESSAGE_RECEIVED"}).SetSecretEncrypted([]byte("x")).SaveX(ctx)
 		errUndo := errors.New("undone")
-		err = database.InTx(ctx, db.Client, func(ctx context.Context, c *ent.Client) error {
+		err := database.InTx(ctx, db.Client, func(ctx context.Context, c *ent.Client) error {
 			c.Webhook.DeleteOneID(hook.ID).ExecX(ctx)
 			if _, err := log.Append(ctx, c, events.Entry{Org: org.ID, Type: "MESSAGE_RECEIVED", OccurredAt: time.Now()}); err != nil {
 				return err
