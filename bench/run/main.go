@@ -18,6 +18,8 @@
 //	BENCH_DATABASE_URL      the PostgreSQL server (postgres://postgres@127.0.0.1:5432/postgres)
 //	BENCH_PIN=0             do not pin CPUs with taskset
 //	BENCH_BUDGET            hard wall-clock limit of the whole run (10m)
+//	BENCH_ONLY              scenarios to run, e.g. "B" or "DA,C" (all: DA,B,C); for iterating on one,
+//	                        the report marks what did not run n/a
 //	BENCH_PROFILE=1         save CPU profiles of wagate's first fan-out, trivial-query, tenant-list and ingest windows
 //	                        (bench/out/profile-*.pprof; `go tool pprof` reads them)
 package main
@@ -52,7 +54,11 @@ type config struct {
 	pgURL                string
 	budget               time.Duration
 	profile              bool
+	only                 map[string]bool // nil: every scenario
 }
+
+// runs reports whether the scenario (DA, B or C) is part of this run.
+func (c config) runs(scenario string) bool { return c.only == nil || c.only[scenario] }
 
 func env(key, def string) string {
 	if v := os.Getenv(key); v != "" {
@@ -85,6 +91,15 @@ func loadConfig() config {
 		log.Fatalf("BENCH_BUDGET: %v", err)
 	}
 	c.budget = d
+	if only := os.Getenv("BENCH_ONLY"); only != "" {
+		c.only = map[string]bool{}
+		for _, s := range strings.Split(strings.ToUpper(only), ",") {
+			if s = strings.TrimSpace(s); s != "DA" && s != "B" && s != "C" {
+				log.Fatalf("BENCH_ONLY: unknown scenario %q (DA, B or C)", s)
+			}
+			c.only[s] = true
+		}
+	}
 	return c
 }
 
@@ -153,14 +168,16 @@ func (b *bench) run(ctx context.Context) error {
 		return err
 	}
 	measured := time.Now()
-	if err := env.memoryAndFanout(ctx); err != nil {
-		return err
-	}
-	if err := env.queries(ctx); err != nil {
-		return err
-	}
-	if err := env.ingest(ctx); err != nil {
-		return err
+	for _, sc := range []struct {
+		name string
+		run  func(context.Context) error
+	}{{"DA", env.memoryAndFanout}, {"B", env.queries}, {"C", env.ingest}} {
+		if !b.cfg.runs(sc.name) {
+			continue
+		}
+		if err := sc.run(ctx); err != nil {
+			return err
+		}
 	}
 	b.res.MeasuredSeconds = time.Since(measured).Seconds()
 	return b.report()
