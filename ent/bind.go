@@ -2,16 +2,26 @@
 
 package ent
 
-// Bind makes v, built from a row that a hand-written statement wrote, load its edges (the
-// Query methods, and GraphQL's lazily loaded edges) through c, as an entity read with c does.
+// Bind makes v, built outside ent's queries (from a row a hand-written statement wrote, or
+// from an ID alone), load its edges (the Query methods, and GraphQL's lazily loaded edges)
+// through c, as an entity read with c does.
 func (c *EventClient) Bind(v *Event) *Event {
 	v.config = c.config
 	return v
 }
 
-// Bind makes v, built from a row that a hand-written statement wrote, load its edges (the
-// Query methods, and GraphQL's lazily loaded edges) through c, as an entity read with c does.
+// Bind makes v, built outside ent's queries (from a row a hand-written statement wrote, or
+// from an ID alone), load its edges (the Query methods, and GraphQL's lazily loaded edges)
+// through c, as an entity read with c does.
 func (c *MessageClient) Bind(v *Message) *Message {
+	v.config = c.config
+	return v
+}
+
+// Bind makes v, built outside ent's queries (from a row a hand-written statement wrote, or
+// from an ID alone), load its edges (the Query methods, and GraphQL's lazily loaded edges)
+// through c, as an entity read with c does.
+func (c *OrganizationClient) Bind(v *Organization) *Organization {
 	v.config = c.config
 	return v
 }

@@ -5,6 +5,7 @@ package main
 import (
 	"fmt"
 	"log"
+	"slices"
 
 	"entgo.io/contrib/entgql"
 	"entgo.io/ent/entc"
@@ -18,7 +19,7 @@ func main() {
 		entgql.WithSchemaGenerator(),
 		entgql.WithSchemaPath("../schema/ent.graphql"),
 		entgql.WithWhereInputs(true),
-		entgql.WithSchemaHook(addMemberSearch),
+		entgql.WithSchemaHook(addMemberSearch, cursorFromMethod),
 	)
 	if err != nil {
 		log.Fatalf("creating entgql extension: %v", err)
@@ -35,6 +36,7 @@ func main() {
 		Templates: []*gen.Template{
 			gen.MustParse(gen.NewTemplate("gid").ParseFiles("./template/gid.tmpl")),
 			gen.MustParse(gen.NewTemplate("bind").ParseFiles("./template/bind.tmpl")),
+			gen.MustParse(gen.NewTemplate("cursor").ParseFiles("./template/cursor.tmpl")),
 		},
 	}, entc.Extensions(ex))
 	if err != nil {
@@ -58,5 +60,21 @@ func addMemberSearch(_ *gen.Graph, s *ast.Schema) error {
 		Description: "Only members whose name or e-mail contains this text (case-insensitive).",
 		Type:        ast.NamedType("String", nil),
 	})
+	return nil
+}
+
+// cursorFromMethod binds Event.cursor, which entgql maps to the seq column (so that field
+// collection selects it), to the ent.Event.Cursor method rather than to the int64 field:
+// GraphQL then renders it inline, where a resolver would run on a goroutine per event.
+func cursorFromMethod(_ *gen.Graph, s *ast.Schema) error {
+	ev, ok := s.Types["Event"]
+	if !ok {
+		return fmt.Errorf("type Event not found")
+	}
+	cursor := ev.Fields.ForName("cursor")
+	if cursor == nil {
+		return fmt.Errorf("field Event.cursor not found")
+	}
+	cursor.Directives = slices.DeleteFunc(cursor.Directives, func(d *ast.Directive) bool { return d.Name == "goField" })
 	return nil
 }

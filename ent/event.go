@@ -24,7 +24,7 @@ type Event struct {
 	ID gid.ID `json:"id,omitempty"`
 	// OrganizationID holds the value of the "organization_id" field.
 	OrganizationID gid.ID `json:"organization_id,omitempty"`
-	// Seq holds the value of the "seq" field.
+	// The event's position in its organization's log: resume a subscription after it with `events(after:)`.
 	Seq int64 `json:"seq,omitempty"`
 	// Type holds the value of the "type" field.
 	Type event.Type `json:"type,omitempty"`

@@ -478,6 +478,11 @@ func (_q *EventQuery) collectField(ctx context.Context, oneNode bool, opCtx *gra
 				selectedFields = append(selectedFields, event.FieldMessageID)
 				fieldSeen[event.FieldMessageID] = struct{}{}
 			}
+		case "cursor":
+			if _, ok := fieldSeen[event.FieldSeq]; !ok {
+				selectedFields = append(selectedFields, event.FieldSeq)
+				fieldSeen[event.FieldSeq] = struct{}{}
+			}
 		case "type":
 			if _, ok := fieldSeen[event.FieldType]; !ok {
 				selectedFields = append(selectedFields, event.FieldType)

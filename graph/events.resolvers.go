@@ -16,11 +16,6 @@ import (
 	"github.com/wagate/wagate/internal/page"
 )
 
-// Cursor is the resolver for the cursor field.
-func (r *eventResolver) Cursor(ctx context.Context, obj *ent.Event) (string, error) {
-	return events.Cursor(obj), nil
-}
-
 // Events is the resolver for the events field.
 func (r *organizationResolver) Events(ctx context.Context, obj *ent.Organization, after *entgql.Cursor[gid.ID], first *int, before *entgql.Cursor[gid.ID], last *int, sessionIDs []gid.ID, types []event.Type) (*ent.EventConnection, error) {
 	return r.events.Page(ctx, obj, page.Args{After: after, First: first, Before: before, Last: last}, events.Filter{Sessions: sessionIDs, Types: types})

@@ -45,7 +45,6 @@ type Config = graphql.Config[ResolverRoot, DirectiveRoot, ComplexityRoot]
 type ResolverRoot interface {
 	APIKey() APIKeyResolver
 	AuthPayload() AuthPayloadResolver
-	Event() EventResolver
 	Invitation() InvitationResolver
 	Message() MessageResolver
 	Mutation() MutationResolver
@@ -445,9 +444,6 @@ type APIKeyResolver interface {
 }
 type AuthPayloadResolver interface {
 	Organization(ctx context.Context, obj *auth.Session) (*ent.Organization, error)
-}
-type EventResolver interface {
-	Cursor(ctx context.Context, obj *ent.Event) (string, error)
 }
 type InvitationResolver interface {
 	Status(ctx context.Context, obj *ent.Invitation) (invitation.Status, error)
@@ -2992,6 +2988,10 @@ enum Engine @goModel(model: "github.com/wagate/wagate/ent/session.Engine") {
 }
 type Event implements Node {
   id: ID!
+  """
+  The event's position in its organization's log: resume a subscription after it with ` + "`" + `events(after:)` + "`" + `.
+  """
+  cursor: String!
   type: EventType!
   payload: Map!
   occurredAt: Time!
@@ -4332,12 +4332,7 @@ enum WebhookOrderField {
   CREATED_AT
 }
 `, BuiltIn: false},
-	{Name: "../schema/events.graphql", Input: `extend type Event {
-  "The event's position in its organization's log: resume a subscription after it with ` + "`" + `events(after:)` + "`" + `."
-  cursor: String!
-}
-
-extend type Organization {
+	{Name: "../schema/events.graphql", Input: `extend type Organization {
   "The organization's event log, oldest first (the current organization only)."
   events(after: Cursor, first: Int, before: Cursor, last: Int, sessionIDs: [ID!], types: [EventType!]): EventConnection!
 }
@@ -4852,6 +4847,8 @@ func (ec *executionContext) childFields_Event(ctx context.Context, field graphql
 	switch field.Name {
 	case "id":
 		return ec.fieldContext_Event_id(ctx, field)
+	case "cursor":
+		return ec.fieldContext_Event_cursor(ctx, field)
 	case "type":
 		return ec.fieldContext_Event_type(ctx, field)
 	case "payload":
@@ -4862,8 +4859,6 @@ func (ec *executionContext) childFields_Event(ctx context.Context, field graphql
 		return ec.fieldContext_Event_session(ctx, field)
 	case "message":
 		return ec.fieldContext_Event_message(ctx, field)
-	case "cursor":
-		return ec.fieldContext_Event_cursor(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Event", field.Name)
 }
@@ -7804,6 +7799,29 @@ func (ec *executionContext) fieldContext_Event_id(_ context.Context, field graph
 	return graphql.NewScalarFieldContext("Event", field, false, false, "ID")
 }
 
+func (ec *executionContext) _Event_cursor(ctx context.Context, field graphql.CollectedField, obj *ent.Event) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Event_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Event_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Event", field, true, false, "String")
+}
+
 func (ec *executionContext) _Event_type(ctx context.Context, field graphql.CollectedField, obj *ent.Event) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -7935,29 +7953,6 @@ func (ec *executionContext) fieldContext_Event_message(_ context.Context, field 
 		},
 	}
 	return fc, nil
-}
-
-func (ec *executionContext) _Event_cursor(ctx context.Context, field graphql.CollectedField, obj *ent.Event) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_Event_cursor(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.Event().Cursor(ctx, obj)
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
-			return ec.marshalNString2string(ctx, selections, v)
-		},
-		true,
-		true,
-	)
-}
-func (ec *executionContext) fieldContext_Event_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Event", field, true, true, "String")
 }
 
 func (ec *executionContext) _EventConnection_edges(ctx context.Context, field graphql.CollectedField, obj *ent.EventConnection) (ret graphql.Marshaler) {
@@ -22220,6 +22215,11 @@ func (ec *executionContext) _Event(ctx context.Context, sel ast.SelectionSet, ob
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "cursor":
+			out.Values[i] = ec._Event_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		case "type":
 			out.Values[i] = ec._Event_type(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
@@ -22246,12 +22246,6 @@ func (ec *executionContext) _Event(ctx context.Context, sel ast.SelectionSet, ob
 				true, false,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Event_message(ctx, field, obj)
-				})
-		case "cursor":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, true,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._Event_cursor(ctx, field, obj)
 				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))

@@ -1,6 +1,10 @@
 package graph
 
 import (
+	"context"
+
+	"github.com/99designs/gqlgen/graphql"
+
 	"github.com/wagate/wagate/ent"
 	"github.com/wagate/wagate/graph/model"
 	"github.com/wagate/wagate/internal/viewer"
@@ -47,4 +51,24 @@ func messageDetails(m *ent.Message) map[string]any {
 		return nil
 	}
 	return out
+}
+
+// orgByID are the Organization fields answered from its ID alone: what it owns, each list a
+// query of its own under the viewer's privacy rules, and the viewer's role in it.
+var orgByID = map[string]bool{
+	"__typename": true, "id": true, "viewerRole": true,
+	"events": true, "sessions": true, "members": true, "auditLog": true,
+	"apiKeys": true, "webhooks": true, "invitations": true,
+}
+
+// selectsOnlyOrgID reports whether the Organization the current field resolves to is asked
+// for nothing but orgByID fields (fragments included), so its row need not be read: a
+// dashboard's event or session list then costs one query, not two.
+func selectsOnlyOrgID(ctx context.Context) bool {
+	for _, f := range graphql.CollectFieldsCtx(ctx, organizationImplementors) {
+		if !orgByID[f.Name] {
+			return false
+		}
+	}
+	return true
 }

@@ -18,7 +18,7 @@ import (
 
 // Organization is the resolver for the organization field.
 func (r *authPayloadResolver) Organization(ctx context.Context, obj *auth.Session) (*ent.Organization, error) {
-	return r.tenancy.Current(ctx)
+	return r.tenancy.Current(ctx, selectsOnlyOrgID(ctx))
 }
 
 // SignUp is the resolver for the signUp field.

@@ -69,7 +69,7 @@ func (r *organizationResolver) ViewerRole(ctx context.Context, obj *ent.Organiza
 
 // Organization is the resolver for the organization field.
 func (r *queryResolver) Organization(ctx context.Context) (*ent.Organization, error) {
-	return r.tenancy.Current(ctx)
+	return r.tenancy.Current(ctx, selectsOnlyOrgID(ctx))
 }
 
 // Organizations is the resolver for the organizations field.

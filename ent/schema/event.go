@@ -26,9 +26,12 @@ func (Event) Fields() []ent.Field {
 	return []ent.Field{
 		field.String("organization_id").GoType(gid.ID("")).Immutable().
 			Annotations(entgql.Skip(entgql.SkipAll)),
+		// The API shows seq as the event's cursor, a string (ent.Event.Cursor, from the cursor
+		// template): mapped here, a query for cursors selects the column without the others.
 		field.Int64("seq").Immutable().
-			Annotations(entgql.Skip(entgql.SkipType, entgql.SkipWhereInput, entgql.SkipMutationCreateInput,
-				entgql.SkipMutationUpdateInput), entgql.OrderField("SEQ")),
+			Comment("The event's position in its organization's log: resume a subscription after it with `events(after:)`.").
+			Annotations(entgql.Skip(entgql.SkipWhereInput, entgql.SkipMutationCreateInput,
+				entgql.SkipMutationUpdateInput), entgql.OrderField("SEQ"), entgql.MapsTo("cursor"), entgql.Type("String")),
 		field.Enum("type").Values("MESSAGE_RECEIVED", "MESSAGE_SENT", "MESSAGE_STATUS", "SESSION_STATUS",
 			"QR_CODE", "PAIRED", "PRESENCE", "CHAT_STATE", "GROUP_UPDATE", "CALL").Immutable().
 			Annotations(entgql.Type("EventType")),

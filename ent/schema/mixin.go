@@ -21,8 +21,9 @@ type gidAnnotation struct {
 
 func (gidAnnotation) Name() string { return "GID" }
 
-// bindAnnotation marks a type whose entities wagate builds from rows it wrote with statements
-// of its own; the bind template gives its client a Bind method for them.
+// bindAnnotation marks a type whose entities wagate builds itself — from rows it wrote with
+// statements of its own, or knowing only the ID; the bind template gives its client a Bind
+// method for them.
 type bindAnnotation struct {
 	Enabled bool // an annotation without fields would read as absent in templates
 }

@@ -53,8 +53,10 @@ func (Organization) Edges() []ent.Edge {
 	}
 }
 
+// Bind: a query that reads nothing of the current organization but its ID and lists is
+// answered without loading its row (see tenancy.Service.Current).
 func (Organization) Annotations() []schema.Annotation {
-	return []schema.Annotation{entgql.RelayConnection()}
+	return []schema.Annotation{entgql.RelayConnection(), bindAnnotation{Enabled: true}}
 }
 
 func (Organization) Policy() ent.Policy {

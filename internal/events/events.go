@@ -251,10 +251,8 @@ func nextSeq(ctx context.Context, c *ent.Client, org gid.ID) (int64, error) {
 	return seq, rows.Close()
 }
 
-// Cursor is an event's stable position in its organization's log.
-func Cursor(e *ent.Event) string { return strconv.FormatInt(e.Seq, 10) }
-
-// ParseCursor reads a Cursor; "" is the beginning of the log.
+// ParseCursor reads an event's cursor (ent.Event.Cursor, its stable position in its
+// organization's log); "" is the beginning of the log.
 func ParseCursor(s string) (int64, error) {
 	if s == "" {
 		return 0, nil

@@ -124,8 +124,71 @@ func TestRepeatedCredentialRunsNoQueries(t *testing.T) {
 	}
 }
 
+// A list of what the current organization owns reads the list, not the organization's row;
+// a field of the row, asked for directly or in a fragment, still reads it. The lists are
+// tenant-filtered all the same: another organization's events never show.
+func TestOrganizationListsSkipTheOrganizationRow(t *testing.T) {
+	for _, d := range testdb.Dialects {
+		t.Run(d, func(t *testing.T) {
+			db, rec := recordingDB(t, d)
+			rec.requests = true
+			s := apitest.New(t, db)
+			ann, bob := s.SignUp(t, "Ann"), s.SignUp(t, "Bob")
+			simulate(t, s, ann, connectedSandbox(t, s, ann, ann.OrgID, "A").ID, "for ann")
+			simulate(t, s, bob, connectedSandbox(t, s, bob, bob.OrgID, "B").ID, "for bob")
+			for _, c := range []struct {
+				query   string
+				readOrg bool
+			}{
+				{`{ organization { id events(first: 20) { edges { node { cursor payload } } } } }`, false},
+				{`{ organization { __typename viewerRole sessions(first: 5) { edges { node { id } } } } }`, false},
+				{`{ organization { name events(first: 20) { edges { node { cursor payload } } } } }`, true},
+				{`{ organization { ... on Organization { slug } events(first: 20) { edges { node { cursor payload } } } } }`, true},
+				{`{ organization { ...O events(first: 20) { edges { node { cursor payload } } } } } fragment O on Node { ... on Organization { name } }`, true},
+			} {
+				s.OK(t, q(ann, "", c.query, nil), nil) // the credential is cached: only the query's statements count
+				rec.Reset()
+				var out struct {
+					Organization struct {
+						ID, Name, Slug, Typename string
+						Events                   struct {
+							Edges []struct {
+								Node struct{ Payload map[string]any }
+							}
+						}
+					}
+				}
+				s.OK(t, q(ann, "", c.query, nil), &out)
+				readOrg := false
+				for _, stmt := range rec.Reset() {
+					readOrg = readOrg || reads(stmt, "organizations")
+				}
+				if readOrg != c.readOrg {
+					t.Errorf("%s: read the organization: %v, want %v", c.query, readOrg, c.readOrg)
+				}
+				o := out.Organization
+				if c.readOrg && o.Name+o.Slug == "" {
+					t.Errorf("%s: the organization's own fields are empty: %+v", c.query, o)
+				}
+				if strings.HasPrefix(c.query, "{ organization { id ") && o.ID != ann.OrgID {
+					t.Errorf("%s: id %q, want %q", c.query, o.ID, ann.OrgID)
+				}
+				for _, e := range o.Events.Edges {
+					if strings.Contains(fmt.Sprint(e.Node.Payload), "for bob") {
+						t.Fatalf("%s: another organization's event: %v", c.query, e.Node.Payload)
+					}
+				}
+				if strings.Contains(c.query, "events") && len(o.Events.Edges) == 0 {
+					t.Errorf("%s: no events", c.query)
+				}
+			}
+		})
+	}
+}
+
 // The lists along a foreign key read a page, not the whole list: without DISTINCT, which
-// would make PostgreSQL sort every row of the organization or session before the LIMIT.
+// would make PostgreSQL sort every row of the organization or session before the LIMIT; and
+// only the columns the query asks for.
 func TestListsReadAPageWithoutDistinct(t *testing.T) {
 	db, rec := recordingDB(t, "postgres")
 	s := apitest.New(t, db)
@@ -147,6 +210,11 @@ func TestListsReadAPageWithoutDistinct(t *testing.T) {
 				found = true
 				if strings.Contains(stmt, "DISTINCT") {
 					t.Errorf("%s: %s", table, stmt)
+				}
+				// Field collection selects the columns asked for: not an event's payload
+				// for its cursor alone.
+				if table == "events" && strings.Contains(stmt, "payload") {
+					t.Errorf("events: a list of cursors read the payloads: %s", stmt)
 				}
 			}
 		}

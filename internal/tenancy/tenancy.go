@@ -198,8 +198,11 @@ func (s *Service) CreateOrganization(ctx context.Context, name string) (*ent.Org
 	return org, nil
 }
 
-// Current returns the organization the caller acts in, or nil.
-func (s *Service) Current(ctx context.Context) (*ent.Organization, error) {
+// Current returns the organization the caller acts in, or nil. With idOnly its row is not
+// read: only the ID is set, which is all that listing what it owns needs — each list is a
+// query of its own under the caller's privacy rules, and the caller's membership was checked
+// when it authenticated.
+func (s *Service) Current(ctx context.Context, idOnly bool) (*ent.Organization, error) {
 	v := viewer.FromContext(ctx)
 	if v.Kind == viewer.KindAnonymous {
 		return nil, rule.ErrUnauthenticated
@@ -207,7 +210,11 @@ func (s *Service) Current(ctx context.Context) (*ent.Organization, error) {
 	if v.OrgID == "" {
 		return nil, nil
 	}
-	return database.Client(ctx, s.client).Organization.Get(ctx, v.OrgID)
+	c := database.Client(ctx, s.client)
+	if idOnly {
+		return c.Organization.Bind(&ent.Organization{ID: v.OrgID}), nil
+	}
+	return c.Organization.Get(ctx, v.OrgID)
 }
 
 // UpdateOrganizationInput changes the fields that are set.
