@@ -12,8 +12,8 @@
 // See BENCHMARKS.md for what each number means. Settings (environment):
 //
 //	BENCH_QUICK=1           smoke run (~20 s of measurement, small N)
-//	BENCH_SUBS, BENCH_ORGS  subscribers and organizations per target (400, 20)
-//	BENCH_RATE              injected events per second in A (40)
+//	BENCH_SUBS, BENCH_ORGS  subscribers and organizations per target (2000, 100: PERFORMANCE.md §5.3)
+//	BENCH_RATE              injected events per second in A (250: 5,000 deliveries/s, at which §5.6 sets A's targets)
 //	BENCH_ROUNDS            interleaved rounds (3)
 //	BENCH_DATABASE_URL      the PostgreSQL server (postgres://postgres@127.0.0.1:5432/postgres)
 //	BENCH_PIN=0             do not pin CPUs with taskset
@@ -77,14 +77,14 @@ func envInt(key string, def int) int {
 
 func loadConfig() config {
 	c := config{quick: os.Getenv("BENCH_QUICK") == "1", profile: os.Getenv("BENCH_PROFILE") == "1"}
-	subs, orgs, rounds := 400, 20, 3
+	subs, orgs, rounds := 2000, 100, 3
 	c.window, c.drain, c.query, c.ingest, c.settle = 3*time.Second, 3*time.Second, 2*time.Second, 3*time.Second, 2*time.Second
 	if c.quick {
 		subs, orgs, rounds = 200, 10, 1
 		c.window, c.drain, c.query, c.ingest, c.settle = 2*time.Second, 2*time.Second, time.Second, 2*time.Second, time.Second
 	}
 	c.subs, c.orgs, c.rounds = envInt("BENCH_SUBS", subs), envInt("BENCH_ORGS", orgs), envInt("BENCH_ROUNDS", rounds)
-	c.rate = float64(envInt("BENCH_RATE", 40))
+	c.rate = float64(envInt("BENCH_RATE", 250))
 	c.pgURL = env("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable")
 	d, err := time.ParseDuration(env("BENCH_BUDGET", "10m"))
 	if err != nil {
