@@ -308,6 +308,10 @@ type account struct {
 	emailVerified bool
 	selected      *gid.ID
 	memberships   []member // oldest first
+	// orgs are the memberships by organization, shared by every viewer of the account (a
+	// viewer never writes its Orgs in place), so that a cached credential does not build a
+	// map per request or per WebSocket connection.
+	orgs map[gid.ID]viewer.Role
 }
 
 type member struct {
@@ -323,9 +327,11 @@ func loadAccount(ctx context.Context, c *ent.Client, u *ent.User) (*account, err
 		return nil, fmt.Errorf("loading memberships: %w", err)
 	}
 	a := &account{id: u.ID, email: u.Email, superAdmin: u.IsSuperAdmin, emailVerified: u.EmailVerifiedAt != nil,
-		selected: u.SelectedOrganizationID, memberships: make([]member, len(mems))}
+		selected: u.SelectedOrganizationID, memberships: make([]member, len(mems)),
+		orgs: make(map[gid.ID]viewer.Role, len(mems))}
 	for i, m := range mems {
 		a.memberships[i] = member{org: m.OrganizationID, role: m.Role}
+		a.orgs[m.OrganizationID] = m.Role
 	}
 	return a, nil
 }
@@ -339,10 +345,7 @@ func (a *account) viewer(orgOverride string) (*viewer.Viewer, error) {
 		Email:         a.email,
 		SuperAdmin:    a.superAdmin,
 		EmailVerified: a.emailVerified,
-		Orgs:          make(map[gid.ID]viewer.Role, len(a.memberships)),
-	}
-	for _, m := range a.memberships {
-		v.Orgs[m.org] = m.role
+		Orgs:          a.orgs,
 	}
 	switch {
 	case orgOverride != "":

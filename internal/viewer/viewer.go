@@ -7,6 +7,7 @@ package viewer
 
 import (
 	"context"
+	"maps"
 
 	"github.com/wagate/wagate/internal/gid"
 )
@@ -36,7 +37,8 @@ type Viewer struct {
 	// Role is the viewer's role in OrgID.
 	Role Role
 	// Orgs are every organization the viewer belongs to, with its role there.
-	// For an API key this is only the key's organization.
+	// For an API key this is only the key's organization. Viewers of one credential share
+	// the map: it is never written in place (Joined and Left replace it).
 	Orgs map[gid.ID]Role
 	// SuperAdmin is the platform flag set by the operator.
 	SuperAdmin bool
@@ -111,10 +113,12 @@ func System(ctx context.Context, task string) context.Context {
 // Joined records a role the viewer gained (or changed to) during this request, so the rest
 // of the request sees it: e.g. the organization a createOrganization returns.
 func (v *Viewer) Joined(org gid.ID, r Role) {
-	if v.Orgs == nil {
-		v.Orgs = map[gid.ID]Role{}
+	orgs := maps.Clone(v.Orgs)
+	if orgs == nil {
+		orgs = map[gid.ID]Role{}
 	}
-	v.Orgs[org] = r
+	orgs[org] = r
+	v.Orgs = orgs
 	if v.OrgID == org {
 		v.Role = r
 	}
@@ -122,6 +126,7 @@ func (v *Viewer) Joined(org gid.ID, r Role) {
 
 // Left records that the viewer left org (or deleted it) during this request.
 func (v *Viewer) Left(org gid.ID) {
+	v.Orgs = maps.Clone(v.Orgs)
 	delete(v.Orgs, org)
 	if v.OrgID == org {
 		v.OrgID, v.Role = "", ""
