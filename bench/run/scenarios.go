@@ -219,6 +219,15 @@ func (e *targets) queries(ctx context.Context) error {
 	}
 	defer db.Close()
 	o, other := e.orgs[0], e.orgs[1%len(e.orgs)]
+	// The lists read a full page whatever ran before (A's events, or none): the organization
+	// gets a log of 100 received messages first, as the plan seeds 100 events per organization.
+	msgs := make([]map[string]string, 100)
+	for i := range msgs {
+		msgs[i] = map[string]string{"from": "+4915112345678", "text": fmt.Sprintf("history %d", i)}
+	}
+	if err := e.gql(ctx, e.sut.base, o.Token, simulateMany, map[string]any{"s": o.SessionID, "m": msgs}, nil); err != nil {
+		return fmt.Errorf("seeding B's event log: %w", err)
+	}
 	member := viewer.NewContext(context.Background(), &viewer.Viewer{Kind: viewer.KindUser, UserID: gid.ID(o.UserID),
 		OrgID: gid.ID(o.OrgID), Role: viewer.RoleMember, Orgs: map[gid.ID]viewer.Role{gid.ID(o.OrgID): viewer.RoleMember}})
 	bypass := privacy.DecisionContext(context.Background(), privacy.Allow)
