@@ -72,5 +72,6 @@ func Serve(addr string) {
 	mux.HandleFunc("GET /stats", Handler)
 	// CPU profiles for BENCH_PROFILE=1: where a window's CPU time went.
 	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.Handle("GET /debug/pprof/allocs", pprof.Handler("allocs"))
 	go func() { _ = http.Serve(ln, mux) }()
 }
