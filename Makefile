@@ -52,7 +52,8 @@ check-generate: generate
 		git --no-pager diff --stat; exit 1; fi
 
 ## bench: build the server and the reference servers, then measure them side by side on a
-## fresh PostgreSQL database (~2 min; BENCH_QUICK=1 for a ~20 s smoke run). Not part of test.
+## fresh PostgreSQL database (~5 min; BENCH_QUICK=1 for a ~1.5 min smoke run, BENCH_ONLY=B for one
+## scenario). Not part of test.
 ## Results: stdout and bench/out/ (see BENCHMARKS.md)
 bench:
 	$(GO) run ./bench/run

@@ -11,7 +11,7 @@
 // It prints a markdown table and writes it, with the raw numbers as JSON, under bench/out/.
 // See BENCHMARKS.md for what each number means. Settings (environment):
 //
-//	BENCH_QUICK=1           smoke run (~20 s of measurement, small N)
+//	BENCH_QUICK=1           smoke run (~40 s of measurement, small N)
 //	BENCH_SUBS, BENCH_ORGS  subscribers and organizations per target (2000, 100: PERFORMANCE.md §5.3)
 //	BENCH_RATE              injected events per second in A (250: 5,000 deliveries/s, at which §5.6 sets A's targets)
 //	BENCH_ROUNDS            interleaved rounds (3)
