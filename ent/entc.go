@@ -47,13 +47,9 @@ func main() {
 // addMemberSearch gives Organization.members the `search` argument of the API contract, so
 // the field stays an ent edge (eager-loaded by field collection) rather than a second field.
 func addMemberSearch(_ *gen.Graph, s *ast.Schema) error {
-	org, ok := s.Types["Organization"]
-	if !ok {
-		return fmt.Errorf("type Organization not found")
-	}
-	members := org.Fields.ForName("members")
-	if members == nil {
-		return fmt.Errorf("field Organization.members not found")
+	members, err := schemaField(s, "Organization", "members")
+	if err != nil {
+		return err
 	}
 	members.Arguments = append(members.Arguments, &ast.ArgumentDefinition{
 		Name:        "search",
@@ -67,14 +63,23 @@ func addMemberSearch(_ *gen.Graph, s *ast.Schema) error {
 // collection selects it), to the ent.Event.Cursor method rather than to the int64 field:
 // GraphQL then renders it inline, where a resolver would run on a goroutine per event.
 func cursorFromMethod(_ *gen.Graph, s *ast.Schema) error {
-	ev, ok := s.Types["Event"]
-	if !ok {
-		return fmt.Errorf("type Event not found")
-	}
-	cursor := ev.Fields.ForName("cursor")
-	if cursor == nil {
-		return fmt.Errorf("field Event.cursor not found")
+	cursor, err := schemaField(s, "Event", "cursor")
+	if err != nil {
+		return err
 	}
 	cursor.Directives = slices.DeleteFunc(cursor.Directives, func(d *ast.Directive) bool { return d.Name == "goField" })
 	return nil
+}
+
+// schemaField returns a field of a type of the schema entgql generated.
+func schemaField(s *ast.Schema, typ, name string) (*ast.FieldDefinition, error) {
+	t, ok := s.Types[typ]
+	if !ok {
+		return nil, fmt.Errorf("type %s not found", typ)
+	}
+	f := t.Fields.ForName(name)
+	if f == nil {
+		return nil, fmt.Errorf("field %s.%s not found", typ, name)
+	}
+	return f, nil
 }
