@@ -2,9 +2,11 @@ package whatsapp
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/wagate/wagate/ent"
@@ -30,45 +32,162 @@ type bulkInbound struct {
 	log *events.Log
 }
 
-// bulkRow is one received message as the statement reads it (jsonb_to_recordset).
+// bulkRow is one received message as the statement reads it (see columns).
 type bulkRow struct {
-	Ord      int               `json:"ord"`
-	Msg      gid.ID            `json:"msg"`
-	Org      gid.ID            `json:"org"`
-	Session  gid.ID            `json:"ses"`
-	Chat     string            `json:"chat"`
-	Sender   string            `json:"sender"`
-	Phone    *string           `json:"phone"`
-	Push     string            `json:"push"`
-	FromMe   bool              `json:"from_me"`
-	Dir      message.Direction `json:"dir"`
-	Kind     MessageKind       `json:"kind"`
-	Text     *string           `json:"body"`
-	Status   message.Status    `json:"status"`
-	WA       string            `json:"wa"`
-	TS       time.Time         `json:"ts"`
-	Reply    *string           `json:"reply"`
-	Target   *string           `json:"target"`
-	Mime     *string           `json:"mime"`
-	MName    *string           `json:"mname"`
-	MSize    *int64            `json:"msize"`
-	MDesc    []byte            `json:"mdesc"` // base64 in JSON
-	Extra    map[string]any    `json:"extra"`
-	ChatID   gid.ID            `json:"cid"`
-	ChatName string            `json:"cname"`
-	Group    bool              `json:"grp"`
-	Unread   int               `json:"unread"`
-	Event    gid.ID            `json:"eid"`
-	Type     event.Type        `json:"etype"`
-	Payload  map[string]any    `json:"payload"`
-	At       time.Time         `json:"at"`
-	Hooks    []bulkHook        `json:"hooks,omitempty"`
+	Msg      gid.ID
+	Org      gid.ID
+	Session  gid.ID
+	Chat     string
+	Sender   string
+	Phone    *string
+	Push     string
+	FromMe   bool
+	Dir      message.Direction
+	Kind     MessageKind
+	Text     *string
+	Status   message.Status
+	WA       string
+	TS       time.Time
+	Reply    *string
+	Target   *string
+	Mime     *string
+	MName    *string
+	MSize    *int64
+	MDesc    []byte
+	Extra    map[string]any
+	ChatID   gid.ID
+	ChatName string
+	Group    bool
+	Unread   int
+	Event    gid.ID
+	Type     event.Type
+	Payload  map[string]any
+	At       time.Time
+	Hooks    []bulkHook
 }
 
 // bulkHook is a webhook delivery to write if the webhook is still enabled and wants the event.
 type bulkHook struct {
 	ID      gid.ID `json:"id"`
 	Webhook gid.ID `json:"wh"`
+}
+
+// bulkColumns is the number of columns of the statement's input, its parameters $1 to $31.
+const bulkColumns = 31
+
+// columns is rows as the statement's input: one array per column, in the order of the
+// statement's unnest, each a PostgreSQL array literal of text elements that the statement
+// casts to the column's type. PostgreSQL reads an array with one input call per element;
+// a JSON recordset (jsonb_to_recordset) cost it six times as much for the same rows, a
+// third of the statement for a backlog of 700 messages.
+func columns(rows []bulkRow) ([]any, error) {
+	var cols [bulkColumns]pgArray
+	optional := func(c *pgArray, s *string) {
+		if s == nil {
+			c.null()
+		} else {
+			c.add(*s)
+		}
+	}
+	document := func(c *pgArray, v any, present bool) error {
+		if !present {
+			c.null()
+			return nil
+		}
+		b, err := json.Marshal(v)
+		if err != nil {
+			return fmt.Errorf("encoding messages: %w", err)
+		}
+		c.add(string(b))
+		return nil
+	}
+	for i, r := range rows {
+		cols[0].add(strconv.Itoa(i))
+		cols[1].add(string(r.Msg))
+		cols[2].add(string(r.Org))
+		cols[3].add(string(r.Session))
+		cols[4].add(r.Chat)
+		cols[5].add(r.Sender)
+		optional(&cols[6], r.Phone)
+		cols[7].add(r.Push)
+		cols[8].add(strconv.FormatBool(r.FromMe))
+		cols[9].add(string(r.Dir))
+		cols[10].add(string(r.Kind))
+		optional(&cols[11], r.Text)
+		cols[12].add(string(r.Status))
+		cols[13].add(r.WA)
+		cols[14].add(r.TS.Format(time.RFC3339Nano))
+		optional(&cols[15], r.Reply)
+		optional(&cols[16], r.Target)
+		optional(&cols[17], r.Mime)
+		optional(&cols[18], r.MName)
+		if r.MSize == nil {
+			cols[19].null()
+		} else {
+			cols[19].add(strconv.FormatInt(*r.MSize, 10))
+		}
+		if r.MDesc == nil {
+			cols[20].null()
+		} else {
+			cols[20].add(base64.StdEncoding.EncodeToString(r.MDesc))
+		}
+		if err := document(&cols[21], r.Extra, r.Extra != nil); err != nil {
+			return nil, err
+		}
+		cols[22].add(string(r.ChatID))
+		cols[23].add(r.ChatName)
+		cols[24].add(strconv.FormatBool(r.Group))
+		cols[25].add(strconv.Itoa(r.Unread))
+		cols[26].add(string(r.Event))
+		cols[27].add(string(r.Type))
+		if err := document(&cols[28], r.Payload, true); err != nil {
+			return nil, err
+		}
+		cols[29].add(r.At.Format(time.RFC3339Nano))
+		if err := document(&cols[30], r.Hooks, len(r.Hooks) > 0); err != nil {
+			return nil, err
+		}
+	}
+	args := make([]any, len(cols))
+	for i := range cols {
+		args[i] = cols[i].literal()
+	}
+	return args, nil
+}
+
+// pgArray builds a PostgreSQL array literal of text elements, each quoted (or NULL).
+type pgArray struct{ b []byte }
+
+func (a *pgArray) sep() {
+	if len(a.b) == 0 {
+		a.b = append(a.b, '{')
+	} else {
+		a.b = append(a.b, ',')
+	}
+}
+
+func (a *pgArray) add(s string) {
+	a.sep()
+	a.b = append(a.b, '"')
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c == '"' || c == '\\' {
+			a.b = append(a.b, '\\')
+		}
+		a.b = append(a.b, s[i])
+	}
+	a.b = append(a.b, '"')
+}
+
+func (a *pgArray) null() {
+	a.sep()
+	a.b = append(a.b, "NULL"...)
+}
+
+func (a *pgArray) literal() string {
+	if len(a.b) == 0 {
+		return "{}"
+	}
+	return string(append(a.b, '}'))
 }
 
 // bulkStatement writes a batch. Every data-modifying part runs once, on one snapshot, and
@@ -79,10 +198,13 @@ type bulkHook struct {
 // deadlock. A chat that several messages of the batch go to is written once, as if they
 // had been stored one after the other.
 const bulkStatement = `WITH input AS (
-	SELECT * FROM jsonb_to_recordset($1::jsonb) AS i(ord int, msg text, org text, ses text, chat text, sender text,
-		phone text, push text, from_me boolean, dir text, kind text, body text, status text, wa text, ts timestamptz,
-		reply text, target text, mime text, mname text, msize bigint, mdesc text, extra jsonb, cid text, cname text,
-		grp boolean, unread bigint, eid text, etype text, payload jsonb, at timestamptz, hooks jsonb)
+	SELECT * FROM unnest($1::int[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+		$8::text[], $9::boolean[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::timestamptz[],
+		$16::text[], $17::text[], $18::text[], $19::text[], $20::bigint[], $21::text[], $22::jsonb[], $23::text[],
+		$24::text[], $25::boolean[], $26::bigint[], $27::text[], $28::text[], $29::jsonb[], $30::timestamptz[],
+		$31::jsonb[])
+		AS i(ord, msg, org, ses, chat, sender, phone, push, from_me, dir, kind, body, status, wa, ts, reply, target,
+		mime, mname, msize, mdesc, extra, cid, cname, grp, unread, eid, etype, payload, at, hooks)
 ), m AS (
 	INSERT INTO messages (id, created_at, updated_at, organization_id, session_id, chat_jid, sender_jid, sender_phone,
 		push_name, from_me, direction, kind, text, status, wa_message_id, timestamp, reply_to, target_wa_id, edited,
@@ -124,7 +246,7 @@ const bulkStatement = `WITH input AS (
 	JOIN webhooks w ON w.id = h.wh AND w.enabled AND w.event_types ? e.type
 	RETURNING 1
 ), woken AS (
-	SELECT pg_notify($2, organization_id || ':' || max(seq) || ':' || $3) FROM e WHERE $2 <> '' GROUP BY organization_id
+	SELECT pg_notify($32, organization_id || ':' || max(seq) || ':' || $33) FROM e WHERE $32 <> '' GROUP BY organization_id
 )
 SELECT id, seq, (SELECT count(*) FROM d), (SELECT count(*) FROM woken) FROM e`
 
@@ -142,15 +264,15 @@ func (b *bulkInbound) WriteBulk(ctx context.Context, client *ent.Client, items [
 		if err != nil {
 			return err
 		}
-		row.Ord = i
 		rows[i] = row
 	}
-	input, err := json.Marshal(rows)
+	args, err := columns(rows)
 	if err != nil {
-		return fmt.Errorf("encoding messages: %w", err)
+		return err
 	}
 	conv := b.log.Bulk()
-	res, err := client.QueryContext(viewer.System(ctx, "session-runtime"), bulkStatement, string(input), conv.Channel, conv.Sender)
+	args = append(args, conv.Channel, conv.Sender)
+	res, err := client.QueryContext(viewer.System(ctx, "session-runtime"), bulkStatement, args...)
 	if err != nil {
 		return fmt.Errorf("storing messages: %w", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -249,4 +250,58 @@ func TestBulkInboundChecksTheWebhooksItIsGiven(t *testing.T) {
 	if !slices.Equal(got, l.hooks[:1]) || stale.enqueued != 1 {
 		t.Fatalf("deliveries for %v (deliverers woken %d times), want %v once", got, stale.enqueued, l.hooks[:1])
 	}
+}
+
+// The statement's input arrays read back in PostgreSQL as the texts that went in, NULL as
+// NULL, whatever the texts hold: quotes, backslashes, the array syntax's own characters.
+func TestBulkColumnsReadBackAsWritten(t *testing.T) {
+	db := testdb.Open(t, "postgres", database.Options{})
+	texts := []*string{ptr(`plain`), ptr(``), nil, ptr(`"quoted"`), ptr(`back\slash\`), ptr(`{a,b}`), ptr(`NULL`),
+		ptr(` spaced `), ptr("line\nbreak\ttab"), ptr(`ünïcødé 👍`), ptr(`\"`), nil}
+	var a pgArray
+	for _, s := range texts {
+		if s == nil {
+			a.null()
+		} else {
+			a.add(*s)
+		}
+	}
+	rows, err := db.SQL.QueryContext(t.Context(), `SELECT x FROM unnest($1::text[]) WITH ORDINALITY AS u(x, i) ORDER BY i`, a.literal())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var got []*string
+	for rows.Next() {
+		var x *string
+		if err := rows.Scan(&x); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, x)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(texts) {
+		t.Fatalf("%d elements read back, want %d", len(got), len(texts))
+	}
+	for i := range texts {
+		if (got[i] == nil) != (texts[i] == nil) || got[i] != nil && *got[i] != *texts[i] {
+			t.Errorf("element %d: %v, want %v", i, deref(got[i]), deref(texts[i]))
+		}
+	}
+	var empty pgArray
+	var n int
+	if err := db.SQL.QueryRowContext(t.Context(), `SELECT cardinality($1::text[])`, empty.literal()).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("an empty column: %d elements, %v", n, err)
+	}
+}
+
+func ptr(s string) *string { return &s }
+
+func deref(s *string) string {
+	if s == nil {
+		return "NULL"
+	}
+	return strconv.Quote(*s)
 }
