@@ -141,7 +141,7 @@ func TestOrganizationListsSkipTheOrganizationRow(t *testing.T) {
 				readOrg bool
 			}{
 				{`{ organization { id events(first: 20) { edges { node { cursor payload } } } } }`, false},
-				{`{ organization { __typename viewerRole sessions(first: 5) { edges { node { id } } } } }`, false},
+				{`{ organization { __typename viewerRole sessions(first: 5) { edges { node { id } } } members(first: 5) { edges { node { role } } } auditLog(first: 5) { edges { node { id } } } } }`, false},
 				{`{ organization { name events(first: 20) { edges { node { cursor payload } } } } }`, true},
 				{`{ organization { ... on Organization { slug } events(first: 20) { edges { node { cursor payload } } } } }`, true},
 				{`{ organization { ...O events(first: 20) { edges { node { cursor payload } } } } } fragment O on Node { ... on Organization { name } }`, true},
@@ -156,6 +156,7 @@ func TestOrganizationListsSkipTheOrganizationRow(t *testing.T) {
 								Node struct{ Payload map[string]any }
 							}
 						}
+						Members, AuditLog struct{ Edges []any }
 					}
 				}
 				s.OK(t, q(ann, "", c.query, nil), &out)
@@ -180,6 +181,9 @@ func TestOrganizationListsSkipTheOrganizationRow(t *testing.T) {
 				}
 				if strings.Contains(c.query, "events") && len(o.Events.Edges) == 0 {
 					t.Errorf("%s: no events", c.query)
+				}
+				if strings.Contains(c.query, "members") && (len(o.Members.Edges) == 0 || len(o.AuditLog.Edges) == 0) {
+					t.Errorf("%s: members %d, audit entries %d", c.query, len(o.Members.Edges), len(o.AuditLog.Edges))
 				}
 			}
 		})
