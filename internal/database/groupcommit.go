@@ -103,6 +103,28 @@ type unit struct {
 	done  chan result
 }
 
+// retry counts another try of u, false once it has had its retries.
+func (u *unit) retry() bool {
+	if u.tries >= retries {
+		return false
+	}
+	u.tries++
+	return true
+}
+
+// retryAll appends to again the units, whose work err undid through no fault of their own,
+// that have retries left, and ends the others with err.
+func retryAll(us []*unit, err error, again []*unit) []*unit {
+	for _, u := range us {
+		if u.retry() {
+			again = append(again, u)
+		} else {
+			u.done <- result{err: err}
+		}
+	}
+	return again
+}
+
 // BulkWriter writes the items of many units at once, in fewer statements than one by one.
 type BulkWriter interface {
 	// WriteBulk stores items, all or none, and commits them before it returns: it runs
@@ -243,8 +265,7 @@ func (l *lane) run(batch []*unit) {
 	// settle ends a unit whose work was rolled back, or queues it again when its error is
 	// worth a retry.
 	settle := func(u *unit, r result) {
-		if !r.panicked && Retryable(r.err) && u.tries < retries {
-			u.tries++
+		if !r.panicked && Retryable(r.err) && u.retry() {
 			again = append(again, u)
 			return
 		}
@@ -267,15 +288,7 @@ func (l *lane) run(batch []*unit) {
 	// wrong, so they run again (a few times at most), as do the units not started.
 	lost := func(err error, rest []*unit) {
 		_ = tx.Rollback()
-		for _, v := range in {
-			if v.tries < retries {
-				v.tries++
-				again = append(again, v)
-			} else {
-				v.done <- result{err: err}
-			}
-		}
-		again = append(again, rest...)
+		again = append(retryAll(in, err, again), rest...)
 	}
 	// The first unit runs without a savepoint: if it fails, the transaction holds nothing
 	// else and is rolled back whole. Every later unit runs under a savepoint "unit", taken
@@ -374,14 +387,7 @@ func (l *lane) writeBulk(units []*unit) (rest, again []*unit) {
 				u.done <- result{}
 			}
 		case Retryable(err):
-			for _, u := range us {
-				if u.tries < retries {
-					u.tries++
-					again = append(again, u)
-				} else {
-					u.done <- result{err: err}
-				}
-			}
+			again = retryAll(us, err, again)
 		default:
 			// Each runs alone in the transaction, where the one at fault fails by itself.
 			l.g.log.Warn("bulk write failed; writing its items one by one", "items", len(items), "err", err)
