@@ -221,11 +221,7 @@ func (e *targets) queries(ctx context.Context) error {
 	o, other := e.orgs[0], e.orgs[1%len(e.orgs)]
 	// The lists read a full page whatever ran before (A's events, or none): the organization
 	// gets a log of 100 received messages first, as the plan seeds 100 events per organization.
-	msgs := make([]map[string]string, 100)
-	for i := range msgs {
-		msgs[i] = map[string]string{"from": "+4915112345678", "text": fmt.Sprintf("history %d", i)}
-	}
-	if err := e.gql(ctx, e.sut.base, o.Token, simulateMany, map[string]any{"s": o.SessionID, "m": msgs}, nil); err != nil {
+	if err := e.backlog(ctx, o, "history"); err != nil {
 		return fmt.Errorf("seeding B's event log: %w", err)
 	}
 	member := viewer.NewContext(context.Background(), &viewer.Viewer{Kind: viewer.KindUser, UserID: gid.ID(o.UserID),
@@ -380,12 +376,7 @@ func (e *targets) ingest(ctx context.Context) error {
 	spread := func(ctx context.Context) error { return sendTo(ctx, e.orgs[int(seq.Load())%len(e.orgs)]) }
 	backlog := func(ctx context.Context) error {
 		n := seq.Add(1)
-		o := e.orgs[int(n)%len(e.orgs)]
-		msgs := make([]map[string]string, backlogSize)
-		for i := range msgs {
-			msgs[i] = map[string]string{"from": "+4915112345678", "text": fmt.Sprintf("backlog %d/%d", n, i)}
-		}
-		return e.gql(ctx, e.sut.base, o.Token, simulateMany, map[string]any{"s": o.SessionID, "m": msgs}, nil)
+		return e.backlog(ctx, e.orgs[int(n)%len(e.orgs)], "backlog "+strconv.FormatInt(n, 10))
 	}
 	// Unmeasured first, as A's and B's cases run: PostgreSQL plans a prepared statement afresh
 	// for its first five executions on each pooled connection, several milliseconds each

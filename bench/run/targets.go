@@ -173,6 +173,16 @@ const (
 	backlogSize  = 100
 )
 
+// backlog makes o's session receive backlogSize text messages in one call, their texts
+// label and their position.
+func (e *targets) backlog(ctx context.Context, o org, label string) error {
+	msgs := make([]map[string]string, backlogSize)
+	for i := range msgs {
+		msgs[i] = map[string]string{"from": "+4915112345678", "text": fmt.Sprintf("%s/%d", label, i)}
+	}
+	return e.gql(ctx, e.sut.base, o.Token, simulateMany, map[string]any{"s": o.SessionID, "m": msgs}, nil)
+}
+
 // seed signs up one owner per organization (plus C's), each with a connected sandbox
 // session, through the public API.
 func (e *targets) seed(ctx context.Context) error {
