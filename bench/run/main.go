@@ -20,8 +20,8 @@
 //	BENCH_BUDGET            hard wall-clock limit of the whole run (10m)
 //	BENCH_ONLY              scenarios to run, e.g. "B" or "DA,C" (all: DA,B,C); for iterating on one,
 //	                        the report marks what did not run n/a
-//	BENCH_PROFILE=1         save CPU profiles of wagate's first fan-out, trivial-query, tenant-list and ingest windows
-//	                        (bench/out/profile-*.pprof; `go tool pprof` reads them)
+//	BENCH_PROFILE=1         save CPU and allocation profiles of wagate's first fan-out, trivial-query, tenant-list
+//	                        and ingest windows (bench/out/profile-*.pprof; `go tool pprof` reads them)
 package main
 
 import (

@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -458,39 +459,48 @@ func (e *targets) ingest(ctx context.Context) error {
 	return ctx.Err()
 }
 
-// profile starts recording a CPU profile of t for d when BENCH_PROFILE=1, and returns a
-// function that waits for it and saves it as bench/out/profile-<name>.pprof.
+// profile records t's CPU profile and what it allocates (a delta: /debug/pprof/allocs with
+// seconds) for d when BENCH_PROFILE=1, and returns a function that waits for both and saves
+// them as bench/out/profile-<name>.pprof and profile-<name>-allocs.pprof.
 func (e *targets) profile(ctx context.Context, t *target, name string, d time.Duration) func() {
 	if !e.b.cfg.profile {
 		return func() {}
 	}
-	url := strings.TrimSuffix(t.statsURL, "/stats") + "/debug/pprof/profile?seconds=" + strconv.Itoa(max(1, int(d.Seconds())))
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		path := filepath.Join(e.b.out, "profile-"+name+".pprof")
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if err != nil {
-			log.Printf("profile %s: %v", name, err)
-			return
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			log.Printf("profile %s: %v", name, err)
-			return
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		if err == nil {
-			err = os.WriteFile(path, b, 0o644)
-		}
-		if err != nil {
-			log.Printf("profile %s: %v", name, err)
-			return
-		}
-		log.Printf("CPU profile of %s: %s", name, path)
-	}()
-	return func() { <-done }
+	base := strings.TrimSuffix(t.statsURL, "/stats") + "/debug/pprof/"
+	secs := "?seconds=" + strconv.Itoa(max(1, int(d.Seconds())))
+	var wg sync.WaitGroup
+	for kind, file := range map[string]string{"profile": name, "allocs": name + "-allocs"} {
+		wg.Go(func() {
+			path := filepath.Join(e.b.out, "profile-"+file+".pprof")
+			if err := fetchTo(ctx, base+kind+secs, path); err != nil {
+				log.Printf("profile %s: %v", file, err)
+				return
+			}
+			log.Printf("%s profile of %s: %s", kind, name, path)
+		})
+	}
+	return wg.Wait
+}
+
+// fetchTo saves what a GET of url answers at path.
+func fetchTo(ctx context.Context, url, path string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, b, 0o644)
 }
 
 var tpsRE = regexp.MustCompile(`tps = ([0-9.]+) \(without initial connection time\)`)
