@@ -87,18 +87,21 @@ func (m *Manager) DeliverAll(ctx context.Context, sessionID string, msgs []Inbou
 // receive stores messages session id of org received, in order, in one unit of the group
 // committer: in bulk when it can (see bulkInbound), one by one otherwise.
 func (m *Manager) receive(ctx context.Context, org, id gid.ID, msgs []Inbound) error {
-	if m.bulk == nil || slices.ContainsFunc(msgs, func(in Inbound) bool { return in.Edit || in.Revoke }) {
-		return m.ingest.Do(ctx, string(org), func(ctx context.Context, c *ent.Client) error {
-			for _, in := range msgs {
-				err := m.appendTo(ctx, c, org, id, func(ctx context.Context, c *ent.Client) (*events.Entry, error) {
-					return m.inbound(ctx, c, org, id, in)
-				})
-				if err != nil {
-					return err
-				}
+	// One by one in the group committer's transaction: the way for edits and revocations,
+	// and for a batch whose bulk statement failed.
+	oneByOne := func(ctx context.Context, c *ent.Client) error {
+		for _, in := range msgs {
+			err := m.appendTo(ctx, c, org, id, func(ctx context.Context, c *ent.Client) (*events.Entry, error) {
+				return m.inbound(ctx, c, org, id, in)
+			})
+			if err != nil {
+				return err
 			}
-			return nil
-		})
+		}
+		return nil
+	}
+	if m.bulk == nil || slices.ContainsFunc(msgs, func(in Inbound) bool { return in.Edit || in.Revoke }) {
+		return m.ingest.Do(ctx, string(org), oneByOne)
 	}
 	rs := make([]received, len(msgs))
 	slot, _ := ctx.Value(storedKey{}).(*storedSlot)
@@ -106,14 +109,7 @@ func (m *Manager) receive(ctx context.Context, org, id gid.ID, msgs []Inbound) e
 		rs[i] = newReceived(org, id, in)
 		rs[i].stored = slot
 	}
-	return m.ingest.DoBulk(ctx, string(org), m.bulk, rs, func(ctx context.Context, c *ent.Client) error {
-		for _, r := range rs {
-			if err := m.appendTo(ctx, c, org, id, r.store); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	return m.ingest.DoBulk(ctx, string(org), m.bulk, rs, oneByOne)
 }
 
 // appendTo runs store, and appends the event-log entry it returns (nil: none) to the log of
