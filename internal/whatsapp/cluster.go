@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"runtime/pprof"
 	"time"
 
 	"github.com/wagate/wagate/ent"
@@ -133,10 +134,17 @@ func (m *Manager) poke(id gid.ID) {
 	}
 }
 
+// LoopLabel is a pprof label the contexts of the claim loop's work carry, with the value
+// "claim", so that whatever sees a statement's context (a driver wrapper, a test counting the
+// statements a request or a received message costs) can tell the scans apart. The goroutine
+// itself is not labelled: the sessions it starts would inherit the label.
+const LoopLabel = "wagate.loop"
+
 // claimLoop runs the sessions nobody runs, carries out the commands of the sessions this
 // replica runs, and stops everything when the locks are lost.
 func (m *Manager) claimLoop() {
 	defer m.wg.Done()
+	ctx := pprof.WithLabels(m.ctx, pprof.Labels(LoopLabel, "claim"))
 	every := m.opts.Cluster.ClaimEvery
 	if every <= 0 {
 		every = 2 * time.Second
@@ -149,19 +157,19 @@ func (m *Manager) claimLoop() {
 	lost := m.opts.Cluster.Locks.Lost()
 	for {
 		select {
-		case <-m.ctx.Done():
+		case <-ctx.Done():
 			return
 		case <-lost:
 			lost = m.opts.Cluster.Locks.Lost()
 			m.dropAll()
 		case id := <-m.pokes:
 			if id == "" {
-				m.scan()
+				m.scan(ctx)
 			} else {
-				m.reconcile(id)
+				m.reconcile(ctx, id)
 			}
 		case <-t.C:
-			m.scan()
+			m.scan(ctx)
 			t.Reset(every/2 + rand.N(every))
 		}
 	}
@@ -183,8 +191,8 @@ func wantsConnection(s *ent.Session) bool {
 // runs, and hands waiting commands to the sessions this replica runs. A session running here
 // with no command waiting is left alone (its outbox has a timer of its own): an idle replica
 // costs the database a few queries per scan, not two for each of its sessions.
-func (m *Manager) scan() {
-	ctx, cancel := context.WithTimeout(m.ctx, 10*time.Second)
+func (m *Manager) scan(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	pending := sessioncommand.StatusEQ(sessioncommand.StatusPENDING)
 	want, err := m.client.Session.Query().Where(session.Or(
@@ -247,8 +255,8 @@ func missing(all, present []gid.ID) []gid.ID {
 }
 
 // reconcile looks at one session after a hint about it.
-func (m *Manager) reconcile(id gid.ID) {
-	ctx, cancel := context.WithTimeout(m.ctx, 10*time.Second)
+func (m *Manager) reconcile(ctx context.Context, id gid.ID) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	s, err := m.client.Session.Get(ctx, id)
 	switch {
