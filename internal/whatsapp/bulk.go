@@ -82,13 +82,6 @@ const bulkColumns = 31
 // third of the statement for a backlog of 700 messages.
 func columns(rows []bulkRow) ([]any, error) {
 	var cols [bulkColumns]pgArray
-	optional := func(c *pgArray, s *string) {
-		if s == nil {
-			c.null()
-		} else {
-			c.add(*s)
-		}
-	}
 	document := func(c *pgArray, v any, present bool) error {
 		if !present {
 			c.null()
@@ -108,19 +101,19 @@ func columns(rows []bulkRow) ([]any, error) {
 		cols[3].add(string(r.Session))
 		cols[4].add(r.Chat)
 		cols[5].add(r.Sender)
-		optional(&cols[6], r.Phone)
+		cols[6].addOrNull(r.Phone)
 		cols[7].add(r.Push)
 		cols[8].add(strconv.FormatBool(r.FromMe))
 		cols[9].add(string(r.Dir))
 		cols[10].add(string(r.Kind))
-		optional(&cols[11], r.Text)
+		cols[11].addOrNull(r.Text)
 		cols[12].add(string(r.Status))
 		cols[13].add(r.WA)
 		cols[14].add(r.TS.Format(time.RFC3339Nano))
-		optional(&cols[15], r.Reply)
-		optional(&cols[16], r.Target)
-		optional(&cols[17], r.Mime)
-		optional(&cols[18], r.MName)
+		cols[15].addOrNull(r.Reply)
+		cols[16].addOrNull(r.Target)
+		cols[17].addOrNull(r.Mime)
+		cols[18].addOrNull(r.MName)
 		if r.MSize == nil {
 			cols[19].null()
 		} else {
@@ -176,6 +169,15 @@ func (a *pgArray) add(s string) {
 		a.b = append(a.b, s[i])
 	}
 	a.b = append(a.b, '"')
+}
+
+// addOrNull adds *s, or NULL when s is nil.
+func (a *pgArray) addOrNull(s *string) {
+	if s == nil {
+		a.null()
+	} else {
+		a.add(*s)
+	}
 }
 
 func (a *pgArray) null() {

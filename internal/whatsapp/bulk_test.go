@@ -260,11 +260,7 @@ func TestBulkColumnsReadBackAsWritten(t *testing.T) {
 		ptr(` spaced `), ptr("line\nbreak\ttab"), ptr(`ünïcødé 👍`), ptr(`\"`), nil}
 	var a pgArray
 	for _, s := range texts {
-		if s == nil {
-			a.null()
-		} else {
-			a.add(*s)
-		}
+		a.addOrNull(s)
 	}
 	rows, err := db.SQL.QueryContext(t.Context(), `SELECT x FROM unnest($1::text[]) WITH ORDINALITY AS u(x, i) ORDER BY i`, a.literal())
 	if err != nil {
